@@ -1,0 +1,310 @@
+"""The adapter contract: the one small interface every external system is reached through.
+
+An adapter serves one kind of backend (``vault``, ``flagfile``, ...). The engine drives it in
+four phases, each a plain blocking method that the engine runs in a bounded thread pool:
+
+1. ``plan(action, ref, ctx)`` — read-only. Observes the target named by one inventory
+   reference and returns the :class:`Change` objects that would carry out ``action`` on it:
+   state before, state after, reversibility, and what undo needs.
+2. ``read(change)`` — read-only. The target's current state, in the same shape as
+   ``change.before`` / ``change.after``. The engine fingerprints it to detect drift (before)
+   and to recognise an already-applied change (after), so adapters need no drift logic.
+3. ``apply(change)`` — the side effect, exactly as planned. Returns extra undo data (for
+   example version ids created by the change). Must be idempotent.
+4. ``verify(change)`` — read-only. Proves the change took effect the way an application
+   would notice (a read that now fails, a flag that now evaluates off).
+
+``inverse(change, applied)`` builds the undo change (a normal :class:`Change` the engine plans
+and applies like any other) or raises :class:`~console.errors.UndoUnsupported`.
+
+Rules: constructors validate options and do no I/O; ``open()`` / ``close()`` own clients; only
+:class:`~console.errors.AdapterError` subclasses escape (use :func:`map_errors`); adapters never
+write the audit trail and never put secret values into a Change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from console.errors import AdapterError, ConfigError, UndoUnsupported
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "KILL_POINTS",
+    "ActionSpec",
+    "Adapter",
+    "Change",
+    "PlanContext",
+    "Verdict",
+    "adapter_names",
+    "canonical_json",
+    "fingerprint",
+    "load_adapter_class",
+    "map_errors",
+]
+
+ENTRY_POINT_GROUP = "killswitch.adapters"
+"""Entry-point group through which built-in and third-party adapters are discovered."""
+
+KILL_POINTS: Mapping[str, str] = {
+    "flag.disable": "flags",
+    "flag.enable": "flags",
+    "batch.cancel": "batches",
+    "egress.block": "egress",
+    "egress.unblock": "egress",
+    "credential.disable": "credentials",
+    "credential.enable": "credentials",
+    "credential.destroy": "credentials",
+    "evidence.preserve": "credentials",
+    "notify": "contacts",
+}
+"""Every action kind a runbook may name, and the inventory kill-point list it acts on."""
+
+# Status of a planned change, as reported by plan / dry-run.
+OBSERVED = "observed"  # a real read-only call established the state
+SIMULATED = "simulated"  # the state could not be read; the change is synthesised
+UNSUPPORTED = "unsupported"  # no adapter can carry this out; it will not happen
+NOOP = "noop"  # the target is already in the wanted state
+ERROR = "error"  # observing the target failed; see `error`
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` deterministically (sorted keys, no spaces) for hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint(state: Mapping[str, Any] | None) -> str:
+    """SHA-256 of a state mapping in canonical form; the precondition of a change."""
+    return hashlib.sha256(canonical_json(state or {}).encode()).hexdigest()
+
+
+@dataclass
+class Change:
+    """One planned operation on one target. Plain data: serialisable, hashed, secret-free.
+
+    Attributes:
+        op_id: Stable id inside a plan: ``integration/step/index``.
+        integration: Inventory id of the integration.
+        step: Runbook step id.
+        action: Action kind (``credential.disable``, ``flag.enable``, ...).
+        backend: Configured backend name.
+        adapter: Adapter name (the backend's type).
+        target: Human-readable reference of the target (never a secret).
+        ref: The inventory reference the change was planned from.
+        before: Observed state before the change.
+        after: State the change produces.
+        reversible: Whether ``inverse`` can undo it.
+        undo: What the inverse needs (filled at plan time, extended by apply).
+        precondition: Fingerprint of ``before``.
+        status: observed / simulated / unsupported / noop / error.
+        note: One line for the operator (why noop, what is irreversible, ...).
+        error: Provider message when observing failed.
+        inverse_of: For undo changes, the op id in the run being restored.
+    """
+
+    op_id: str
+    integration: str
+    step: str
+    action: str
+    backend: str
+    adapter: str
+    target: str
+    ref: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    reversible: bool = True
+    undo: dict[str, Any] = field(default_factory=dict)
+    precondition: str = ""
+    status: str = OBSERVED
+    note: str = ""
+    error: str = ""
+    inverse_of: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.precondition and self.status in (OBSERVED, NOOP):
+            self.precondition = fingerprint(self.before)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The change as JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        """Rebuild a change from :meth:`to_dict` output."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    @property
+    def actionable(self) -> bool:
+        """True when applying would call the adapter (not noop, unsupported or error)."""
+        return self.status in (OBSERVED, SIMULATED)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of verify for one change.
+
+    Attributes:
+        ok: True when the change is proven in effect.
+        state: Short word for the operator: ``dead``, ``off``, ``live``, ``restored``, ...
+        detail: One line explaining how it was checked.
+    """
+
+    ok: bool
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What an adapter may know while planning.
+
+    Attributes:
+        integration: Inventory id.
+        step: Runbook step id.
+        options: The runbook step's options.
+        run_id: The run being planned.
+        incident: Incident id, if any.
+    """
+
+    integration: str
+    step: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    incident: str = ""
+
+    def op_id(self, index: int) -> str:
+        """The op id of the ``index``-th change planned in this context."""
+        return f"{self.integration}/{self.step}/{index}"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action kind an adapter offers.
+
+    Attributes:
+        kind: Action kind, as in runbooks.
+        kill_point: Inventory list it acts on: credentials / flags / batches / egress / contacts.
+        reversible: Whether the change can be undone.
+        inverse: Action kind of the undo, if any.
+        permissions: What the console's credentials need (for the operator and the docs).
+        schema: JSON Schema of the inventory reference fields this action reads.
+    """
+
+    kind: str
+    kill_point: str
+    reversible: bool
+    inverse: str = ""
+    permissions: tuple[str, ...] = ()
+    schema: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Adapter:
+    """Base class of every adapter. Subclasses set the class attributes and the methods.
+
+    Class attributes:
+        name: Equal to the entry-point name and the backend ``type`` in config.
+        OPTIONS: Backend option names with a one-line description each.
+        ACTIONS: The action kinds offered, by kind.
+        SUPPORTS_UNDO: Whether any action is reversible.
+        SUPPORTS_NATIVE_DRY_RUN: Whether the provider itself offers a dry-run.
+    """
+
+    name: ClassVar[str] = ""
+    OPTIONS: ClassVar[Mapping[str, str]] = {}
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {}
+    SUPPORTS_UNDO: ClassVar[bool] = False
+    SUPPORTS_NATIVE_DRY_RUN: ClassVar[bool] = False
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        """Keep the options; no I/O here. Unknown option keys are ignored."""
+        self.backend = backend
+        self.options = dict(options)
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Create clients. Called once before the first call; may do I/O."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients."""
+
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """Observe one inventory reference and return the changes ``action`` would make."""
+        raise NotImplementedError
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """Return the target's current state in the shape of ``change.before``."""
+        raise NotImplementedError
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """Carry out ``change``; return extra undo data. Idempotent."""
+        raise NotImplementedError
+
+    def verify(self, change: Change) -> Verdict:
+        """Prove the change is in effect. Default: current state equals ``change.after``."""
+        state = self.read(change)
+        if fingerprint(state) == fingerprint(change.after):
+            return Verdict(True, "done", "read back: state matches the plan")
+        return Verdict(False, "live", f"read back: state is {canonical_json(state)}")
+
+    def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
+        """Return the change that undoes ``change`` (with ``applied`` = apply's undo data)."""
+        raise UndoUnsupported(
+            f"{change.action} on {change.target} cannot be undone",
+            where=change.target,
+        )
+
+    def permissions(self, action: str) -> tuple[str, ...]:
+        """Permissions the console needs for ``action``."""
+        spec = self.ACTIONS.get(action)
+        return spec.permissions if spec else ()
+
+
+@contextmanager
+def map_errors(
+    target: str, translate: Callable[[BaseException], AdapterError | None]
+) -> Iterator[None]:
+    """Translate driver exceptions into :class:`AdapterError` at the adapter boundary.
+
+    Args:
+        target: The reference named in the error's ``where``.
+        translate: Returns the AdapterError for a driver exception, or None to re-raise it
+            wrapped as a plain AdapterError.
+    """
+    try:
+        yield
+    except AdapterError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - this is the boundary
+        mapped = translate(exc) or AdapterError(f"{type(exc).__name__}: {exc}")
+        if not mapped.where:
+            mapped.where = target
+        raise mapped from exc
+
+
+def adapter_names() -> list[str]:
+    """Names of every registered adapter; imports none of them."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def load_adapter_class(name: str) -> type[Adapter]:
+    """Import and return the adapter class registered as ``name``.
+
+    Raises:
+        ConfigError: No adapter of that name is installed.
+    """
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+                raise ConfigError(f"entry point {ep.value} is not an Adapter subclass")
+            return cls
+    known = ", ".join(adapter_names()) or "none"
+    raise ConfigError(
+        f"no adapter named {name!r} is installed",
+        hint=f"use one of: {known}, or install the package that provides it",
+    )

@@ -1,0 +1,198 @@
+"""An in-process fake backend that satisfies the adapter contract.
+
+Used by engine tests, the engine benchmark and tabletop exercises: every target is a switch
+that is ``on`` (live) or ``off`` (killed). Latency and faults are injected from options, and the
+state can live in a JSON file so that several processes (a run, a crash, a resume) share it.
+
+Backend options::
+
+    [backends.sim]
+    type = "fake"
+    latency = 0.02          # seconds per call
+    fail_rate = 0.0         # share of calls answering 503 (retryable)
+    throttle_rate = 0.0     # share of calls answering 429 with Retry-After
+    retry_after = 0.05      # seconds, for throttled calls
+    state_file = ""         # JSON file shared across processes; empty = in memory
+    simulate = false        # plan without reading (reports "simulated")
+
+Inventory reference: ``{backend = "sim", key = "support-bot-key"}``.
+
+Example runbook step::
+
+    [[steps]]
+    id = "revoke"
+    action = "credential.disable"
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from adapters.base import SIMULATED, ActionSpec, Adapter, Change, PlanContext, Verdict
+from console.errors import NotFound, RateLimited, Unavailable, UndoUnsupported
+
+__all__ = ["FakeAdapter"]
+
+_SCHEMA = {"type": "object", "properties": {"backend": {}, "label": {}, "key": {"type": "string"}}}
+_INVERSE = {
+    "credential.disable": "credential.enable",
+    "credential.enable": "credential.disable",
+    "flag.disable": "flag.enable",
+    "flag.enable": "flag.disable",
+    "egress.block": "egress.unblock",
+    "egress.unblock": "egress.block",
+}
+_TURNS_OFF = {"credential.disable", "credential.destroy", "flag.disable", "batch.cancel",
+              "egress.block"}
+
+
+def _spec(kind: str, kill_point: str, reversible: bool = True) -> ActionSpec:
+    return ActionSpec(kind, kill_point, reversible, _INVERSE.get(kind, ""),
+                      (f"fake:{kind}",), _SCHEMA)
+
+
+class FakeAdapter(Adapter):
+    """Switches that can be turned off and on again, with injectable latency and faults."""
+
+    name: ClassVar[str] = "fake"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "latency": "seconds each call sleeps",
+        "fail_rate": "share of calls failing with a 503",
+        "throttle_rate": "share of calls failing with a 429",
+        "retry_after": "Retry-After of throttled calls, seconds",
+        "state_file": "JSON file holding the switches (shared across processes)",
+        "simulate": "plan without reading state",
+    }
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
+        "credential.disable": _spec("credential.disable", "credentials"),
+        "credential.enable": _spec("credential.enable", "credentials"),
+        "credential.destroy": _spec("credential.destroy", "credentials", reversible=False),
+        "flag.disable": _spec("flag.disable", "flags"),
+        "flag.enable": _spec("flag.enable", "flags"),
+        "batch.cancel": _spec("batch.cancel", "batches", reversible=False),
+        "egress.block": _spec("egress.block", "egress"),
+        "egress.unblock": _spec("egress.unblock", "egress"),
+    }
+    SUPPORTS_UNDO: ClassVar[bool] = True
+
+    _memory: ClassVar[dict[str, dict[str, Any]]] = {}
+    _memory_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        super().__init__(backend, options)
+        self.latency = float(options.get("latency", 0.0))
+        self.fail_rate = float(options.get("fail_rate", 0.0))
+        self.throttle_rate = float(options.get("throttle_rate", 0.0))
+        self.retry_after = float(options.get("retry_after", 0.05))
+        self.simulate = bool(options.get("simulate", False))
+        state_file = str(options.get("state_file", "") or "")
+        self.state_file = Path(state_file) if state_file else None
+        self.calls = 0
+
+    # -- state -------------------------------------------------------------------------
+    @contextmanager
+    def _state(self) -> Iterator[dict[str, Any]]:
+        if self.state_file is None:
+            with self._memory_lock:
+                yield self._memory.setdefault(self.backend, {"switches": {}, "applied": []})
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.state_file}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = (json.loads(self.state_file.read_text())
+                        if self.state_file.exists() else {"switches": {}, "applied": []})
+                yield data
+                tmp = self.state_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(data, indent=1))
+                os.replace(tmp, self.state_file)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _call(self) -> None:
+        self.calls += 1
+        if self.latency:
+            time.sleep(self.latency)
+        roll = random.random()
+        if roll < self.throttle_rate:
+            raise RateLimited("fake: 429 Too Many Requests", retry_after=self.retry_after,
+                              status=429)
+        if roll < self.throttle_rate + self.fail_rate:
+            raise Unavailable("fake: 503 Service Unavailable", status=503)
+
+    def _switch(self, key: str) -> str:
+        with self._state() as data:
+            return str(data["switches"].setdefault(key, "on"))
+
+    # -- contract ----------------------------------------------------------------------
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """Observe the switch named by ``ref["key"]`` and plan ``action`` on it."""
+        key = str(ref.get("key") or "")
+        if not key:
+            raise NotFound("fake reference has no 'key'", where=self.backend)
+        spec = self.ACTIONS[action]
+        after = {"switch": "off" if action in _TURNS_OFF else "on"}
+        if self.simulate:
+            return [Change(ctx.op_id(0), ctx.integration, ctx.step, action, self.backend,
+                           self.name, f"{self.backend}:{key}", dict(ref), {"switch": "on"},
+                           after, spec.reversible, status=SIMULATED,
+                           note="simulated: state not read")]
+        self._call()
+        before = {"switch": self._switch(key)}
+        change = Change(ctx.op_id(0), ctx.integration, ctx.step, action, self.backend,
+                        self.name, f"{self.backend}:{key}", dict(ref), before, after,
+                        spec.reversible, undo={"key": key, "was": before["switch"]})
+        if before == after:
+            change.status = "noop"
+            change.note = f"already {after['switch']}"
+        if not spec.reversible:
+            change.note = change.note or "irreversible"
+        return [change]
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """Current position of the switch."""
+        self._call()
+        return {"switch": self._switch(str(change.ref["key"]))}
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """Flip the switch and log the side effect (for exactly-once checks)."""
+        self._call()
+        key = str(change.ref["key"])
+        with self._state() as data:
+            data["switches"][key] = change.after["switch"]
+            data["applied"].append({"op": change.op_id, "key": key, "action": change.action})
+        return {"applied_at": time.time()}
+
+    def verify(self, change: Change) -> Verdict:
+        """Read the switch back."""
+        state = self.read(change)
+        ok = state == change.after
+        word = ("dead" if state["switch"] == "off" else "live") if ok else "STILL LIVE"
+        if ok and state["switch"] == "on":
+            word = "restored"
+        return Verdict(ok, word, f"switch is {state['switch']}")
+
+    def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
+        """Turn the switch back to where it was."""
+        if not change.reversible or change.action not in _INVERSE:
+            raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone",
+                                  where=change.target)
+        return Change(f"{change.op_id}:undo", change.integration, f"undo-{change.step}",
+                      _INVERSE[change.action], change.backend, self.name, change.target,
+                      dict(change.ref), dict(change.after), dict(change.before), True,
+                      inverse_of=change.op_id)
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget every in-memory switch (tests and benchmarks)."""
+        with cls._memory_lock:
+            cls._memory.clear()

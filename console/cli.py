@@ -1,0 +1,477 @@
+"""Headless commands. Never imports Textual (a test checks ``sys.modules``).
+
+Exit codes (also in the README):
+    0 ok; 1 some operations failed; 2 usage / config / input error;
+    3 refused (drift, lock held, blast radius, irreversible without consent, no confirmation);
+    4 verification failed (a kill did not take effect, or the audit chain does not verify).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from console.errors import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    ConsoleError,
+    NotConfirmed,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from console.config import Config
+    from console.engine.model import Plan, RunResult
+    from console.engine.service import Session
+
+__all__ = ["cli", "main"]
+
+
+def _store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value not in (None, False):
+        ctx.ensure_object(dict)[param.name or ""] = value
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --config and --json to a command (they work before or after the subcommand)."""
+    fn = click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                      expose_value=False, callback=_store,
+                      help="Config file (default: $KILLSWITCH_CONFIG, then "
+                           "~/.config/killswitch/config.toml).")(fn)
+    fn = click.option("--json", "json_out", is_flag=True, expose_value=False,
+                      callback=_store, help="Machine-readable output.")(fn)
+    return fn
+
+
+def _opts() -> dict[str, Any]:
+    ctx = click.get_current_context()
+    return ctx.ensure_object(dict)
+
+
+def _config() -> Config:
+    from console.config import load_config
+
+    return load_config(_opts().get("config"))
+
+
+def _json() -> bool:
+    return bool(_opts().get("json_out"))
+
+
+def _session(incident: str | None = None, mode: str = "live") -> Session:
+    from console.engine.service import Session
+
+    return Session(_config(), incident=incident, mode=mode)
+
+
+def _out(text: str) -> None:
+    from console.scrub import scrub_text
+
+    click.echo(scrub_text(text))
+
+
+@click.group(invoke_without_command=True)
+@common
+@click.version_option(package_name="killswitch")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Killswitch: contain an approved AI integration in minutes."""
+    ctx.ensure_object(dict)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+# -- inventory -----------------------------------------------------------------------------
+@cli.group()
+def inventory() -> None:
+    """List, show and lint the inventory of approved AI integrations."""
+
+
+@inventory.command("list")
+@common
+@click.argument("selectors", nargs=-1)
+def inventory_list(selectors: tuple[str, ...]) -> None:
+    """List integrations (optionally filtered by SELECTORS)."""
+    from console.inventory import select
+    from console.render import table
+
+    config = _config()
+    items = select(config.integrations, list(selectors)) if selectors else config.integrations
+    if _json():
+        _out(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
+        return
+    rows = [[i.id, i.name, i.provider, i.environment, ",".join(i.data_classes), i.owner,
+             i.status] for i in items]
+    _out(table(["id", "name", "provider", "env", "data classes", "owner", "status"], rows))
+
+
+@inventory.command("show")
+@common
+@click.argument("integration_id")
+def inventory_show(integration_id: str) -> None:
+    """Everything the inventory says about one integration."""
+    from console.inventory import select
+
+    (item,) = select(_config().integrations, [integration_id])
+    data = item.model_dump(mode="json")
+    if _json():
+        _out(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            _out(f"{key}:")
+            for v in value:
+                _out("  - " + ", ".join(f"{k}={x}" for k, x in v.items() if x is not None))
+        elif value not in (None, [], {}):
+            _out(f"{key}: {value if not isinstance(value, list) else ', '.join(map(str, value))}")
+
+
+@inventory.command("lint")
+@common
+def inventory_lint() -> None:
+    """Check the inventory: errors exit 2, warnings are printed."""
+    from console.inventory import lint
+
+    findings = lint(_config())
+    if _json():
+        _out(json.dumps([f.__dict__ if hasattr(f, "__dict__") else f for f in findings],
+                        indent=2, default=str))
+    else:
+        for f in findings:
+            _out(f"{f.level}: {f.where}: {f.message}" + (f"\n  hint: {f.hint}" if f.hint else ""))
+        errors = sum(1 for f in findings if f.level == "error")
+        _out(f"{errors} error(s), {len(findings) - errors} warning(s)")
+    if any(f.level == "error" for f in findings):
+        sys.exit(EXIT_USAGE)
+
+
+# -- plan / run ----------------------------------------------------------------------------
+def _emit_plan(plan: Plan, out: str | None, dry_run: bool) -> None:
+    from console.render import render_plan
+
+    if out:
+        Path(out).write_text(plan.to_json())
+    if _json():
+        _out(plan.to_json())
+    else:
+        _out(render_plan(plan, dry_run=dry_run))
+        if out:
+            _out(f"\nsaved to {out}; apply with `killswitch run --plan {out}`")
+
+
+@cli.command()
+@common
+@click.argument("runbook")
+@click.argument("selectors", nargs=-1, required=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan (JSON) here.")
+@click.option("--incident", help="Incident id, recorded.")
+def plan(runbook: str, selectors: tuple[str, ...], out: str | None,
+         incident: str | None) -> None:
+    """Observe every target read-only and show what RUNBOOK would do to SELECTORS."""
+    session = _session(incident)
+    result = session.sync(session.plan(runbook, list(selectors)))
+    _emit_plan(result, out, dry_run=False)
+
+
+def _confirm(plan: Plan, yes: bool, reason: str | None) -> str:
+    """The recorded reason, after the operator confirmed (or refuse)."""
+    if not sys.stdin.isatty():
+        if not yes:
+            raise NotConfirmed("a live run needs --yes when standard input is not a terminal",
+                               hint="add --yes --reason '...' (the reason is recorded)")
+        if not reason:
+            raise NotConfirmed("a live run needs --reason when standard input is not a terminal",
+                               hint="add --reason '...': it is recorded in the audit trail")
+        return reason
+    if yes and reason:
+        return reason
+    expected = plan.integrations[0] if len(plan.integrations) == 1 else str(len(plan.integrations))
+    what = "the integration id" if len(plan.integrations) == 1 else "the number of integrations"
+    typed = click.prompt(f"LIVE run on {', '.join(plan.integrations)}. Type {what} to confirm",
+                         default="", show_default=False)
+    if typed.strip() != expected:
+        raise NotConfirmed(f"confirmation did not match (expected {expected!r}); nothing done")
+    reason = reason or click.prompt("Reason (recorded)", default="", show_default=False)
+    if not reason.strip():
+        raise NotConfirmed("a reason is required for a live run; nothing done")
+    return reason
+
+
+def _run_live(session: Session, plan: Plan, reason: str, allow_irreversible: bool,
+              max_targets: int | None, saved: bool) -> RunResult:
+    async def go() -> RunResult:
+        loop = asyncio.get_running_loop()
+
+        def on_sigint() -> None:
+            if session.cancel is not None and not session.cancel.is_set():
+                click.echo("\ncancelling: no new operations start; in-flight ones finish and "
+                           "are recorded", err=True)
+                session.cancel.set()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await session.apply(plan, reason=reason,
+                                       allow_irreversible=allow_irreversible,
+                                       max_targets=max_targets, saved=saved)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(go())
+
+
+def _finish(result: RunResult) -> None:
+    from console.render import render_result, result_json
+
+    _out(result_json(result) if _json() else render_result(result))
+    sys.exit(result.exit_code())
+
+
+@cli.command()
+@common
+@click.argument("runbook", required=False)
+@click.argument("selectors", nargs=-1)
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
+              help="Apply exactly this saved plan (refused if any target drifted).")
+@click.option("--dry-run", is_flag=True, help="Observe and report; change nothing.")
+@click.option("--yes", is_flag=True, help="Confirm a live run (required off a terminal).")
+@click.option("--reason", help="Why this run happens (recorded; required with --yes).")
+@click.option("--incident", help="Incident id, recorded.")
+@click.option("--allow-irreversible", is_flag=True, help="Consent to irreversible changes.")
+@click.option("--max-targets", type=int, help="Allow more integrations than max_targets.")
+def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, dry_run: bool,
+        yes: bool, reason: str | None, incident: str | None, allow_irreversible: bool,
+        max_targets: int | None) -> None:
+    """Run RUNBOOK on SELECTORS (or a saved --plan): plan, confirm, apply, verify."""
+    from console.engine.model import Plan as PlanModel
+
+    if plan_file and (runbook or selectors):
+        raise UsageError("give either RUNBOOK SELECTOR... or --plan FILE, not both")
+    if not plan_file and (not runbook or not selectors):
+        raise UsageError("missing RUNBOOK and SELECTOR", hint="e.g. killswitch run kill-switch "
+                         "support-bot --dry-run")
+    session = _session(incident, mode="live")
+    if plan_file:
+        the_plan = PlanModel.load(plan_file)
+        if dry_run:
+            session.sync(session.check_drift(the_plan))
+            _emit_plan(the_plan, None, dry_run=True)
+            return
+    else:
+        assert runbook is not None
+        the_plan = session.sync(session.plan(runbook, list(selectors),
+                                             record_mode="dry-run" if dry_run else "plan"))
+        if dry_run:
+            _emit_plan(the_plan, None, dry_run=True)
+            return
+    session.check_guards(the_plan, allow_irreversible=allow_irreversible,
+                         max_targets=max_targets)
+    if not _json():
+        from console.render import render_plan
+
+        click.echo(render_plan(the_plan), err=True)
+    the_reason = _confirm(the_plan, yes, reason)
+    _finish(_run_live(session, the_plan, the_reason, allow_irreversible, max_targets,
+                      saved=bool(plan_file)))
+
+
+@cli.command()
+@common
+@click.argument("run_id")
+def resume(run_id: str) -> None:
+    """Finish RUN_ID after a crash without repeating completed side effects."""
+    session = _session()
+    _finish(session.sync(session.resume(run_id)))
+
+
+@cli.command()
+@common
+@click.argument("run_id")
+@click.option("--dry-run", is_flag=True, help="Show the restore plan only.")
+@click.option("--yes", is_flag=True, help="Confirm (required off a terminal).")
+@click.option("--reason", help="Why (recorded).")
+@click.option("--incident", help="Incident id, recorded.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the restore plan here.")
+def restore(run_id: str, dry_run: bool, yes: bool, reason: str | None,
+            incident: str | None, out: str | None) -> None:
+    """Undo RUN_ID: plan the recorded inverses, confirm, apply, verify."""
+    session = _session(incident, mode="live")
+    the_plan = session.restore_plan(run_id)
+    session.record_plan(the_plan, "dry-run" if dry_run else "plan")
+    if dry_run or out:
+        _emit_plan(the_plan, out, dry_run=dry_run)
+        return
+    if not _json():
+        from console.render import render_plan
+
+        click.echo(render_plan(the_plan), err=True)
+    the_reason = _confirm(the_plan, yes, reason)
+    _finish(_run_live(session, the_plan, the_reason, False, None, saved=True))
+
+
+# -- audit / report ------------------------------------------------------------------------
+@cli.group()
+def audit() -> None:
+    """Verify, show and export the audit trail."""
+
+
+@audit.command("verify")
+@common
+def audit_verify() -> None:
+    """Check the hash chain: exit 0, or name the first bad sequence number (exit 4)."""
+    session = _session()
+    report = session.audit.verify()
+    if _json():
+        _out(json.dumps(report.__dict__, indent=2, default=str))
+    elif report.ok:
+        _out(f"audit chain OK: {report.count} events verified")
+    else:
+        _out(f"audit chain BROKEN at sequence {report.first_bad_seq}: {report.reason}")
+    if not report.ok:
+        sys.exit(4)
+
+
+@audit.command("show")
+@common
+@click.option("--run", "run_id", help="Only this run.")
+@click.option("--incident", help="Only this incident.")
+@click.option("--integration", help="Only this integration.")
+def audit_show(run_id: str | None, incident: str | None, integration: str | None) -> None:
+    """Show events (or runs, without filters)."""
+    from console.render import table
+
+    session = _session()
+    if not (run_id or incident or integration):
+        runs = session.audit.runs()
+        if _json():
+            _out(json.dumps(runs, indent=2, default=str))
+        else:
+            _out(table(["run", "mode", "incident", "operator", "first", "events"],
+                       [[r.get("run_id"), r.get("mode"), r.get("incident") or "-",
+                         r.get("operator"), r.get("first_ts"), r.get("count")] for r in runs]))
+        return
+    events = session.audit.events(run_id=run_id, incident=incident, integration=integration)
+    if _json():
+        _out(json.dumps(events, indent=2, default=str))
+        return
+    _out(table(["seq", "time", "phase", "integration", "action", "target", "outcome"],
+               [[e["seq"], e["ts"], e.get("phase") or "", e.get("integration") or "",
+                 e.get("action") or "", e.get("target") or "", e.get("outcome") or ""]
+                for e in events]))
+
+
+@audit.command("export")
+@common
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--run", "run_id", help="Only this run.")
+@click.option("--out", type=click.Path(dir_okay=False), help="File (default: stdout).")
+def audit_export(fmt: str, run_id: str | None, out: str | None) -> None:
+    """Export events as JSONL or CSV."""
+    session = _session()
+    if out:
+        with open(out, "w", newline="") as fh:
+            n = session.audit.export(fmt, fh, run_id=run_id)
+        click.echo(f"{n} events written to {out}", err=True)
+    else:
+        session.audit.export(fmt, sys.stdout, run_id=run_id)
+
+
+@cli.command()
+@common
+@click.argument("run_id", required=False)
+@click.option("--incident", help="Report on every run of this incident.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write Markdown here.")
+def report(run_id: str | None, incident: str | None, out: str | None) -> None:
+    """Markdown timeline of RUN_ID (or --incident) for the postmortem."""
+    from console.report import render_report
+
+    if not run_id and not incident:
+        raise UsageError("give RUN_ID or --incident ID")
+    text = render_report(_session().audit, run_id=run_id, incident=incident)
+    if out:
+        Path(out).write_text(text)
+        click.echo(f"report written to {out}", err=True)
+    else:
+        _out(text)
+
+
+# -- sandbox / demo ------------------------------------------------------------------------
+@cli.group()
+def sandbox() -> None:
+    """Start, inspect and stop the local sandbox backends named in the config."""
+
+
+def _show_services(services: list[Any]) -> None:
+    from console.render import table
+
+    if _json():
+        _out(json.dumps([s.__dict__ for s in services], indent=2, default=str))
+        return
+    _out(table(["service", "url", "pid", "running", "detail"],
+               [[s.name, s.url, s.pid or "-", "yes" if s.running else "no", s.detail]
+                for s in services]))
+
+
+@sandbox.command("start")
+@common
+def sandbox_start() -> None:
+    """Start the sandbox in the background (seeded from the inventory)."""
+    from console import sandbox as sb
+
+    _show_services(sb.start(_config()))
+
+
+@sandbox.command("status")
+@common
+def sandbox_status() -> None:
+    """Show what runs where."""
+    from console import sandbox as sb
+
+    _show_services(sb.status(_config()))
+
+
+@sandbox.command("stop")
+@common
+def sandbox_stop() -> None:
+    """Stop only what `sandbox start` started."""
+    from console import sandbox as sb
+
+    _show_services(sb.stop(_config()))
+
+
+@cli.command()
+@common
+@click.option("--runbook", default="kill-switch", show_default=True)
+def demo(runbook: str) -> None:
+    """Dry-run RUNBOOK over the whole example inventory on the sandbox."""
+    config = _config()
+    session = _session()
+    ids = [i.id for i in config.integrations]
+    the_plan = session.sync(session.plan(runbook, ids, record_mode="dry-run"))
+    _emit_plan(the_plan, None, dry_run=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning Killswitch errors into message + exit code."""
+    from console.scrub import scrub_text
+
+    try:
+        cli.main(args=argv, prog_name="killswitch", standalone_mode=False)
+    except ConsoleError as exc:
+        click.echo(scrub_text(f"error: {exc}"), err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted; nothing was changed", err=True)
+        sys.exit(EXIT_REFUSED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(1)

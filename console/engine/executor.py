@@ -1,0 +1,196 @@
+"""Applying a plan: the step DAG per integration, journaled side effects, retries, verify.
+
+Every operation goes: journal ``started`` → read the target → (already as planned: ``noop``;
+precondition drifted: ``refused``; else apply) → journal the outcome. Because each attempt
+starts with a read, an operation whose outcome is unknown (a timeout, a crash) is checked
+before it is retried, and a resumed run never repeats a side effect that already happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from adapters.base import ERROR, NOOP, UNSUPPORTED, Change, canonical_json, fingerprint
+from console.engine.journal import Journal
+from console.engine.model import OpResult, Plan, RunResult, StepInfo
+from console.engine.runtime import Runtime
+from console.errors import AdapterError, AuditError, ConsoleError
+
+__all__ = ["Executor", "FINAL_OUTCOMES", "drift_summary"]
+
+FINAL_OUTCOMES = frozenset({"applied", "noop", "failed", "refused", "unsupported"})
+"""Outcomes after which a resumed run leaves an operation alone."""
+
+ProgressHook = Callable[[str, OpResult, dict[str, Any]], None]
+
+
+def drift_summary(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """Name every field that differs between the planned and the current state."""
+    keys = sorted(set(before) | set(now))
+    diffs = [f"{k}: {canonical_json(before.get(k))} -> {canonical_json(now.get(k))}"
+             for k in keys if before.get(k) != now.get(k)]
+    return "; ".join(diffs) or "state changed"
+
+
+class Executor:
+    """Applies plans and verifies them.
+
+    Args:
+        rt: Adapters, pool and limits.
+        journal: Where events go (before and after every side effect).
+        cancel: Set it to stop starting new operations; in-flight ones finish and are recorded.
+        progress: Called as ``progress(phase, result, extra)`` on every state change (TUI).
+    """
+
+    def __init__(self, rt: Runtime, journal: Journal, cancel: asyncio.Event | None = None,
+                 progress: ProgressHook | None = None) -> None:
+        self.rt = rt
+        self.journal = journal
+        self.cancel = cancel or asyncio.Event()
+        self.progress = progress
+
+    def _emit(self, phase: str, res: OpResult, **extra: Any) -> None:
+        if self.progress is not None:
+            self.progress(phase, res, extra)
+
+    async def _record(self, change: Change, phase: str, outcome: str, **detail: Any) -> None:
+        await self.journal.record(
+            integration=change.integration, step=change.step, op_id=change.op_id, phase=phase,
+            action=change.action, target=change.target, outcome=outcome, detail=detail)
+
+    # -- one operation ------------------------------------------------------------------
+    async def _attempt(self, change: Change, res: OpResult, step: StepInfo | None) -> bool:
+        """One attempt; True when the operation reached a final outcome."""
+        backend, timeout = change.backend, self.rt.timeout(change.backend,
+                                                          step.timeout if step else None)
+        state = await self.rt.call(backend, lambda a: a.read(change), timeout)
+        now = fingerprint(state)
+        if now == fingerprint(change.after):
+            res.outcome = "noop"
+            res.message = ("already as planned (verified before retrying)" if res.attempts > 1
+                           else "already as planned")
+            return True
+        if change.precondition and now != change.precondition:
+            res.outcome = "refused"
+            drift = drift_summary(change.before, state)
+            res.message = f"precondition drifted since planning: {drift}"
+            return True
+        res.undo = dict(await self.rt.call(backend, lambda a: a.apply(change), timeout) or {})
+        res.outcome = "applied"
+        return True
+
+    async def run_op(self, change: Change, step: StepInfo | None) -> OpResult:
+        """Apply one change with retries, journaled before and after."""
+        res = OpResult(change.op_id)
+        if change.status == UNSUPPORTED:
+            res.outcome, res.message = "unsupported", change.note
+        elif change.status == ERROR:
+            res.outcome, res.message = "failed", f"could not be planned: {change.error}"
+        elif self.cancel.is_set():
+            res.outcome, res.message = "skipped", "cancelled before it started"
+        if res.outcome != "pending":
+            await self._record(change, "apply", res.outcome, message=res.message)
+            self._emit("apply", res)
+            return res
+        if change.status == NOOP:
+            res.outcome, res.message = "noop", change.note or "already as planned"
+            await self._record(change, "apply", "noop", message=res.message)
+            self._emit("apply", res)
+            return res
+        started = time.monotonic()
+        await self._record(change, "apply", "started", before=change.before, after=change.after)
+        self._emit("apply", res, running=True)
+        while True:
+            res.attempts += 1
+            try:
+                if await self._attempt(change, res, step):
+                    break
+            except AdapterError as exc:
+                delay = self.rt.retry.delay(res.attempts, exc)
+                if delay is None or self.cancel.is_set():
+                    res.outcome, res.message = "failed", str(exc.msg)
+                    break
+                res.message = f"{exc.msg}; retry {res.attempts + 1} in {delay:.1f}s"
+                await self._record(change, "apply", "retrying", attempt=res.attempts,
+                                   wait=round(delay, 3), message=str(exc.msg))
+                self._emit("apply", res, retrying=True, wait=delay)
+                await asyncio.sleep(delay)
+        res.duration = time.monotonic() - started
+        await self._record(change, "apply", res.outcome, message=res.message,
+                           attempts=res.attempts, undo=res.undo,
+                           duration=round(res.duration, 4))
+        self._emit("apply", res)
+        return res
+
+    # -- the DAG ------------------------------------------------------------------------
+    async def _run_step(self, plan: Plan, integ: str, step: StepInfo,
+                        tasks: dict[str, asyncio.Task[bool]],
+                        results: dict[str, OpResult], done: set[str]) -> bool:
+        blocked = []
+        for need in step.needs:
+            ok = await tasks[need]
+            need_step = plan.step(need)
+            if not ok and (need_step is None or need_step.on_error == "stop"):
+                blocked.append(need)
+        ops = [c for c in plan.changes if c.integration == integ and c.step == step.id]
+        pending = [c for c in ops if c.op_id not in done]
+        if blocked:
+            for change in pending:
+                res = OpResult(change.op_id, "skipped",
+                               f"not started: step {', '.join(blocked)} failed")
+                await self._record(change, "apply", "skipped", message=res.message)
+                results[change.op_id] = res
+                self._emit("apply", res)
+            return False
+        outcomes = await asyncio.gather(*(self.run_op(c, step) for c in pending))
+        for res in outcomes:
+            results[res.op_id] = res
+        return all(results[c.op_id].outcome in ("applied", "noop") for c in ops)
+
+    async def apply(self, plan: Plan, previous: dict[str, OpResult] | None = None) -> RunResult:
+        """Apply every change of ``plan`` not already final in ``previous``, then verify.
+
+        Raises:
+            AuditError: The journal could not be written; nothing further was changed.
+        """
+        started = time.monotonic()
+        results: dict[str, OpResult] = dict(previous or {})
+        done = {op for op, r in results.items() if r.outcome in FINAL_OUTCOMES}
+        per_integration = []
+        for integ in plan.integrations:
+            tasks: dict[str, asyncio.Task[bool]] = {}
+            for step in plan.steps:  # topological order: needs are created first
+                tasks[step.id] = asyncio.ensure_future(
+                    self._run_step(plan, integ, step, tasks, results, done))
+            per_integration.extend(tasks.values())
+        gathered = await asyncio.gather(*per_integration, return_exceptions=True)
+        for item in gathered:
+            if isinstance(item, AuditError):
+                raise item
+            if isinstance(item, BaseException):
+                raise item
+        await self.verify(plan, results)
+        return RunResult(plan.run_id, plan, results, cancelled=self.cancel.is_set(),
+                         elapsed=time.monotonic() - started)
+
+    async def verify(self, plan: Plan, results: dict[str, OpResult]) -> None:
+        """Verify every applied or already-as-planned change, read-only."""
+        async def one(change: Change) -> None:
+            res = results[change.op_id]
+            try:
+                verdict = await self.rt.call(change.backend, lambda a: a.verify(change))
+                res.verified, res.verdict = verdict.ok, verdict.state
+                detail = verdict.detail
+            except (AdapterError, ConsoleError) as exc:
+                res.verified, res.verdict, detail = False, "unknown", f"could not verify: {exc.msg}"
+            await self._record(change, "verify", "ok" if res.verified else "failed",
+                               state=res.verdict, message=detail)
+            self._emit("verify", res, detail=detail)
+
+        targets = [c for c in plan.changes
+                   if c.op_id in results and results[c.op_id].outcome in ("applied", "noop")
+                   and c.status != UNSUPPORTED]
+        await asyncio.gather(*(one(c) for c in targets))

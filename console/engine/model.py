@@ -1,0 +1,185 @@
+"""Plans and run results: plain, serialisable data shared by planner, executor and CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.base import Change, canonical_json
+from console.errors import UsageError
+
+__all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id", "utcnow"]
+
+PLAN_VERSION = 1
+
+
+def utcnow() -> str:
+    """Current UTC time, ISO-8601 with a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    """A short, sortable, unique run id: ``r-YYYYMMDD-HHMMSS-xxxx``."""
+    return datetime.now(UTC).strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+@dataclass
+class StepInfo:
+    """The part of a runbook step the executor needs."""
+
+    id: str
+    action: str
+    needs: list[str] = field(default_factory=list)
+    on_error: str = "stop"
+    timeout: float | None = None
+
+
+@dataclass
+class Plan:
+    """The full list of changes one run would make. Hashed; savable; applied verbatim.
+
+    Attributes:
+        run_id: Id the run will have when applied.
+        runbook: Runbook name (``restore`` for undo plans).
+        selectors: What the operator selected.
+        integrations: Ids of the selected integrations.
+        steps: Step DAG of the runbook.
+        changes: Every planned change.
+        notes: Lines for the operator (steps skipped by ``when``, kill points not listed...).
+        restore_of: For restore plans, the run being undone.
+        created: UTC time of planning.
+        config: Path of the config the plan was made with.
+    """
+
+    run_id: str
+    runbook: str
+    selectors: list[str]
+    integrations: list[str]
+    steps: list[StepInfo]
+    changes: list[Change]
+    notes: list[str] = field(default_factory=list)
+    restore_of: str = ""
+    created: str = field(default_factory=utcnow)
+    config: str = ""
+    version: int = PLAN_VERSION
+
+    def body(self) -> dict[str, Any]:
+        """The plan without its hash, as JSON-ready data."""
+        data = asdict(self)
+        data["changes"] = [c.to_dict() for c in self.changes]
+        return data
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 over the canonical plan body."""
+        return hashlib.sha256(canonical_json(self.body()).encode()).hexdigest()
+
+    def to_json(self) -> str:
+        """The plan with its hash, pretty-printed."""
+        return json.dumps({**self.body(), "hash": self.hash}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """Rebuild a plan (no hash check)."""
+        body = {k: v for k, v in data.items() if k != "hash"}
+        body["steps"] = [StepInfo(**s) for s in body.get("steps", [])]
+        body["changes"] = [Change.from_dict(c) for c in body.get("changes", [])]
+        return cls(**body)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        """Read a saved plan and check its hash.
+
+        Raises:
+            UsageError: The file is missing, not JSON, or was edited after it was saved.
+        """
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError as exc:
+            raise UsageError(f"plan file {p} does not exist", where=str(p),
+                             hint="save one with `killswitch plan ... --out FILE`") from exc
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"plan file is not JSON: {exc.msg}", where=f"{p}:{exc.lineno}",
+                             hint="plans are written by `killswitch plan --out`") from exc
+        try:
+            plan = cls.from_dict(data)
+        except (TypeError, KeyError) as exc:
+            raise UsageError(f"plan file has an unexpected shape: {exc}", where=str(p)) from exc
+        if data.get("hash") != plan.hash:
+            raise UsageError("plan file does not match its hash: it was edited after saving",
+                             where=str(p), hint="plan again instead of editing a plan")
+        return plan
+
+    @property
+    def irreversible(self) -> list[Change]:
+        """Changes that would be applied and cannot be undone."""
+        return [c for c in self.changes if c.actionable and not c.reversible]
+
+    def step(self, step_id: str) -> StepInfo | None:
+        """The step with this id."""
+        return next((s for s in self.steps if s.id == step_id), None)
+
+
+@dataclass
+class OpResult:
+    """What happened to one change in a run.
+
+    Attributes:
+        op_id: The change's id.
+        outcome: applied / noop / failed / refused / skipped / unsupported / pending.
+        message: Provider message or reason.
+        attempts: How many apply attempts were made.
+        duration: Seconds from start to end.
+        undo: Undo data returned by apply.
+        verdict: Verify word (dead / live / restored / STILL LIVE / unknown), if verified.
+        verified: True, False, or None when not verified.
+    """
+
+    op_id: str
+    outcome: str = "pending"
+    message: str = ""
+    attempts: int = 0
+    duration: float = 0.0
+    undo: dict[str, Any] = field(default_factory=dict)
+    verdict: str = ""
+    verified: bool | None = None
+
+
+@dataclass
+class RunResult:
+    """The outcome of applying (or resuming) a plan."""
+
+    run_id: str
+    plan: Plan
+    results: dict[str, OpResult]
+    cancelled: bool = False
+    elapsed: float = 0.0
+
+    def count(self, outcome: str) -> int:
+        """How many operations ended with ``outcome``."""
+        return sum(1 for r in self.results.values() if r.outcome == outcome)
+
+    @property
+    def failed(self) -> list[OpResult]:
+        """Operations that did not end as planned."""
+        return [r for r in self.results.values()
+                if r.outcome in ("failed", "refused", "skipped", "pending")]
+
+    @property
+    def verify_failed(self) -> list[OpResult]:
+        """Operations whose verification did not prove the change."""
+        return [r for r in self.results.values() if r.verified is False]
+
+    def exit_code(self) -> int:
+        """0 ok, 1 some failed / cancelled, 4 verification failed."""
+        if self.failed or self.cancelled:
+            return 1
+        if self.verify_failed:
+            return 4
+        return 0

@@ -1,0 +1,85 @@
+"""Planning: observe every target read-only and build the Plan a run will apply verbatim."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from adapters.base import ERROR, KILL_POINTS, UNSUPPORTED, Change, PlanContext
+from console.engine.model import Plan, StepInfo, new_run_id
+from console.engine.runtime import Runtime
+from console.errors import AdapterError, ConfigError
+
+if TYPE_CHECKING:
+    from console.inventory import Integration
+    from console.runbook import Runbook, Step
+
+__all__ = ["make_plan", "ref_target"]
+
+
+def ref_target(ref: dict[str, Any]) -> str:
+    """A readable name of an inventory reference, for rows that could not be observed."""
+    parts = [str(v) for k, v in ref.items() if k not in ("backend", "label") and v]
+    return f"{ref.get('backend', '?')}:{'/'.join(parts) or ref.get('label') or '?'}"
+
+
+async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
+                    run_id: str, incident: str) -> list[Change]:
+    backend = str(ref.get("backend", ""))
+    ctx = PlanContext(integ.id, step.id, dict(step.options), run_id, incident)
+    base = dict(op_id=ctx.op_id(0), integration=integ.id, step=step.id, action=step.action,
+                backend=backend, target=ref_target(ref), ref=ref)
+    try:
+        adapter = rt.adapter(backend)
+    except ConfigError as exc:
+        return [Change(adapter="?", status=ERROR, error=exc.msg, **base)]
+    if step.action not in adapter.ACTIONS:
+        return [Change(adapter=adapter.name, status=UNSUPPORTED, reversible=False,
+                       note=f"the {adapter.name} adapter cannot do {step.action}; "
+                            "this will NOT happen", **base)]
+    try:
+        return await rt.call(backend, lambda a: a.plan(step.action, ref, ctx),
+                             rt.timeout(backend, step.timeout))
+    except AdapterError as exc:
+        return [Change(adapter=adapter.name, status=ERROR, error=str(exc.msg),
+                       reversible=adapter.ACTIONS[step.action].reversible,
+                       note="could not observe: the change cannot be planned", **base)]
+
+
+async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integration],
+                    selectors: list[str], *, incident: str = "",
+                    run_id: str | None = None) -> Plan:
+    """Observe every target of ``runbook`` on ``integrations`` and return the plan.
+
+    Read-only: only adapter ``plan`` calls are made, concurrently under backend limits.
+    """
+    run_id = run_id or new_run_id()
+    notes: list[str] = []
+    jobs: list[tuple[str, str, asyncio.Task[list[Change]]]] = []
+    for integ in integrations:
+        for step in runbook.steps:
+            if not step.applies_to(integ):
+                notes.append(f"{integ.id}: step {step.id} skipped (when: {step.when})")
+                continue
+            kill_point = KILL_POINTS[step.action]
+            refs = list(getattr(integ, kill_point, []) or [])
+            if not refs:
+                notes.append(f"{integ.id}: step {step.id} has nothing to act on "
+                             f"(no {kill_point} in the inventory)")
+            for ref in refs:
+                fields = ref.fields() if hasattr(ref, "fields") else dict(ref)
+                task = asyncio.create_task(_plan_ref(rt, integ, step, fields, run_id, incident))
+                jobs.append((integ.id, step.id, task))
+    changes: list[Change] = []
+    counters: dict[tuple[str, str], int] = {}
+    for integ_id, step_id, task in jobs:
+        for change in await task:
+            n = counters.get((integ_id, step_id), 0)
+            counters[(integ_id, step_id)] = n + 1
+            change.op_id = f"{integ_id}/{step_id}/{n}"
+            changes.append(change)
+    steps = [StepInfo(s.id, s.action, list(s.needs), s.on_error, s.timeout)
+             for s in runbook.steps]
+    return Plan(run_id=run_id, runbook=runbook.name, selectors=list(selectors),
+                integrations=[i.id for i in integrations], steps=steps, changes=changes,
+                notes=notes, config=str(rt.config.path))

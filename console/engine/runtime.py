@@ -1,0 +1,118 @@
+"""What a run needs at hand: adapters by backend, the thread pool, limits and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from adapters.base import Adapter, load_adapter_class
+from console.engine.limits import BackendLimits, RetryPolicy
+from console.errors import AdapterError, ConfigError, Timeout
+
+if TYPE_CHECKING:
+    from console.config import Config
+
+__all__ = ["Runtime"]
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Adapters (opened lazily, one per backend), the bounded thread pool and the limits.
+
+    Args:
+        config: The loaded config.
+        max_threads: Upper bound of blocking SDK calls in flight across all backends.
+    """
+
+    def __init__(self, config: Config, max_threads: int | None = None) -> None:
+        self.config = config
+        caps = sum(b.max_concurrency for b in config.backends.values()) or 8
+        self.pool = ThreadPoolExecutor(max_workers=max_threads or min(256, max(8, caps)),
+                                       thread_name_prefix="adapter")
+        self.retry = RetryPolicy(max_attempts=config.settings.max_attempts)
+        self._adapters: dict[str, Adapter] = {}
+        self._opened: set[str] = set()
+        self._limits: dict[str, BackendLimits] = {}
+        self._lock = threading.Lock()
+
+    def adapter(self, backend: str) -> Adapter:
+        """The adapter serving ``backend`` (constructed, not yet opened)."""
+        with self._lock:
+            if backend not in self._adapters:
+                spec = self.config.backends.get(backend)
+                if spec is None:
+                    raise ConfigError(
+                        f"backend {backend!r} is not defined",
+                        where=str(self.config.path),
+                        hint=f"define [backends.{backend}] or fix the reference")
+                cls = load_adapter_class(spec.type)
+                self._adapters[backend] = cls(backend, spec.options)
+            return self._adapters[backend]
+
+    def limits(self, backend: str) -> BackendLimits:
+        """The concurrency cap and rate limit of ``backend`` (created in the running loop)."""
+        if backend not in self._limits:
+            spec = self.config.backends.get(backend)
+            cap = spec.max_concurrency if spec else 8
+            rate = spec.rate_per_second if spec else None
+            self._limits[backend] = BackendLimits(cap, rate)
+        return self._limits[backend]
+
+    def timeout(self, backend: str, step_timeout: float | None = None) -> float:
+        """Per-operation timeout: the step's, else the backend's, else the default."""
+        if step_timeout:
+            return step_timeout
+        spec = self.config.backends.get(backend)
+        if spec is not None and spec.timeout:
+            return spec.timeout
+        return self.config.settings.default_timeout
+
+    def _opened_adapter(self, backend: str) -> Adapter:
+        adapter = self.adapter(backend)
+        with self._lock:
+            if backend not in self._opened:
+                adapter.open()
+                self._opened.add(backend)
+        return adapter
+
+    async def call(self, backend: str, fn: Callable[[Adapter], T],
+                   timeout: float | None = None) -> T:
+        """Run ``fn(adapter)`` in the pool under the backend's limits and timeout.
+
+        Raises:
+            AdapterError: From the adapter, or Timeout when no answer came in time (the call
+                may still complete in its thread: its outcome is unknown).
+        """
+        limit = timeout or self.timeout(backend)
+        loop = asyncio.get_running_loop()
+        async with self.limits(backend):
+            fut = loop.run_in_executor(self.pool, lambda: fn(self._opened_adapter(backend)))
+            try:
+                return await asyncio.wait_for(fut, limit)
+            except TimeoutError as exc:
+                raise Timeout(f"no answer within {limit:g}s; outcome unknown",
+                              where=backend) from exc
+            except AdapterError:
+                raise
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an adapter broke the contract
+                raise AdapterError(f"{type(exc).__name__}: {exc}", where=backend) from exc
+
+    def close(self) -> None:
+        """Close every opened adapter and the pool."""
+        for backend in list(self._opened):
+            try:
+                self._adapters[backend].close()
+            except Exception:  # noqa: BLE001, S110 - closing must not mask the run's outcome
+                pass
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def describe(self, backend: str) -> dict[str, Any]:
+        """Backend name and adapter type, for messages."""
+        spec = self.config.backends.get(backend)
+        return {"backend": backend, "type": spec.type if spec else "?"}

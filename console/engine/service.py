@@ -1,0 +1,323 @@
+"""The engine's front door, shared by the headless CLI and the TUI.
+
+A :class:`Session` plans, runs (dry or live), resumes and restores, enforcing the safety
+rules in one place: blast radius, irreversible consent, per-integration locks, stale plans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from adapters.base import UNSUPPORTED, Change, fingerprint
+from console.engine.executor import Executor, ProgressHook, drift_summary
+from console.engine.journal import Journal
+from console.engine.locks import LockTable
+from console.engine.model import OpResult, Plan, RunResult, StepInfo, new_run_id, utcnow
+from console.engine.planner import make_plan
+from console.engine.runtime import Runtime
+from console.errors import (
+    AdapterError,
+    BlastRadiusExceeded,
+    ConsoleError,
+    IrreversibleNotAllowed,
+    PlanStaleError,
+    UndoUnsupported,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from console.audit import AuditLog
+    from console.config import Config
+
+__all__ = ["Session", "default_operator"]
+
+T = TypeVar("T")
+
+
+def default_operator(config: Config) -> str:
+    """Who is acting: config, then $KILLSWITCH_OPERATOR, then the login name."""
+    return (config.settings.operator or os.environ.get("KILLSWITCH_OPERATOR")
+            or os.environ.get("USER") or getpass.getuser())
+
+
+class Session:
+    """One operator's use of the engine against one config.
+
+    Args:
+        config: The loaded config.
+        operator: Who is acting (recorded in every event).
+        incident: Incident id (recorded in every event).
+        mode: ``live`` or ``exercise`` for runs; dry-runs are recorded as ``dry-run``.
+    """
+
+    def __init__(self, config: Config, *, operator: str | None = None,
+                 incident: str | None = None, mode: str = "live") -> None:
+        self.config = config
+        self.operator = operator or default_operator(config)
+        self.incident = incident or config.settings.incident or ""
+        self.mode = mode
+        self._audit: AuditLog | None = None
+        self.cancel: asyncio.Event | None = None
+
+    # -- plumbing -----------------------------------------------------------------------
+    @property
+    def audit(self) -> AuditLog:
+        """The audit trail (opened on first use)."""
+        if self._audit is None:
+            from console.audit import AuditLog
+
+            self._audit = AuditLog(self.config.resolve(self.config.settings.audit_db))
+        return self._audit
+
+    @property
+    def locks(self) -> LockTable:
+        """The per-integration lock table."""
+        return LockTable(self.config.resolve(self.config.settings.audit_db))
+
+    def _journal(self, run_id: str, mode: str) -> Journal:
+        return Journal(self.audit, {"run_id": run_id, "incident": self.incident,
+                                    "operator": self.operator, "mode": mode})
+
+    @staticmethod
+    def sync(coro: Awaitable[T]) -> T:
+        """Run a coroutine to completion from synchronous code."""
+        async def wrap() -> T:
+            return await coro
+        return asyncio.run(wrap())
+
+    # -- plan ---------------------------------------------------------------------------
+    async def plan(self, runbook_name: str, selectors: list[str], *,
+                   record_mode: str = "plan") -> Plan:
+        """Select integrations, observe every target, return the plan (recorded)."""
+        from console.inventory import select
+        from console.runbook import load_runbook
+
+        runbook = load_runbook(runbook_name, self.config)
+        if getattr(runbook, "kind", "") == "restore":
+            raise UsageError("the restore runbook undoes a previous run",
+                             hint="use `killswitch restore RUN_ID`")
+        integrations = select(self.config.integrations, selectors)
+        rt = Runtime(self.config)
+        try:
+            plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident)
+        finally:
+            rt.close()
+        self.record_plan(plan, record_mode)
+        return plan
+
+    def record_plan(self, plan: Plan, mode: str) -> None:
+        """Write the plan to the trail: one summary event and one event per change."""
+        journal = self._journal(plan.run_id, mode)
+        events: list[dict[str, Any]] = [{
+            **journal.base, "phase": "plan", "action": plan.runbook, "outcome": "planned",
+            "detail": {"plan_hash": plan.hash, "selectors": plan.selectors,
+                       "integrations": plan.integrations, "changes": len(plan.changes),
+                       "notes": plan.notes}}]
+        for c in plan.changes:
+            events.append({**journal.base, "integration": c.integration, "step": c.step,
+                           "op_id": c.op_id, "phase": "plan", "action": c.action,
+                           "target": c.target, "outcome": c.status,
+                           "detail": {"before": c.before, "after": c.after,
+                                      "reversible": c.reversible, "note": c.note,
+                                      "error": c.error}})
+        self.audit.append_many(events)
+
+    # -- guards -------------------------------------------------------------------------
+    def check_guards(self, plan: Plan, *, allow_irreversible: bool,
+                     max_targets: int | None) -> None:
+        """Refuse a live run over too many targets or with irreversible changes unconsented.
+
+        Raises:
+            BlastRadiusExceeded: More integrations than allowed.
+            IrreversibleNotAllowed: Irreversible changes without consent.
+        """
+        limit = max_targets if max_targets is not None else self.config.settings.max_targets
+        if len(plan.integrations) > limit:
+            raise BlastRadiusExceeded(
+                f"this run targets {len(plan.integrations)} integrations; the limit is {limit}",
+                hint=f"narrow the selectors, or pass --max-targets {len(plan.integrations)}")
+        irreversible = plan.irreversible
+        if irreversible and not allow_irreversible:
+            names = ", ".join(f"{c.action} {c.target}" for c in irreversible[:5])
+            more = f" and {len(irreversible) - 5} more" if len(irreversible) > 5 else ""
+            raise IrreversibleNotAllowed(
+                f"{len(irreversible)} change(s) cannot be undone: {names}{more}",
+                hint="review the plan, then pass --allow-irreversible to consent")
+
+    async def check_drift(self, plan: Plan) -> None:
+        """Re-read every target of a saved plan; refuse the whole plan if any drifted.
+
+        Raises:
+            PlanStaleError: Naming every drifted target and field.
+        """
+        rt = Runtime(self.config)
+        drifted: list[str] = []
+
+        async def one(c: Change) -> None:
+            try:
+                state = await rt.call(c.backend, lambda a: a.read(c))
+            except AdapterError as exc:
+                drifted.append(f"{c.target}: cannot read ({exc.msg})")
+                return
+            now = fingerprint(state)
+            if now not in (c.precondition, fingerprint(c.after)):
+                drifted.append(f"{c.target}: {drift_summary(c.before, state)}")
+
+        try:
+            await asyncio.gather(*(one(c) for c in plan.changes
+                                   if c.actionable and c.precondition))
+        finally:
+            rt.close()
+        if drifted:
+            raise PlanStaleError(
+                "the plan is stale; nothing was changed. Drifted: " + " | ".join(drifted),
+                hint="plan again to see the current state")
+
+    # -- runs ---------------------------------------------------------------------------
+    async def apply(self, plan: Plan, *, reason: str = "", allow_irreversible: bool = False,
+                    max_targets: int | None = None, saved: bool = False,
+                    progress: ProgressHook | None = None) -> RunResult:
+        """Apply ``plan`` live: guards, locks, journal, apply, verify.
+
+        Args:
+            plan: The plan to apply verbatim.
+            reason: Why (recorded).
+            allow_irreversible: Consent to irreversible changes.
+            max_targets: Override of the configured blast-radius limit.
+            saved: The plan was loaded from a file: check for drift first.
+            progress: Progress hook for the TUI.
+        """
+        self.check_guards(plan, allow_irreversible=allow_irreversible, max_targets=max_targets)
+        locks = self.locks
+        stale = locks.acquire(plan.integrations, plan.run_id, self.operator, utcnow())
+        journal = self._journal(plan.run_id, self.mode)
+        try:
+            for lock in stale:
+                await journal.record(integration=lock.integration, phase="run", action="lock",
+                                     outcome="stale-lock-taken-over",
+                                     detail={"previous": lock.describe()})
+            if saved:
+                try:
+                    await self.check_drift(plan)
+                except PlanStaleError as exc:
+                    await journal.record(phase="run", action=plan.runbook, outcome="refused",
+                                         detail={"message": exc.msg})
+                    raise
+            await journal.record(phase="run", action=plan.runbook, outcome="started",
+                                 detail={"plan": plan.body(), "plan_hash": plan.hash,
+                                         "reason": reason, "restore_of": plan.restore_of})
+            return await self._execute(plan, journal, None, progress)
+        finally:
+            await journal.aclose()
+            locks.release(plan.run_id)
+
+    async def _execute(self, plan: Plan, journal: Journal,
+                       previous: dict[str, OpResult] | None,
+                       progress: ProgressHook | None) -> RunResult:
+        rt = Runtime(self.config)
+        self.cancel = asyncio.Event()
+        try:
+            result = await Executor(rt, journal, self.cancel, progress).apply(plan, previous)
+        finally:
+            rt.close()
+        summary = {o: result.count(o) for o in
+                   ("applied", "noop", "failed", "refused", "skipped", "unsupported")}
+        summary["verify_failed"] = len(result.verify_failed)
+        await journal.record(phase="run", action=plan.runbook,
+                             outcome="cancelled" if result.cancelled else "finished",
+                             detail={"summary": summary, "exit_code": result.exit_code(),
+                                     "elapsed": round(result.elapsed, 3)})
+        return result
+
+    # -- journal-based commands ---------------------------------------------------------
+    def load_run(self, run_id: str) -> tuple[Plan, list[dict[str, Any]]]:
+        """The plan a run applied and its events.
+
+        Raises:
+            UsageError: No such run, or it never started applying.
+        """
+        events = self.audit.events(run_id=run_id)
+        start = next((e for e in events if e.get("phase") == "run"
+                      and e.get("outcome") == "started"), None)
+        if start is None:
+            raise UsageError(f"no applied run with id {run_id}",
+                             hint="list runs with `killswitch audit show`")
+        return Plan.from_dict(start["detail"]["plan"]), events
+
+    @staticmethod
+    def op_results(events: list[dict[str, Any]]) -> dict[str, OpResult]:
+        """Last recorded apply outcome of every operation in ``events``."""
+        results: dict[str, OpResult] = {}
+        for e in events:
+            if e.get("phase") != "apply" or not e.get("op_id"):
+                continue
+            d = e.get("detail") or {}
+            res = results.setdefault(e["op_id"], OpResult(e["op_id"]))
+            res.outcome = "pending" if e["outcome"] in ("started", "retrying") else e["outcome"]
+            res.message = d.get("message", res.message)
+            res.undo = d.get("undo", res.undo) or {}
+            res.attempts = d.get("attempts", res.attempts)
+        return results
+
+    async def resume(self, run_id: str, progress: ProgressHook | None = None) -> RunResult:
+        """Finish a run that stopped (crash, kill -9) without repeating completed effects."""
+        plan, events = self.load_run(run_id)
+        if any(e.get("phase") == "run" and e.get("outcome") == "finished" for e in events):
+            raise UsageError(f"run {run_id} already finished; nothing to resume",
+                             hint=f"see `killswitch report {run_id}`")
+        previous = self.op_results(events)
+        first = events[0]
+        self.incident = self.incident or first.get("incident") or ""
+        locks = self.locks
+        stale = locks.acquire(plan.integrations, plan.run_id, self.operator, utcnow())
+        journal = self._journal(plan.run_id, first.get("mode") or self.mode)
+        try:
+            await journal.record(phase="run", action=plan.runbook, outcome="resumed",
+                                 detail={"taken_over": [s.describe() for s in stale],
+                                         "already_final": sum(
+                                             1 for r in previous.values()
+                                             if r.outcome != "pending")})
+            return await self._execute(plan, journal, previous, progress)
+        finally:
+            await journal.aclose()
+            locks.release(plan.run_id)
+
+    def restore_plan(self, run_id: str) -> Plan:
+        """The plan that undoes every change ``run_id`` applied, steps in reverse order."""
+        plan, events = self.load_run(run_id)
+        results = self.op_results(events)
+        rt = Runtime(self.config)
+        changes: list[Change] = []
+        notes: list[str] = []
+        try:
+            for c in plan.changes:
+                res = results.get(c.op_id)
+                if res is None or res.outcome != "applied":
+                    continue
+                try:
+                    inv = rt.adapter(c.backend).inverse(c, res.undo)
+                except (UndoUnsupported, AdapterError) as exc:
+                    inv = Change(f"{c.op_id}:undo", c.integration, f"undo-{c.step}",
+                                 c.action, c.backend, c.adapter, c.target, c.ref,
+                                 reversible=False, status=UNSUPPORTED, inverse_of=c.op_id,
+                                 note=f"cannot be restored: {exc.msg}")
+                    notes.append(f"{c.target}: {exc.msg}")
+                changes.append(inv)
+        except ConsoleError:
+            rt.close()
+            raise
+        rt.close()
+        steps = []
+        for s in reversed(plan.steps):
+            dependents = [f"undo-{t.id}" for t in plan.steps if s.id in t.needs]
+            steps.append(StepInfo(f"undo-{s.id}", s.action, dependents, "continue", s.timeout))
+        if not changes:
+            notes.append(f"run {run_id} applied no change that could be undone")
+        return Plan(run_id=new_run_id(), runbook="restore", selectors=[run_id],
+                    integrations=sorted({c.integration for c in changes}), steps=steps,
+                    changes=changes, notes=notes, restore_of=run_id,
+                    config=str(self.config.path))

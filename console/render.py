@@ -1,0 +1,98 @@
+"""Plain-text rendering of plans and run results for the headless CLI (no Textual)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from adapters.base import canonical_json
+from console.engine.model import Plan, RunResult
+
+__all__ = ["table", "render_plan", "render_result", "result_json", "short_state"]
+
+
+def short_state(state: dict[str, Any]) -> str:
+    """A state mapping as ``k=v`` pairs, compact."""
+    if not state:
+        return "-"
+    return " ".join(f"{k}={canonical_json(v) if isinstance(v, (dict, list)) else v}"
+                    for k, v in sorted(state.items()))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A fixed-width text table."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line.rstrip()]
+    for r in cells:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(out)
+
+
+def render_plan(plan: Plan, *, dry_run: bool = False) -> str:
+    """The plan grouped by integration and step, irreversible rows marked."""
+    head = "DRY-RUN — nothing will be changed" if dry_run else "PLAN"
+    lines = [f"{head}: runbook {plan.runbook}  run {plan.run_id}  hash {plan.hash[:12]}",
+             f"targets: {', '.join(plan.integrations) or 'none'}"]
+    if plan.restore_of:
+        lines.append(f"restores run {plan.restore_of}")
+    rows = []
+    for c in plan.changes:
+        mark = "" if c.reversible else "IRREVERSIBLE"
+        status = c.status if c.status != "error" else f"error: {c.error}"
+        rows.append([c.integration, c.step, c.action, c.target,
+                     f"{short_state(c.before)} -> {short_state(c.after)}", status, mark])
+    lines.append("")
+    if rows:
+        lines.append(table(["integration", "step", "action", "target", "before -> after",
+                            "status", "undo"], rows))
+    else:
+        lines.append("(no changes)")
+    notes = [f"  {c.target}: {c.note}" for c in plan.changes if c.note]
+    if notes or plan.notes:
+        lines.append("")
+        lines.append("notes:")
+        lines.extend(notes)
+        lines.extend(f"  {n}" for n in plan.notes)
+    counts: dict[str, int] = {}
+    for c in plan.changes:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    lines.append("")
+    lines.append("summary: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+                 + (f"; {len(plan.irreversible)} irreversible" if plan.irreversible else ""))
+    return "\n".join(lines)
+
+
+def render_result(result: RunResult) -> str:
+    """Per-operation outcome and verification, then a one-line verdict."""
+    changes = {c.op_id: c for c in result.plan.changes}
+    rows = []
+    for op_id, r in result.results.items():
+        c = changes.get(op_id)
+        rows.append([c.integration if c else "?", c.action if c else "?",
+                     c.target if c else op_id, r.outcome, r.verdict or "-",
+                     r.message[:80]])
+    lines = [f"run {result.run_id}  ({result.elapsed:.1f}s)"]
+    lines.append(table(["integration", "action", "target", "outcome", "verify", "message"],
+                       rows))
+    verdict = {0: "OK: every change applied and verified",
+               1: "INCOMPLETE: some operations did not happen (see outcome)",
+               4: "NOT VERIFIED: some targets are still live or unknown"}[result.exit_code()]
+    if result.cancelled:
+        verdict = "CANCELLED: operations not started were skipped; `killswitch resume` finishes"
+    lines.append("")
+    lines.append(verdict)
+    return "\n".join(lines)
+
+
+def result_json(result: RunResult) -> str:
+    """Machine output of a run."""
+    return json.dumps({
+        "run_id": result.run_id, "exit_code": result.exit_code(),
+        "cancelled": result.cancelled, "elapsed": round(result.elapsed, 3),
+        "plan_hash": result.plan.hash,
+        "operations": [asdict(r) for r in result.results.values()],
+    }, indent=2)
