@@ -28,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -131,8 +131,8 @@ class Change:
             self.precondition = fingerprint(self.before)
 
     def to_dict(self) -> dict[str, Any]:
-        """The change as JSON-ready data."""
-        return asdict(self)
+        """The change as JSON-ready data (a shallow copy: fields are plain JSON values)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Change:

@@ -9,6 +9,7 @@ Backend options::
     [backends.sim]
     type = "fake"
     latency = 0.02          # seconds per call
+    apply_latency = 0.0     # extra seconds spent inside apply, after the switch flipped
     fail_rate = 0.0         # share of calls answering 503 (retryable)
     throttle_rate = 0.0     # share of calls answering 429 with Retry-After
     retry_after = 0.05      # seconds, for throttled calls
@@ -66,6 +67,7 @@ class FakeAdapter(Adapter):
     name: ClassVar[str] = "fake"
     OPTIONS: ClassVar[Mapping[str, str]] = {
         "latency": "seconds each call sleeps",
+        "apply_latency": "extra seconds apply sleeps after flipping (outcome-unknown tests)",
         "fail_rate": "share of calls failing with a 503",
         "throttle_rate": "share of calls failing with a 429",
         "retry_after": "Retry-After of throttled calls, seconds",
@@ -86,10 +88,13 @@ class FakeAdapter(Adapter):
 
     _memory: ClassVar[dict[str, dict[str, Any]]] = {}
     _memory_lock: ClassVar[threading.Lock] = threading.Lock()
+    total_calls: ClassVar[int] = 0
+    """Calls made by every instance in this process (benchmarks)."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         self.latency = float(options.get("latency", 0.0))
+        self.apply_latency = float(options.get("apply_latency", 0.0))
         self.fail_rate = float(options.get("fail_rate", 0.0))
         self.throttle_rate = float(options.get("throttle_rate", 0.0))
         self.retry_after = float(options.get("retry_after", 0.05))
@@ -120,6 +125,8 @@ class FakeAdapter(Adapter):
 
     def _call(self) -> None:
         self.calls += 1
+        with self._memory_lock:
+            FakeAdapter.total_calls += 1
         if self.latency:
             time.sleep(self.latency)
         roll = random.random()
@@ -170,6 +177,8 @@ class FakeAdapter(Adapter):
         with self._state() as data:
             data["switches"][key] = change.after["switch"]
             data["applied"].append({"op": change.op_id, "key": key, "action": change.action})
+        if self.apply_latency:
+            time.sleep(self.apply_latency)
         return {"applied_at": time.time()}
 
     def verify(self, change: Change) -> Verdict:

@@ -326,7 +326,8 @@ class FlagFileAdapter(Adapter):
         prior = dict(applied.get("prior") or change.undo.get("prior") or change.before)
         back = "flag.enable" if change.action == "flag.disable" else "flag.disable"
         return Change(
-            op_id=f"{change.op_id}:undo", integration=change.integration, step=change.step,
+            op_id=f"{change.op_id}:undo", integration=change.integration,
+            step=f"undo-{change.step}",
             action=back, backend=change.backend, adapter=change.adapter, target=change.target,
             ref=dict(change.ref), before=dict(change.after), after=prior,
             undo={"prior": dict(change.after)}, note=f"restores the prior state of "

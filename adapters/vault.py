@@ -487,7 +487,8 @@ class VaultAdapter(Adapter):
         back = "credential.enable" if change.action == "credential.disable" \
             else "credential.disable"
         return Change(
-            op_id=f"{change.op_id}:undo", integration=change.integration, step=change.step,
+            op_id=f"{change.op_id}:undo", integration=change.integration,
+            step=f"undo-{change.step}",
             action=back, backend=change.backend, adapter=change.adapter, target=change.target,
             ref=dict(change.ref), before=dict(change.after), after=dict(change.before),
             reversible=True, undo={**change.undo, "versions": versions},

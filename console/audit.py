@@ -142,12 +142,16 @@ class AuditLog:
                 check_same_thread=False,
             )
             self._conn = conn
-            self.db = sqlite_utils.Database(conn)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if not {"events", "meta", *_TRIGGERS} <= existing:
-                conn.executescript(_SCHEMA)
+            try:
+                self.db = sqlite_utils.Database(conn)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                if not {"events", "meta", *_TRIGGERS} <= existing:
+                    conn.executescript(_SCHEMA)  # also restores dropped triggers
+            except BaseException:
+                conn.close()
+                raise
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -453,6 +457,8 @@ class _ErrorContext:
         text = str(exc)
         if "locked" in text or "busy" in text:
             hint = "another process holds the audit database; retry, or check for a hung run"
+        elif "not a database" in text or "malformed" in text:
+            hint = "the file is not a healthy SQLite database; keep it as evidence, use a new path"
         elif isinstance(exc, sqlite3.ProgrammingError):
             hint = "the audit log was closed; open a new AuditLog"
         else:

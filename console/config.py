@@ -50,6 +50,7 @@ __all__ = [
     "load_config",
     "parse_toml",
     "raise_problems",
+    "suggest",
     "validation_problems",
 ]
 
@@ -236,12 +237,13 @@ class TomlLocator:
                     array = (*parent, parts[-1])
                     self._aot[array] = self._aot.get(array, 0) + 1
                     current = (*array, self._aot[array] - 1)
-                    self.lines.setdefault(array, lineno)
-                    self.lines.setdefault(current, lineno)
+                    for n in range(1, len(current) + 1):
+                        self.lines.setdefault(current[:n], lineno)
                 elif s.startswith("["):
                     parts, _ = _parse_key(s, 1)
                     current = self._resolve(parts)
-                    self.lines.setdefault(current, lineno)
+                    for n in range(1, len(current) + 1):
+                        self.lines.setdefault(current[:n], lineno)
                 else:
                     parts, pos = _parse_key(s, 0)
                     if pos >= len(s) or s[pos] != "=":
@@ -347,12 +349,16 @@ class Problem:
 def raise_problems(
     problems: Sequence[Problem], error: type[ConfigError] = ConfigError, title: str = ""
 ) -> None:
-    """Raise one ``error`` listing every problem; ``where`` and ``hint`` come from the first.
+    """Raise one ``error`` listing every problem (sorted by file and line).
+
+    ``where`` is the first problem's; with one problem ``hint`` is its hint, with several the
+    hints are inline in the message.
 
     Does nothing when ``problems`` is empty.
     """
     if not problems:
         return
+    problems = sorted(problems, key=_problem_order)
     first = problems[0]
     if len(problems) == 1:
         raise error(first.msg, where=first.where, hint=first.hint, title=title)
@@ -361,7 +367,7 @@ def raise_problems(
         lines.append(f"  {p.where}: {p.msg}")
         if p.hint:
             lines.append(f"    hint: {p.hint}")
-    raise error("\n".join(lines), where=first.where, hint=first.hint, title=title)
+    raise error("\n".join(lines), where=first.where, title=title)
 
 
 def parse_toml(path: Path, error: type[ConfigError] = ConfigError) -> tuple[dict[str, Any], str]:
@@ -423,6 +429,17 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
+def suggest(value: str, options: Iterable[str]) -> str | None:
+    """The option ``value`` was most likely meant to be (prefix match, then difflib)."""
+    opts = list(options)
+    low = value.lower()
+    for o in opts:
+        if low and (o.lower().startswith(low) or low.startswith(o.lower())):
+            return o
+    close = difflib.get_close_matches(value, opts, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def _dotted(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
@@ -474,8 +491,11 @@ def validation_problems(
         elif kind == "literal_error":
             allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
             msg = f"{field} must be one of {', '.join(allowed)} (got {_short(err['input'])})"
-            close = difflib.get_close_matches(str(err["input"]), allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(allowed)}"
+            close = suggest(str(err["input"]), allowed)
+            hint = f"did you mean {close!r}?" if close else f"use one of: {', '.join(allowed)}"
+        elif kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
+            msg = f"id {_short(err['input'])} is not a slug"
+            hint = "use lower-case letters, digits, '.', '_' and '-', e.g. 'support-bot'"
         else:
             msg = f"{field}: {err['msg']} (got {_short(err['input'])})"
         problems.append(Problem(locate(full), context + msg, hint))
@@ -645,7 +665,6 @@ def load_config(path: str | Path | None = None) -> Config:
 
     problems += _check_references(integrations, origins, backends, at)
 
-    problems.sort(key=_problem_order)
     raise_problems(problems, ConfigError, title="Invalid config")
 
     config = Config(

@@ -49,6 +49,15 @@ def _cell(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _text(value: Any) -> str:
+    """One line of list text: no newlines, no backticks (they would break the code span)."""
+    return " ".join(str(value).split()).replace("`", "'")
+
+
+def _iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
@@ -121,20 +130,20 @@ def render_report(
     times = [_parse_ts(e["ts"]) for e in events]
     known = [t for t in times if t is not None]
     start, end = (min(known), max(known)) if known else (None, None)
-    lines = [f"# Postmortem timeline: {_cell(subject)}", ""]
+    lines = [f"# Postmortem timeline: {_text(subject)}", ""]
     header = [
         ("Run(s)", _distinct(events, "run_id")),
         ("Incident", _distinct(events, "incident")),
         ("Operator", _distinct(events, "operator")),
         ("Host", _distinct(events, "host")),
         ("Mode", _distinct(events, "mode")),
-        ("Start (UTC)", events[0]["ts"] if start is None else start.isoformat()),
-        ("End (UTC)", events[-1]["ts"] if end is None else end.isoformat()),
+        ("Start (UTC)", events[0]["ts"] if start is None else _iso(start)),
+        ("End (UTC)", events[-1]["ts"] if end is None else _iso(end)),
         ("Duration", _duration((end - start).total_seconds()) if start and end else "-"),
         ("Events", f"{len(events)} (seq {events[0]['seq']}..{events[-1]['seq']})"),
         ("Audit chain", _chain_status(audit)),
     ]
-    lines += [f"- **{name}:** {_cell(value)}" for name, value in header]
+    lines += [f"- **{name}:** {_text(value)}" for name, value in header]
 
     outcomes = Counter(e.get("outcome") or "(none)" for e in events)
     lines += ["", "## Outcomes", "", "| Outcome | Events |", "|---|---:|"]
@@ -174,17 +183,17 @@ def render_report(
     lines += ["", "## Needs attention", ""]
 
     def item(e: dict[str, Any]) -> str:
-        what = " ".join(_cell(e.get(k)) for k in ("integration", "step", "action") if e.get(k))
+        what = " ".join(_text(e[k]) for k in ("integration", "step", "action") if e.get(k))
         msg = _message(e)
-        target = f" on `{_cell(e['target'])}`" if e.get("target") else ""
-        return (f"- seq {e['seq']} {what}{target}: **{_cell(e.get('outcome'))}**"
-                + (f" — {_cell(msg)}" if msg else ""))
+        target = f" on `{_text(e['target'])}`" if e.get("target") else ""
+        return (f"- seq {e['seq']} {what}{target}: **{_text(e.get('outcome') or '-')}**"
+                + (f" — {_text(msg)}" if msg else ""))
 
     sections = [
         ("Failures", [item(e) for e in failures]),
         ("Irreversible changes", [item(e) for e in irreversible]),
         ("Not done", [item(e) for e in not_done]),
-        ("Started but never ended", [f"- op `{_cell(op)}`" for op in unfinished]),
+        ("Started but never ended", [f"- `{_text(op)}`" for op in unfinished]),
     ]
     for title, items in sections:
         lines += [f"### {title}", ""] + (items or ["- none"]) + [""]

@@ -115,6 +115,15 @@ _RULES: list[_Rule] = [
 ]
 
 
+# Every rule above needs one of these; text without any is returned as is (the fast path
+# that keeps the audit writer cheap on the engine's hot path).
+_TRIGGER = re.compile(
+    r"(?i)private key|password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey"
+    r"|access[_-]?key|credential|bearer|basic|eyj|sk-|akia|asia|[sbr]\.[A-Za-z0-9_-]{24}"
+    r"|gh[pousr]_|github_pat_|xox|aiza"
+)
+
+
 def _sub_group(rule: _Rule, s: str) -> str:
     pattern, group, valid = rule
 
@@ -139,6 +148,13 @@ def _sub_assignment(m: re.Match[str]) -> str:
     return whole[:start] + _redact(value) + whole[end:]
 
 
+# Short strings already found clean (action names, targets, outcomes repeat thousands of
+# times in one run). Only text with nothing to redact is remembered, so no secret is kept.
+_CLEAN: set[str] = set()
+_CLEAN_MAX = 50_000
+_CLEAN_MAX_LEN = 256
+
+
 def scrub_text(s: str) -> str:
     """Replace every key-shaped substring of ``s`` with its fingerprint.
 
@@ -148,13 +164,20 @@ def scrub_text(s: str) -> str:
     Returns:
         The text with secrets replaced by ``[REDACTED sha256:<12 hex>]``.
     """
-    if not s:
+    if not s or s in _CLEAN:
         return s
-    s = _PEM.sub(lambda m: _redact(m.group(0)), s)
-    s = _ASSIGNMENT.sub(_sub_assignment, s)
-    for rule in _RULES:
-        s = _sub_group(rule, s)
-    return s
+    if not _TRIGGER.search(s):
+        out = s
+    else:
+        out = _PEM.sub(lambda m: _redact(m.group(0)), s)
+        out = _ASSIGNMENT.sub(_sub_assignment, out)
+        for rule in _RULES:
+            out = _sub_group(rule, out)
+    if out == s and len(s) <= _CLEAN_MAX_LEN:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.clear()
+        _CLEAN.add(s)
+    return out
 
 
 def scrub(obj: Any) -> Any:

@@ -17,7 +17,7 @@ from adapters.base import ERROR, NOOP, UNSUPPORTED, Change, canonical_json, fing
 from console.engine.journal import Journal
 from console.engine.model import OpResult, Plan, RunResult, StepInfo
 from console.engine.runtime import Runtime
-from console.errors import AdapterError, AuditError, ConsoleError
+from console.errors import AdapterError, ConsoleError
 
 __all__ = ["Executor", "FINAL_OUTCOMES", "drift_summary"]
 
@@ -101,7 +101,7 @@ class Executor:
             self._emit("apply", res)
             return res
         started = time.monotonic()
-        await self._record(change, "apply", "started", before=change.before, after=change.after)
+        await self._record(change, "apply", "started")
         self._emit("apply", res, running=True)
         while True:
             res.attempts += 1
@@ -126,7 +126,7 @@ class Executor:
         return res
 
     # -- the DAG ------------------------------------------------------------------------
-    async def _run_step(self, plan: Plan, integ: str, step: StepInfo,
+    async def _run_step(self, plan: Plan, ops: list[Change], step: StepInfo,
                         tasks: dict[str, asyncio.Task[bool]],
                         results: dict[str, OpResult], done: set[str]) -> bool:
         blocked = []
@@ -135,7 +135,6 @@ class Executor:
             need_step = plan.step(need)
             if not ok and (need_step is None or need_step.on_error == "stop"):
                 blocked.append(need)
-        ops = [c for c in plan.changes if c.integration == integ and c.step == step.id]
         pending = [c for c in ops if c.op_id not in done]
         if blocked:
             for change in pending:
@@ -159,29 +158,40 @@ class Executor:
         started = time.monotonic()
         results: dict[str, OpResult] = dict(previous or {})
         done = {op for op, r in results.items() if r.outcome in FINAL_OUTCOMES}
-        per_integration = []
+        by_step: dict[tuple[str, str], list[Change]] = {}
+        for c in plan.changes:
+            by_step.setdefault((c.integration, c.step), []).append(c)
+        flows = []
         for integ in plan.integrations:
             tasks: dict[str, asyncio.Task[bool]] = {}
             for step in plan.steps:  # topological order: needs are created first
+                ops = by_step.get((integ, step.id), [])
                 tasks[step.id] = asyncio.ensure_future(
-                    self._run_step(plan, integ, step, tasks, results, done))
-            per_integration.extend(tasks.values())
-        gathered = await asyncio.gather(*per_integration, return_exceptions=True)
+                    self._run_step(plan, ops, step, tasks, results, done))
+            mine = [c for step in plan.steps for c in by_step.get((integ, step.id), [])]
+            flows.append(self._integration(list(tasks.values()), mine, results))
+        gathered = await asyncio.gather(*flows, return_exceptions=True)
         for item in gathered:
-            if isinstance(item, AuditError):
-                raise item
             if isinstance(item, BaseException):
                 raise item
-        await self.verify(plan, results)
         return RunResult(plan.run_id, plan, results, cancelled=self.cancel.is_set(),
                          elapsed=time.monotonic() - started)
 
-    async def verify(self, plan: Plan, results: dict[str, OpResult]) -> None:
+    async def _integration(self, steps: list[asyncio.Task[bool]], changes: list[Change],
+                           results: dict[str, OpResult]) -> None:
+        """One integration: its step DAG, then verify its changes as soon as it is done."""
+        outcome = await asyncio.gather(*steps, return_exceptions=True)
+        for item in outcome:
+            if isinstance(item, BaseException):
+                raise item
+        await self.verify(changes, results)
+
+    async def verify(self, changes: list[Change], results: dict[str, OpResult]) -> None:
         """Verify every applied or already-as-planned change, read-only."""
         async def one(change: Change) -> None:
             res = results[change.op_id]
             try:
-                verdict = await self.rt.call(change.backend, lambda a: a.verify(change))
+                verdict = await self.rt.read_call(change.backend, lambda a: a.verify(change))
                 res.verified, res.verdict = verdict.ok, verdict.state
                 detail = verdict.detail
             except (AdapterError, ConsoleError) as exc:
@@ -190,7 +200,7 @@ class Executor:
                                state=res.verdict, message=detail)
             self._emit("verify", res, detail=detail)
 
-        targets = [c for c in plan.changes
+        targets = [c for c in changes
                    if c.op_id in results and results[c.op_id].outcome in ("applied", "noop")
                    and c.status != UNSUPPORTED]
         await asyncio.gather(*(one(c) for c in targets))

@@ -70,18 +70,25 @@ class Plan:
 
     def body(self) -> dict[str, Any]:
         """The plan without its hash, as JSON-ready data."""
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["steps"] = [asdict(s) for s in self.steps]
         data["changes"] = [c.to_dict() for c in self.changes]
         return data
+
+    @staticmethod
+    def hash_of(body: dict[str, Any]) -> str:
+        """SHA-256 over a canonical plan body."""
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
     @property
     def hash(self) -> str:
         """SHA-256 over the canonical plan body."""
-        return hashlib.sha256(canonical_json(self.body()).encode()).hexdigest()
+        return self.hash_of(self.body())
 
     def to_json(self) -> str:
         """The plan with its hash, pretty-printed."""
-        return json.dumps({**self.body(), "hash": self.hash}, indent=2, sort_keys=True)
+        body = self.body()
+        return json.dumps({**body, "hash": self.hash_of(body)}, indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:

@@ -38,7 +38,7 @@ async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, 
                        note=f"the {adapter.name} adapter cannot do {step.action}; "
                             "this will NOT happen", **base)]
     try:
-        return await rt.call(backend, lambda a: a.plan(step.action, ref, ctx),
+        return await rt.read_call(backend, lambda a: a.plan(step.action, ref, ctx),
                              rt.timeout(backend, step.timeout))
     except AdapterError as exc:
         return [Change(adapter=adapter.name, status=ERROR, error=str(exc.msg),

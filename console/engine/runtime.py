@@ -50,8 +50,17 @@ class Runtime:
                         where=str(self.config.path),
                         hint=f"define [backends.{backend}] or fix the reference")
                 cls = load_adapter_class(spec.type)
-                self._adapters[backend] = cls(backend, spec.options)
+                self._adapters[backend] = cls(backend, self._resolved(spec.options))
             return self._adapters[backend]
+
+    def _resolved(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Options naming files, resolved against the config's folder."""
+        out = dict(options)
+        for key, value in options.items():
+            if isinstance(value, str) and value and (
+                    key in ("path", "file") or key.endswith(("_file", "_path", "_dir"))):
+                out[key] = str(self.config.resolve(value))
+        return out
 
     def limits(self, backend: str) -> BackendLimits:
         """The concurrency cap and rate limit of ``backend`` (created in the running loop)."""
@@ -92,7 +101,8 @@ class Runtime:
         async with self.limits(backend):
             fut = loop.run_in_executor(self.pool, lambda: fn(self._opened_adapter(backend)))
             try:
-                return await asyncio.wait_for(fut, limit)
+                async with asyncio.timeout(limit):
+                    return await fut
             except TimeoutError as exc:
                 raise Timeout(f"no answer within {limit:g}s; outcome unknown",
                               where=backend) from exc
@@ -102,6 +112,20 @@ class Runtime:
                 raise
             except Exception as exc:  # noqa: BLE001 - an adapter broke the contract
                 raise AdapterError(f"{type(exc).__name__}: {exc}", where=backend) from exc
+
+    async def read_call(self, backend: str, fn: Callable[[Adapter], T],
+                        timeout: float | None = None) -> T:
+        """Like :meth:`call`, for read-only calls: retried on throttling, 5xx and timeouts."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.call(backend, fn, timeout)
+            except AdapterError as exc:
+                delay = self.retry.delay(attempt, exc)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
 
     def close(self) -> None:
         """Close every opened adapter and the pool."""

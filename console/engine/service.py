@@ -101,6 +101,9 @@ class Session:
             raise UsageError("the restore runbook undoes a previous run",
                              hint="use `killswitch restore RUN_ID`")
         integrations = select(self.config.integrations, selectors)
+        if not integrations:
+            raise UsageError(f"no integration matches {' '.join(selectors)!r}",
+                             hint="check with `killswitch inventory list SELECTOR...`")
         rt = Runtime(self.config)
         try:
             plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident)
@@ -159,7 +162,7 @@ class Session:
 
         async def one(c: Change) -> None:
             try:
-                state = await rt.call(c.backend, lambda a: a.read(c))
+                state = await rt.read_call(c.backend, lambda a: a.read(c))
             except AdapterError as exc:
                 drifted.append(f"{c.target}: cannot read ({exc.msg})")
                 return
@@ -207,8 +210,9 @@ class Session:
                     await journal.record(phase="run", action=plan.runbook, outcome="refused",
                                          detail={"message": exc.msg})
                     raise
+            body = plan.body()
             await journal.record(phase="run", action=plan.runbook, outcome="started",
-                                 detail={"plan": plan.body(), "plan_hash": plan.hash,
+                                 detail={"plan": body, "plan_hash": plan.hash_of(body),
                                          "reason": reason, "restore_of": plan.restore_of})
             return await self._execute(plan, journal, None, progress)
         finally:

@@ -1,0 +1,185 @@
+"""The embedded sandbox: a real OpenBao dev server started in the background, then stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import pytest
+
+from console import sandbox
+from console.config import Config, load_config
+from console.errors import ConfigError
+from tests.servers import bao_binary, free_port_pair
+
+CONFIG = """
+[sandbox]
+dir = "state"
+openbao_port = {port}
+
+[backends.vault-sandbox]
+type = "vault"
+url = "http://127.0.0.1:{port}"
+token_file = "state/openbao.token"
+
+[backends.elsewhere]
+type = "vault"
+url = "http://127.0.0.1:1"
+
+[backends.flags]
+type = "flagfile"
+path = "state/flags.json"
+
+[[integrations]]
+id = "support-bot"
+name = "Support bot"
+owner = "cx"
+environment = "prod"
+provider = "openai"
+
+[[integrations.credentials]]
+backend = "vault-sandbox"
+path = "ai/support-bot/openai"
+
+[[integrations.credentials]]
+backend = "vault-sandbox"
+mount = "ir-kv"
+path = "ai/support-bot/copy"
+
+[[integrations.credentials]]
+backend = "elsewhere"
+path = "not/seeded"
+
+[[integrations.flags]]
+backend = "flags"
+flag = "support-bot-enabled"
+
+[[integrations]]
+id = "coder"
+name = "Coder"
+owner = "eng"
+environment = "dev"
+provider = "anthropic"
+
+[[integrations.flags]]
+backend = "flags"
+flag = "coder-enabled"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Iterator[Config]:
+    bao_binary()  # fail loudly under CI when missing
+    port = free_port_pair()
+    path = tmp_path / "killswitch.toml"
+    path.write_text(CONFIG.format(port=port))
+    cfg = load_config(path)
+    yield cfg
+    sandbox.stop(cfg)
+
+
+def _client(cfg: Config) -> hvac.Client:
+    token = (cfg.resolve("state") / "openbao.token").read_text().strip()
+    return hvac.Client(url=f"http://127.0.0.1:{cfg.sandbox.openbao_port}", token=token)
+
+
+def test_start_seed_status_stop(config: Config) -> None:
+    state = config.resolve("state")
+    services = sandbox.start(config)
+    bao = services[0]
+    assert bao.name == "openbao" and bao.running and bao.pid
+    assert "secret/ai/support-bot/openai" in bao.detail
+    token_file = state / "openbao.token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    # the token is not on the command line
+    assert token not in (Path(f"/proc/{bao.pid}/cmdline").read_bytes().decode())
+
+    c = _client(config)
+    kv = c.secrets.kv.v2
+    seeded = kv.read_secret_version(path="ai/support-bot/openai",
+                                    raise_on_deleted_version=True)["data"]["data"]["api_key"]
+    assert seeded.startswith("sk-sandbox-")
+    assert kv.read_secret_version(path="ai/support-bot/copy", mount_point="ir-kv",
+                                  raise_on_deleted_version=True)["data"]["data"]
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        kv.read_secret_metadata(path="not/seeded")
+
+    flags = json.loads((state / "flags.json").read_text())["flags"]
+    assert set(flags) == {"support-bot-enabled", "coder-enabled"}
+    assert flags["coder-enabled"] == {"state": "ENABLED", "variants": {"on": True, "off": False},
+                                      "defaultVariant": "on", "targeting": {}}
+
+    # idempotent: same process, same token, nothing reseeded over existing values
+    again = sandbox.start(config)
+    assert again[0].pid == bao.pid and "already running" in again[0].detail
+    assert token_file.read_text().strip() == token
+    assert kv.read_secret_version(path="ai/support-bot/openai",
+                                  raise_on_deleted_version=True)["data"]["data"]["api_key"] \
+        == seeded
+    # a deleted secret is reseeded only when missing entirely
+    kv.delete_metadata_and_all_versions(path="ai/support-bot/openai")
+    assert "secret/ai/support-bot/openai" in sandbox.start(config)[0].detail
+    c.adapter.close()
+
+    st = sandbox.status(config)
+    assert st[0].running and st[0].pid == bao.pid
+    assert all(s.running for s in st)
+
+    stopped = sandbox.stop(config)
+    assert not stopped[0].running and f"stopped pid {bao.pid}" in stopped[0].detail
+    assert not Path(f"/proc/{bao.pid}").exists() or \
+        Path(f"/proc/{bao.pid}/cmdline").read_bytes() == b""
+    assert not token_file.exists() and not (state / "openbao.pid").exists()
+    assert not sandbox.status(config)[0].running
+    assert (state / "flags.json").exists()  # flag files stay
+
+
+def test_stop_leaves_foreign_process_alone(config: Config) -> None:
+    state = config.resolve("state")
+    state.mkdir(parents=True)
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        # a pid file naming a process that does not run what the sandbox started
+        (state / "openbao.pid").write_text(json.dumps(
+            {"pid": victim.pid, "argv": [bao_binary(), "server", "-dev"]}))
+        result = sandbox.stop(config)
+        assert "left it alone" in result[0].detail
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_port_taken_is_a_clear_error(config: Config) -> None:
+    port = config.sandbox.openbao_port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port + 1))
+        s.listen()
+        with pytest.raises(ConfigError) as err:
+            sandbox.start(config)
+    assert str(port + 1) in str(err.value) and "openbao_port" in str(err.value)
+    assert not (config.resolve("state") / "openbao.pid").exists()
+
+
+def test_vault_adapter_works_on_the_sandbox(config: Config,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.base import PlanContext
+    from adapters.vault import VaultAdapter
+
+    sandbox.start(config)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    opts = dict(config.backends["vault-sandbox"].options)
+    opts["token_file"] = str(config.resolve(opts["token_file"]))
+    a = VaultAdapter("vault-sandbox", opts)
+    (ch,) = a.plan("credential.disable", {"path": "ai/support-bot/openai"},
+                   PlanContext("support-bot", "revoke"))
+    a.apply(ch)
+    assert a.verify(ch).ok
+    a.close()
+    assert os.environ.get("VAULT_TOKEN") is None
