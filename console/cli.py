@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from console.errors import (
+    EXIT_FAILED,
     EXIT_REFUSED,
     EXIT_USAGE,
     ConsoleError,
@@ -154,6 +155,7 @@ def inventory_lint() -> None:
 
 # -- plan / run ----------------------------------------------------------------------------
 def _emit_plan(plan: Plan, out: str | None, dry_run: bool) -> None:
+    """Print (and save) a plan; exit 1 when some target could not be observed."""
     from console.render import render_plan
 
     if out:
@@ -164,6 +166,11 @@ def _emit_plan(plan: Plan, out: str | None, dry_run: bool) -> None:
         _out(render_plan(plan, dry_run=dry_run))
         if out:
             _out(f"\nsaved to {out}; apply with `killswitch run --plan {out}`")
+    errors = [c for c in plan.changes if c.status == "error"]
+    if errors:
+        click.echo(f"{len(errors)} target(s) could not be observed; applying this plan would "
+                   "fail for them (see notes)", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command()

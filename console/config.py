@@ -36,7 +36,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from console.errors import ConfigError
-from console.inventory import Integration
+from console.inventory import KILL_POINT_LISTS, Integration
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -663,7 +663,7 @@ def load_config(path: str | Path | None = None) -> Config:
         integrations.append(integ)
         origins.append((src, local))
 
-    problems += _check_references(integrations, origins, backends, at)
+    problems += _check_references(raws, backends, at)
 
     raise_problems(problems, ConfigError, title="Invalid config")
 
@@ -680,57 +680,58 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def _problem_order(p: Problem) -> tuple[str, int]:
-    file, _, line = p.where.rpartition(":")
-    if line.isdigit():
+    file, sep, line = p.where.rpartition(":")
+    if sep and line.isdigit():
         return file, int(line)
     return p.where, 0
 
 
 def _check_references(
-    integrations: Iterable[Integration],
-    origins: Sequence[tuple[str, int]],
+    raws: Sequence[tuple[str, int, Any]],
     backends: Mapping[str, Backend],
     at: Callable[[str], Callable[[Loc], str]],
 ) -> list[Problem]:
-    """Undefined backends named by kill points, and duplicate integration ids."""
+    """Undefined backends named by kill points or contacts, and duplicate integration ids.
+
+    Works on the raw tables, so integrations that failed validation are checked too.
+    """
     problems: list[Problem] = []
     defined = ", ".join(sorted(backends)) or "none"
     seen: dict[str, str] = {}
-    for integ, (src, local) in zip(integrations, origins, strict=True):
+    for src, local, raw in raws:
         locate = at(src)
         base: Loc = ("integrations", local)
-        for kind, refs in integ.kill_point_lists().items():
-            for j, ref in enumerate(refs):
-                if ref.backend not in backends:
-                    close = difflib.get_close_matches(ref.backend, list(backends), n=1)
-                    problems.append(
-                        Problem(
-                            locate((*base, kind, j, "backend")),
-                            f"integration {integ.id!r}: {kind}[{j}] names undefined backend "
-                            f"{ref.backend!r}",
-                            (f"did you mean {close[0]!r}? " if close else "")
-                            + f"defined backends: {defined}",
-                        )
-                    )
-        for contact in integ.all_contacts():
-            if contact.backend and contact.backend not in backends:
+        iid = raw.get("id")
+        label = f"integration {iid!r}: " if isinstance(iid, str) else f"integration #{local + 1}: "
+        entries: list[tuple[str, Loc, Any]] = []
+        for kind in (*KILL_POINT_LISTS, "contacts"):
+            items = raw.get(kind)
+            if isinstance(items, list):
+                entries += [(f"{kind}[{j}]", (kind, j), x) for j, x in enumerate(items)]
+        entries.append(("kill_switch_owner", ("kill_switch_owner",), raw.get("kill_switch_owner")))
+        for what, sub, item in entries:
+            name = item.get("backend") if isinstance(item, dict) else None
+            if isinstance(name, str) and name not in backends:
+                close = suggest(name, backends)
                 problems.append(
                     Problem(
-                        locate(base),
-                        f"integration {integ.id!r}: contact {contact.name!r} names undefined "
-                        f"backend {contact.backend!r}",
-                        f"defined backends: {defined}",
+                        locate((*base, *sub, "backend")),
+                        f"{label}{what} names undefined backend {name!r}",
+                        (f"did you mean {close!r}? " if close else "")
+                        + f"defined backends: {defined}",
                     )
                 )
+        if not isinstance(iid, str):
+            continue
         here = locate(base)
-        if integ.id in seen:
+        if iid in seen:
             problems.append(
                 Problem(
                     here,
-                    f"duplicate integration id {integ.id!r} (first defined at {seen[integ.id]})",
+                    f"duplicate integration id {iid!r} (first defined at {seen[iid]})",
                     "integration ids must be unique: rename one of them",
                 )
             )
         else:
-            seen[integ.id] = here
+            seen[iid] = here
     return problems

@@ -42,7 +42,7 @@ def render_plan(plan: Plan, *, dry_run: bool = False) -> str:
     rows = []
     for c in plan.changes:
         mark = "" if c.reversible else "IRREVERSIBLE"
-        status = c.status if c.status != "error" else f"error: {c.error}"
+        status = c.status.upper() if c.status in ("error", "unsupported") else c.status
         rows.append([c.integration, c.step, c.action, c.target,
                      f"{short_state(c.before)} -> {short_state(c.after)}", status, mark])
     lines.append("")
@@ -51,7 +51,8 @@ def render_plan(plan: Plan, *, dry_run: bool = False) -> str:
                             "status", "undo"], rows))
     else:
         lines.append("(no changes)")
-    notes = [f"  {c.target}: {c.note}" for c in plan.changes if c.note]
+    notes = [f"  {c.target}: ERROR {c.error}" for c in plan.changes if c.error]
+    notes += [f"  {c.target}: {c.note}" for c in plan.changes if c.note and not c.error]
     if notes or plan.notes:
         lines.append("")
         lines.append("notes:")

@@ -27,6 +27,7 @@ undoes a previous run from its journal: it has no steps, the engine does the wor
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +54,8 @@ __all__ = [
     "runbook_paths",
     "served_actions",
 ]
+
+Loc = tuple[str | int, ...]
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "runbooks"
 """The runbooks shipped with Killswitch."""
@@ -159,7 +162,7 @@ def _load_file(path: Path) -> Runbook:
     doc, text = parse_toml(path, RunbookSyntaxError)
     locator = TomlLocator(text)
 
-    def locate(loc: tuple[str | int, ...]) -> str:
+    def locate(loc: Loc) -> str:
         return locator.where(path, loc)
 
     problems: list[Problem] = []
@@ -167,7 +170,9 @@ def _load_file(path: Path) -> Runbook:
         parsed = _RunbookFile.model_validate(doc)
     except ValidationError as exc:
         problems += validation_problems(exc, _RunbookFile, locate)
-        parsed = _RunbookFile()
+        raw_steps = doc.get("steps")
+        ok = isinstance(raw_steps, list) and all(isinstance(r, dict) for r in raw_steps)
+        parsed = _RunbookFile(steps=raw_steps if ok else [])
     steps: list[Step] = []
     for i, raw in enumerate(parsed.steps):
         sid = raw.get("id")
@@ -178,7 +183,7 @@ def _load_file(path: Path) -> Runbook:
             problems += validation_problems(
                 exc, Step, locate, ("steps", i), lambda _loc, lb=label: lb
             )
-    if len(steps) < len(parsed.steps):
+    if problems:
         raise_problems(problems, RunbookValidationError, title="Invalid runbook")
 
     name = parsed.name or path.stem
@@ -240,7 +245,7 @@ def _suggest_action(action: str) -> str | None:
 _NOUNS = {k.partition(".")[0] for k in KILL_POINTS}
 
 
-def _check_steps(steps: list[Step], locate: Any) -> list[Problem]:
+def _check_steps(steps: list[Step], locate: Callable[[Loc], str]) -> list[Problem]:
     problems: list[Problem] = []
     served = served_actions()
     ids = [s.id for s in steps]
@@ -297,7 +302,9 @@ def _check_steps(steps: list[Step], locate: Any) -> list[Problem]:
     return problems
 
 
-def _toposort(steps: list[Step], locate: Any) -> tuple[list[Step], list[Problem]]:
+def _toposort(
+    steps: list[Step], locate: Callable[[Loc], str]
+) -> tuple[list[Step], list[Problem]]:
     """Steps in dependency order (file order among equals), and any cycle found."""
     by_id: dict[str, Step] = {}
     index: dict[str, int] = {}

@@ -87,7 +87,7 @@ _ASSIGNMENT = re.compile(
     # "name = v", "name => v", "name: v" (a bare "name:v" is an ARN or a URL, not a value),
     # and '"name":"v"' in JSON.
     r"(\s*=>?\s*|\s*:\s+|(?<=[\"'])\s*:\s*)"
-    r"(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s\"',;&}\]\)]+))"
+    r"(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s\"',;&}\]\)\[{][^\s\"',;&}\]\)]*))"
 )
 
 _RULES: list[_Rule] = [

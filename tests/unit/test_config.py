@@ -349,3 +349,12 @@ def test_locator_unknown_and_where() -> None:
     assert loc.line_of(("b",)) is None
     assert loc.where("f.toml", ("b",)) == "f.toml"
     assert loc.where("f.toml", ("a",)) == "f.toml:1"
+
+
+def test_contact_backend_reference_checked(tmp_path: Path) -> None:
+    text = HEAD + integ("a", 'kill_switch_owner = { name = "A", backend = "pager" }\n')
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert ei.value.where == f"{p}:{line_of(p, 'pager')}"
+    assert "kill_switch_owner names undefined backend 'pager'" in ei.value.msg

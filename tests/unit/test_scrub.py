@@ -170,3 +170,12 @@ def test_scrub_filter_scrubs_messages_args_and_tracebacks() -> None:
     assert key not in text and SECRETS["slack bot"] not in text
     assert f"provider rejected [REDACTED {fingerprint_secret(key)}]" in text
     assert "RuntimeError: bad key [REDACTED sha256:" in text
+
+
+def test_json_structure_after_sensitive_key_names_is_kept() -> None:
+    """`"credentials": [` in JSON output is a list opening, not a secret value."""
+    import json
+
+    text = json.dumps({"credentials": [{"backend": "vault", "path": "a/b"}],
+                       "token": {"env": "VAULT_TOKEN"}}, indent=2)
+    assert json.loads(scrub_text(text)) == json.loads(text)
