@@ -7,10 +7,15 @@ CONFIG ?= config.example.toml
 
 .PHONY: run test lint bench sandbox-stop clean
 
+# Debian packages the tests drive directly (the sqlite3 CLI tampers with the audit trail).
+SYSTEM_TOOLS := sqlite3
+
 $(STAMP): pyproject.toml
+	@for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || MISSING="$$MISSING $$t"; done; \
+	if [ -n "$$MISSING" ]; then apt-get update -qq && apt-get install -y -qq $$MISSING; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,sandbox]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -10,7 +10,7 @@ from typing import Any
 from adapters.base import canonical_json
 from console.engine.model import Plan, RunResult
 
-__all__ = ["table", "render_plan", "render_result", "result_json", "short_state"]
+__all__ = ["table", "render_plan", "render_result", "result_json", "short_state", "state_diff"]
 
 
 def short_state(state: dict[str, Any]) -> str:
@@ -19,6 +19,18 @@ def short_state(state: dict[str, Any]) -> str:
         return "-"
     return " ".join(f"{k}={canonical_json(v) if isinstance(v, (dict, list)) else v}"
                     for k, v in sorted(state.items()))
+
+
+def state_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Only the fields a change alters: ``field: old -> new``."""
+    def val(v: Any) -> str:
+        return canonical_json(v) if isinstance(v, (dict, list)) else str(v)
+
+    keys = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    if not keys:
+        return short_state(after) + " (unchanged)" if after else "-"
+    return ", ".join(f"{k}: {val(before.get(k, '-'))} -> {val(after.get(k, '-'))}"
+                     for k in keys)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -41,10 +53,10 @@ def render_plan(plan: Plan, *, dry_run: bool = False) -> str:
         lines.append(f"restores run {plan.restore_of}")
     rows = []
     for c in plan.changes:
-        mark = "" if c.reversible else "IRREVERSIBLE"
+        mark = "reversible" if c.reversible else "IRREVERSIBLE"
         status = c.status.upper() if c.status in ("error", "unsupported") else c.status
         rows.append([c.integration, c.step, c.action, c.target,
-                     f"{short_state(c.before)} -> {short_state(c.after)}", status, mark])
+                     state_diff(c.before, c.after), status, mark])
     lines.append("")
     if rows:
         lines.append(table(["integration", "step", "action", "target", "before -> after",

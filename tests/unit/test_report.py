@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,7 +130,6 @@ def test_unknown_run_or_incident_is_a_usage_error(audit: AuditLog) -> None:
         render_report(audit)
 
 
-@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="needs the sqlite3 CLI")
 def test_report_shows_a_broken_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     with AuditLog(path) as log:
