@@ -23,7 +23,6 @@ from console.scrub import fingerprint_secret
 
 SQLITE3 = shutil.which("sqlite3")
 # `make test` installs the sqlite3 CLI; a missing one fails these tests loudly, never skips.
-needs_sqlite3 = pytest.mark.usefixtures()
 ALNUM = string.ascii_letters + string.digits
 
 
@@ -102,7 +101,6 @@ def test_update_and_delete_are_rejected_by_triggers(db_path: Path) -> None:
     assert verify(db_path).ok and verify(db_path).count == 3
 
 
-@needs_sqlite3
 def test_row_edited_with_sqlite3_cli_is_caught_at_its_seq(db_path: Path) -> None:
     fill(db_path, 6)
     cli(db_path, "DROP TRIGGER events_no_update; "
@@ -117,7 +115,6 @@ def test_row_edited_with_sqlite3_cli_is_caught_at_its_seq(db_path: Path) -> None
     assert info.value.seq == 4 and info.value.exit_code == 4
 
 
-@needs_sqlite3
 def test_deleted_row_is_caught(db_path: Path) -> None:
     fill(db_path, 5)
     cli(db_path, "DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 2;")
@@ -126,7 +123,6 @@ def test_deleted_row_is_caught(db_path: Path) -> None:
     assert "missing" in report.reason
 
 
-@needs_sqlite3
 def test_rows_deleted_from_the_end_are_caught(db_path: Path) -> None:
     fill(db_path, 5)
     cli(db_path, "DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq >= 4;")
@@ -134,7 +130,6 @@ def test_rows_deleted_from_the_end_are_caught(db_path: Path) -> None:
     assert (report.ok, report.first_bad_seq) == (False, 4)
 
 
-@needs_sqlite3
 def test_reordered_rows_are_caught(db_path: Path) -> None:
     fill(db_path, 5)
     cli(db_path, "DROP TRIGGER events_no_update; "
@@ -145,7 +140,6 @@ def test_reordered_rows_are_caught(db_path: Path) -> None:
     assert (report.ok, report.first_bad_seq) == (False, 2)
 
 
-@needs_sqlite3
 def test_keyed_chain_cannot_be_rewritten_without_the_key(db_path: Path) -> None:
     key = b"incident-key-2024"
     fill(db_path, 4, key=key)

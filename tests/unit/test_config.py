@@ -60,7 +60,7 @@ def test_example_config_loads() -> None:
     assert cfg.settings.max_targets == 10
     assert cfg.sandbox is not None and cfg.sandbox.openbao_port == 8299
     assert cfg.backends["vault-sandbox"].type == "vault"
-    assert cfg.backends["vault-sandbox"].options["token_env"] == "VAULT_TOKEN"
+    assert cfg.backends["vault-sandbox"].options["token_env"] == "KILLSWITCH_SANDBOX_VAULT_TOKEN"
     assert cfg.backends["flags"].options == {"path": ".sandbox/flags.json"}
     assert 4 <= len(cfg.integrations) <= 5
     envs = {i.environment for i in cfg.integrations}
