@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/killswitch --config $(CONFIG) sandbox start
-	$(BIN)/killswitch --config $(CONFIG) demo
+	$(BIN)/killswitch --config $(CONFIG) --exercise
 
 test: $(STAMP)
 	$(BIN)/ruff check console adapters tests benchmarks

@@ -80,13 +80,22 @@ def _out(text: str) -> None:
 
 @click.group(invoke_without_command=True)
 @common
+@click.option("--exercise", is_flag=True,
+              help="Console only: a tabletop exercise (bannered EXERCISE, recorded as such).")
+@click.option("--incident", "tui_incident", help="Console only: incident id.")
 @click.version_option(package_name="killswitch")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Killswitch: contain an approved AI integration in minutes."""
+def cli(ctx: click.Context, exercise: bool, tui_incident: str | None) -> None:
+    """Killswitch: contain an approved AI integration in minutes.
+
+    Without a command, opens the console (the TUI).
+    """
     ctx.ensure_object(dict)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        from console.tui.app import run_tui
+
+        sys.exit(run_tui(_opts().get("config"), mode="exercise" if exercise else "dry-run",
+                         incident=tui_incident or ""))
 
 
 # -- inventory -----------------------------------------------------------------------------

@@ -38,6 +38,8 @@ class Runtime:
         self._opened: set[str] = set()
         self._limits: dict[str, BackendLimits] = {}
         self._lock = threading.Lock()
+        self.default_timeout: float | None = None
+        """When set, caps every per-operation timeout (background observation)."""
 
     def adapter(self, backend: str) -> Adapter:
         """The adapter serving ``backend`` (constructed, not yet opened)."""
@@ -73,12 +75,10 @@ class Runtime:
 
     def timeout(self, backend: str, step_timeout: float | None = None) -> float:
         """Per-operation timeout: the step's, else the backend's, else the default."""
-        if step_timeout:
-            return step_timeout
         spec = self.config.backends.get(backend)
-        if spec is not None and spec.timeout:
-            return spec.timeout
-        return self.config.settings.default_timeout
+        limit = step_timeout or (spec.timeout if spec is not None and spec.timeout else None)
+        limit = limit or self.config.settings.default_timeout
+        return min(limit, self.default_timeout) if self.default_timeout else limit
 
     def _opened_adapter(self, backend: str) -> Adapter:
         adapter = self.adapter(backend)

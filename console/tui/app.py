@@ -1,0 +1,183 @@
+"""The Killswitch console: a Textual app on the same engine as the headless CLI.
+
+Keys (app-wide):
+
+| key      | action                                  |
+|----------|-----------------------------------------|
+| ctrl+p   | command palette ("group: verb")         |
+| ?        | help: every key of every screen         |
+| i        | inventory                               |
+| A        | audit trail                             |
+| ctrl+l   | switch DRY-RUN <-> LIVE (asks first)    |
+| q        | quit                                    |
+
+Screens live in ``screens/`` and are imported when first opened, so start-up loads only the
+inventory. Engine calls run in workers; nothing here talks to a backend directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+
+from console.errors import ConsoleError
+
+if TYPE_CHECKING:
+    from console.config import Config
+    from console.engine.model import Plan
+    from console.engine.service import Session
+
+__all__ = ["KillswitchApp", "make_app", "run_tui", "MODES"]
+
+MODES = ("dry-run", "live", "exercise")
+
+
+class KillswitchApp(App[int]):
+    """The console.
+
+    Args:
+        config: The loaded config.
+        mode: ``dry-run`` (default: nothing can change until the operator switches to LIVE),
+            ``live``, or ``exercise`` (a tabletop against the sandbox; runs really apply).
+        incident: Incident id shown in the banner and recorded.
+        operator: Who is acting (default from config / environment).
+    """
+
+    TITLE = "Killswitch"
+    CSS_PATH: ClassVar[list[str | Path]] = ["app.tcss", "run.tcss"]  # type: ignore[misc]
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key"),
+        Binding("i", "inventory", "Inventory", id="app.inventory", show=False,
+                tooltip="Back to the inventory"),
+        Binding("A", "audit", "Audit", id="app.audit", tooltip="The audit trail"),
+        Binding("ctrl+l", "toggle_live", "Live/Dry", id="app.toggle-live",
+                tooltip="Switch between DRY-RUN and LIVE (asks first)"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
+    ]
+
+    mode: reactive[str] = reactive("dry-run")
+    """Current mode: dry-run / live / exercise."""
+    incident: reactive[str] = reactive("")
+    """Incident id."""
+    marked: reactive[frozenset[str]] = reactive(frozenset())
+    """Ids of the integrations marked on the inventory screen."""
+
+    def __init__(self, config: Config, *, mode: str = "dry-run", incident: str = "",
+                 operator: str | None = None) -> None:
+        super().__init__()
+        from console.engine.service import default_operator
+
+        self.config = config
+        self.exercise = mode == "exercise"
+        self.operator = operator or default_operator(config)
+        self.set_reactive(KillswitchApp.mode, mode)
+        self.set_reactive(KillswitchApp.incident, incident or config.settings.incident or "")
+        keymap = getattr(config.settings, "keymap", None)
+        if keymap:
+            self.set_keymap(dict(keymap))
+
+    # -- engine --------------------------------------------------------------------------
+    def session(self) -> Session:
+        """A fresh engine session in the current mode."""
+        from console.engine.service import Session
+
+        return Session(self.config, operator=self.operator, incident=self.incident or None,
+                       mode="exercise" if self.exercise else "live")
+
+    @property
+    def live(self) -> bool:
+        """True when runs really change things (LIVE or EXERCISE)."""
+        return self.mode in ("live", "exercise")
+
+    # -- screens -------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        """Open the inventory."""
+        from console.tui.screens.inventory import InventoryScreen
+
+        self.push_screen(InventoryScreen())
+
+    def action_inventory(self) -> None:
+        """Go back to the inventory (the bottom screen)."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        """Show every key."""
+        from console.tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_audit(self) -> None:
+        """Open the audit trail."""
+        from console.tui.screens.audit import AuditScreen
+
+        self.push_screen(AuditScreen())
+
+    def open_detail(self, integration_id: str) -> None:
+        """Open one integration's detail."""
+        from console.tui.screens.detail import DetailScreen
+
+        self.push_screen(DetailScreen(integration_id))
+
+    def open_runbooks(self, integration_ids: list[str]) -> None:
+        """Pick a runbook for these integrations."""
+        from console.tui.screens.runbook import RunbookScreen
+
+        self.push_screen(RunbookScreen(integration_ids))
+
+    def open_plan(self, plan: Plan) -> None:
+        """Review a plan."""
+        from console.tui.screens.plan import PlanScreen
+
+        self.push_screen(PlanScreen(plan))
+
+    def open_run(self, plan: Plan, reason: str, allow_irreversible: bool) -> None:
+        """Apply a confirmed plan and watch it."""
+        from console.tui.screens.run import RunScreen
+
+        self.push_screen(RunScreen(plan, reason=reason, allow_irreversible=allow_irreversible))
+
+    def action_toggle_live(self) -> None:
+        """Leave LIVE at once; entering LIVE asks for a typed confirmation."""
+        if self.mode != "dry-run":
+            self.mode = "dry-run"
+            self.notify("DRY-RUN: nothing will be changed", title="Mode")
+            return
+        from console.tui.widgets.confirm_mode import ConfirmModeModal
+
+        target = "exercise" if self.exercise else "live"
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.mode = target
+                self.notify(f"{target.upper()}: confirmed runs change real systems",
+                            title="Mode", severity="warning")
+
+        self.push_screen(ConfirmModeModal(target), done)
+
+
+def make_app(config: Config | str | Path | None = None, **kw: Any) -> KillswitchApp:
+    """The one factory used by the CLI, the tests and the benchmarks."""
+    from console.config import load_config
+
+    if config is None or isinstance(config, (str, Path)):
+        config = load_config(config)
+    return KillswitchApp(config, **kw)
+
+
+def run_tui(config_path: str | None, **kw: Any) -> int:
+    """Open the console; a config error prints a clear message and returns its exit code."""
+    try:
+        app = make_app(config_path, **kw)
+    except ConsoleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    result = app.run()
+    return int(result or 0)
