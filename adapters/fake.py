@@ -105,7 +105,7 @@ class FakeAdapter(Adapter):
 
     # -- state -------------------------------------------------------------------------
     @contextmanager
-    def _state(self) -> Iterator[dict[str, Any]]:
+    def _state(self, write: bool = False) -> Iterator[dict[str, Any]]:
         if self.state_file is None:
             with self._memory_lock:
                 yield self._memory.setdefault(self.backend, {"switches": {}, "applied": []})
@@ -117,9 +117,10 @@ class FakeAdapter(Adapter):
                 data = (json.loads(self.state_file.read_text())
                         if self.state_file.exists() else {"switches": {}, "applied": []})
                 yield data
-                tmp = self.state_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(data, indent=1))
-                os.replace(tmp, self.state_file)
+                if write:
+                    tmp = self.state_file.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(data, indent=1))
+                    os.replace(tmp, self.state_file)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -138,7 +139,7 @@ class FakeAdapter(Adapter):
 
     def _switch(self, key: str) -> str:
         with self._state() as data:
-            return str(data["switches"].setdefault(key, "on"))
+            return str(data["switches"].get(key, "on"))
 
     # -- contract ----------------------------------------------------------------------
     def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
@@ -174,7 +175,7 @@ class FakeAdapter(Adapter):
         """Flip the switch and log the side effect (for exactly-once checks)."""
         self._call()
         key = str(change.ref["key"])
-        with self._state() as data:
+        with self._state(write=True) as data:
             data["switches"][key] = change.after["switch"]
             data["applied"].append({"op": change.op_id, "key": key, "action": change.action})
         if self.apply_latency:
