@@ -86,6 +86,8 @@ class Settings(BaseModel):
     """Attempts per operation on throttling, 5xx and timeouts."""
     inventory: str | None = None
     """Optional separate inventory TOML file holding the ``[[integrations]]``."""
+    keymap: dict[str, str] = {}
+    """Console key overrides: binding id -> keys, e.g. ``"inventory.mark" = "x"``."""
 
     def resolved_operator(self) -> str:
         """The operator name: the setting, else ``$KILLSWITCH_OPERATOR``, else ``$USER``."""
