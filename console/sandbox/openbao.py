@@ -11,20 +11,23 @@ memory, so a restart starts from scratch and is reseeded.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from console.errors import ConfigError, ConsoleError
 from console.sandbox import ServiceStatus
+from console.sandbox.process import (
+    http_ok,
+    ours,
+    ports_taken,
+    spawn,
+    stop_process,
+    terminate,
+    write_secret_file,
+)
 
 __all__ = ["binary_path", "ports_free", "seed", "start", "status", "stop", "vault_refs"]
 
@@ -66,72 +69,11 @@ def binary_path() -> str:
 
 def ports_free(port: int) -> list[int]:
     """Ports among ``port`` and ``port + 1`` (the cluster listener) that are taken."""
-    taken = []
-    for p in (port, port + 1):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                taken.append(p)
-    return taken
+    return ports_taken(port, port + 1)
 
 
 def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"{_url(port)}/v1/sys/health", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
-
-
-def _recorded(state_dir: Path) -> tuple[int, list[str]] | None:
-    try:
-        data = json.loads((state_dir / f"{NAME}.pid").read_text())
-        return int(data["pid"]), [str(a) for a in data["argv"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _ours(state_dir: Path) -> int | None:
-    """The pid from our pid file, if that process is alive and runs exactly what we started."""
-    rec = _recorded(state_dir)
-    if rec is None:
-        return None
-    pid, argv = rec
-    return pid if _cmdline(pid) == argv else None
-
-
-def _reap(pid: int) -> bool:
-    """True when ``pid`` has exited (reaping it if it is our child)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return True
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return False
-
-
-def _write_secret_file(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    os.chmod(path, 0o600)
+    return http_ok(f"{_url(port)}/v1/sys/health")
 
 
 def vault_refs(config: Any, url: str) -> list[dict[str, Any]]:
@@ -189,7 +131,7 @@ def seed(config: Any, url: str, token: str) -> list[str]:
 def status(config: Any) -> ServiceStatus:
     """The OpenBao service as it is now."""
     state_dir, port = _settings(config)
-    pid = _ours(state_dir)
+    pid = ours(state_dir, NAME)
     if pid is None:
         return ServiceStatus(NAME, _url(port), None, False, "not running")
     ok = _healthy(port)
@@ -208,75 +150,34 @@ def start(config: Any) -> ServiceStatus:
     state_dir, port = _settings(config)
     url = _url(port)
     token_file = state_dir / f"{NAME}.token"
-    pid = _ours(state_dir)
+    pid = ours(state_dir, NAME)
     if pid is not None and _healthy(port) and token_file.exists():
         created = seed(config, url, token_file.read_text().strip())
         return ServiceStatus(NAME, url, pid, True, "already running; seeded "
                              f"{', '.join(created) or 'nothing new'}")
     if pid is not None:
-        _terminate(pid)
+        terminate(pid)
     taken = ports_free(port)
     if taken:
         raise ConfigError(
             f"cannot start the OpenBao sandbox: port {' and '.join(map(str, taken))} on "
             "127.0.0.1 is already in use (OpenBao needs the API port and the next one)",
             hint="stop whatever listens there, or set [sandbox] openbao_port to a free port")
-    state_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
     argv = [binary_path(), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
     env["BAO_DEV_ROOT_TOKEN_ID"] = token
-    log = state_dir / f"{NAME}.log"
-    with open(log, "ab") as fh, open(os.devnull, "rb") as null:
-        pid = os.posix_spawn(argv[0], argv, env, setsid=True, file_actions=[
-            (os.POSIX_SPAWN_DUP2, null.fileno(), 0),
-            (os.POSIX_SPAWN_DUP2, fh.fileno(), 1),
-            (os.POSIX_SPAWN_DUP2, fh.fileno(), 2),
-        ])
-    (state_dir / f"{NAME}.pid").write_text(json.dumps({"pid": pid, "argv": argv}))
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    while not _healthy(port):
-        if _reap(pid) or time.monotonic() > deadline:
-            _terminate(pid)
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise ConsoleError(
-                f"OpenBao did not become healthy at {url}/v1/sys/health within "
-                f"{HEALTH_TIMEOUT:.0f} s", where=str(log),
-                hint="last log lines: " + " | ".join(tail) if tail else "see the log")
-        time.sleep(0.05)
-    _write_secret_file(token_file, token)
+    pid = spawn(state_dir, NAME, argv, env, lambda: _healthy(port), HEALTH_TIMEOUT,
+                what=f"OpenBao at {url}/v1/sys/health")
+    write_secret_file(token_file, token)
     created = seed(config, url, token)
     return ServiceStatus(NAME, url, pid, True,
                          f"started; seeded {', '.join(created) or 'nothing'}; "
                          f"root token in {token_file}")
 
 
-def _terminate(pid: int, grace: float = 5.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while not _reap(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + grace
-        time.sleep(0.05)
-
-
 def stop(config: Any) -> ServiceStatus:
     """Stop the server if our pid file names a live process running what we started."""
     state_dir, port = _settings(config)
-    pid_file = state_dir / f"{NAME}.pid"
-    rec = _recorded(state_dir)
-    pid = _ours(state_dir)
-    detail = "not running"
-    if pid is not None:
-        _terminate(pid)
-        detail = f"stopped pid {pid}"
-    elif rec is not None:
-        detail = (f"pid file named {rec[0]}, which no longer runs what the sandbox started; "
-                  "left it alone")
-    for f in (pid_file, state_dir / f"{NAME}.token"):
-        with contextlib.suppress(FileNotFoundError):
-            f.unlink()
+    detail = stop_process(state_dir, NAME, (f"{NAME}.token",))
     return ServiceStatus(NAME, _url(port), None, False, detail)
