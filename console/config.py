@@ -131,6 +131,11 @@ class SandboxSettings(BaseModel):
     """State folder of the sandbox, relative to the config file."""
     openbao_port: int = Field(default=8299, ge=1, le=65535)
     """Port of the OpenBao dev server."""
+    moto_port: int = Field(default=5055, ge=1, le=65535)
+    """Port of the moto server (AWS)."""
+    ports: dict[str, int] = {}
+    """Ports of the SaaS stand-ins by name (``openai``, ``anthropic``, ``gcp``...);
+    unlisted ones use their default port."""
 
 
 class Config(BaseModel):

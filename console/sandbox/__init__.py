@@ -84,18 +84,31 @@ def _seed_flags(config: Any) -> list[ServiceStatus]:
     return statuses
 
 
+SERVICES = ("openbao", "moto", "standins")
+"""Process services, in start order; each module has start / status / stop(config)."""
+
+
+def _services() -> list[Any]:
+    import importlib
+
+    out = []
+    for name in SERVICES:
+        try:
+            out.append(importlib.import_module(f"console.sandbox.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"console.sandbox.{name}":
+                raise
+    return out
+
+
 def start(config: Any) -> list[ServiceStatus]:
     """Start (or keep) every sandbox service and seed what the inventory references."""
-    from console.sandbox import openbao
-
-    return [openbao.start(config), *_seed_flags(config)]
+    return [*(svc.start(config) for svc in _services()), *_seed_flags(config)]
 
 
 def status(config: Any) -> list[ServiceStatus]:
     """Report every sandbox service without changing anything."""
-    from console.sandbox import openbao
-
-    out = [openbao.status(config)]
+    out = [svc.status(config) for svc in _services()]
     for backend, (path, keys) in flag_refs(config).items():
         out.append(ServiceStatus(f"flagfile:{backend}", path.as_uri(), None, path.exists(),
                                  f"{len(keys)} flag(s) referenced"
@@ -105,6 +118,4 @@ def status(config: Any) -> list[ServiceStatus]:
 
 def stop(config: Any) -> list[ServiceStatus]:
     """Stop the processes this sandbox started (flag files are left in place)."""
-    from console.sandbox import openbao
-
-    return [openbao.stop(config)]
+    return [svc.stop(config) for svc in reversed(_services())]

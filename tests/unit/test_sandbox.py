@@ -83,6 +83,11 @@ def config(tmp_path: Path) -> Iterator[Config]:
     sandbox.stop(cfg)
 
 
+def by_name(services: list[sandbox.ServiceStatus]) -> dict[str, sandbox.ServiceStatus]:
+    """Sandbox services by name."""
+    return {s.name: s for s in services}
+
+
 def _client(cfg: Config) -> hvac.Client:
     token = (cfg.resolve("state") / "openbao.token").read_text().strip()
     return hvac.Client(url=f"http://127.0.0.1:{cfg.sandbox.openbao_port}", token=token)
@@ -91,7 +96,7 @@ def _client(cfg: Config) -> hvac.Client:
 def test_start_seed_status_stop(config: Config) -> None:
     state = config.resolve("state")
     services = sandbox.start(config)
-    bao = services[0]
+    bao = by_name(services)['openbao']
     assert bao.name == "openbao" and bao.running and bao.pid
     assert "secret/ai/support-bot/openai" in bao.detail
     token_file = state / "openbao.token"
@@ -117,26 +122,26 @@ def test_start_seed_status_stop(config: Config) -> None:
 
     # idempotent: same process, same token, nothing reseeded over existing values
     again = sandbox.start(config)
-    assert again[0].pid == bao.pid and "already running" in again[0].detail
+    assert by_name(again)['openbao'].pid == bao.pid and "already running" in by_name(again)['openbao'].detail
     assert token_file.read_text().strip() == token
     assert kv.read_secret_version(path="ai/support-bot/openai",
                                   raise_on_deleted_version=True)["data"]["data"]["api_key"] \
         == seeded
     # a deleted secret is reseeded only when missing entirely
     kv.delete_metadata_and_all_versions(path="ai/support-bot/openai")
-    assert "secret/ai/support-bot/openai" in sandbox.start(config)[0].detail
+    assert "secret/ai/support-bot/openai" in by_name(sandbox.start(config))['openbao'].detail
     c.adapter.close()
 
     st = sandbox.status(config)
-    assert st[0].running and st[0].pid == bao.pid
-    assert all(s.running for s in st)
+    assert by_name(st)['openbao'].running and by_name(st)['openbao'].pid == bao.pid
+    assert all(s.running for s in st if s.name != 'standins')
 
     stopped = sandbox.stop(config)
-    assert not stopped[0].running and f"stopped pid {bao.pid}" in stopped[0].detail
+    assert not by_name(stopped)['openbao'].running and f"stopped pid {bao.pid}" in by_name(stopped)['openbao'].detail
     assert not Path(f"/proc/{bao.pid}").exists() or \
         Path(f"/proc/{bao.pid}/cmdline").read_bytes() == b""
     assert not token_file.exists() and not (state / "openbao.pid").exists()
-    assert not sandbox.status(config)[0].running
+    assert not by_name(sandbox.status(config))['openbao'].running
     assert (state / "flags.json").exists()  # flag files stay
 
 
@@ -149,7 +154,7 @@ def test_stop_leaves_foreign_process_alone(config: Config) -> None:
         (state / "openbao.pid").write_text(json.dumps(
             {"pid": victim.pid, "argv": [bao_binary(), "server", "-dev"]}))
         result = sandbox.stop(config)
-        assert "left it alone" in result[0].detail
+        assert "left it alone" in by_name(result)['openbao'].detail
         assert victim.poll() is None
     finally:
         victim.kill()
