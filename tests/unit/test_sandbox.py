@@ -122,7 +122,8 @@ def test_start_seed_status_stop(config: Config) -> None:
 
     # idempotent: same process, same token, nothing reseeded over existing values
     again = sandbox.start(config)
-    assert by_name(again)['openbao'].pid == bao.pid and "already running" in by_name(again)['openbao'].detail
+    again_bao = by_name(again)["openbao"]
+    assert again_bao.pid == bao.pid and "already running" in again_bao.detail
     assert token_file.read_text().strip() == token
     assert kv.read_secret_version(path="ai/support-bot/openai",
                                   raise_on_deleted_version=True)["data"]["data"]["api_key"] \
@@ -137,7 +138,8 @@ def test_start_seed_status_stop(config: Config) -> None:
     assert all(s.running for s in st if s.name != 'standins')
 
     stopped = sandbox.stop(config)
-    assert not by_name(stopped)['openbao'].running and f"stopped pid {bao.pid}" in by_name(stopped)['openbao'].detail
+    stopped_bao = by_name(stopped)["openbao"]
+    assert not stopped_bao.running and f"stopped pid {bao.pid}" in stopped_bao.detail
     assert not Path(f"/proc/{bao.pid}").exists() or \
         Path(f"/proc/{bao.pid}/cmdline").read_bytes() == b""
     assert not token_file.exists() and not (state / "openbao.pid").exists()
