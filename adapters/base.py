@@ -220,6 +220,10 @@ class Adapter:
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {}
     SUPPORTS_UNDO: ClassVar[bool] = False
     SUPPORTS_NATIVE_DRY_RUN: ClassVar[bool] = False
+    CAN_REVEAL: ClassVar[bool] = False
+    """Secret stores: can read a stored key value (in memory only) and scan for copies."""
+    CAN_PROBE: ClassVar[bool] = False
+    """Providers: can test a key value the way an application would (proof of death)."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         """Keep the options; no I/O here. Unknown option keys are ignored."""
@@ -257,6 +261,31 @@ class Adapter:
             f"{change.action} on {change.target} cannot be undone",
             where=change.target,
         )
+
+    def reveal(self, ref: Mapping[str, Any]) -> str | None:
+        """Secret stores: the current key value a reference points at, or None if unreadable.
+
+        The value stays in memory: never log it, put it in a Change, an error or a Verdict.
+        A JSON secret yields the field named by ``ref["field"]``, else its only string value,
+        else the first of ``api_key``, ``key``, ``token``, ``value``.
+        """
+        raise NotImplementedError
+
+    def scan(self) -> Iterator[tuple[dict[str, Any], str]]:
+        """Secret stores: every readable stored value with a reference that finds it again.
+
+        Used by ``credentials scan`` to find copies the inventory does not list; only
+        fingerprints of the values leave the process.
+        """
+        raise NotImplementedError
+
+    def probe(self, value: str) -> Verdict:
+        """Providers: one cheap authenticated call with ``value``, as an application would.
+
+        Returns ``Verdict(True, "revoked")`` on 401/403, ``Verdict(False, "live")`` when the
+        call succeeds, ``Verdict(False, "unknown", reason)`` otherwise.
+        """
+        raise NotImplementedError
 
     def permissions(self, action: str) -> tuple[str, ...]:
         """Permissions the console needs for ``action``."""
