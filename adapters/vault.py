@@ -35,7 +35,7 @@ Example runbook step::
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,6 +54,7 @@ from adapters.base import (
     Verdict,
     map_errors,
 )
+from adapters.secretvalue import pick_value
 from console.errors import (
     AdapterError,
     AuthError,
@@ -207,6 +208,7 @@ class VaultAdapter(Adapter):
             (*_READ_KV, "<mount>/destroy/<path>: update", *_REVOKE), _SCHEMA),
     }
     SUPPORTS_UNDO: ClassVar[bool] = True
+    CAN_REVEAL: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -289,6 +291,48 @@ class VaultAdapter(Adapter):
             raise AdapterError(f"vault {kind} reference needs `{key}`", where=self.backend)
         label = "token accessor" if kind == "token" else "leases under"
         return kind, {key: value}, f"{label} {value}"
+
+    # -- key values (in memory only) -----------------------------------------------------
+
+    def reveal(self, ref: Mapping[str, Any]) -> str | None:
+        """The current KV value a kv reference points at (None when deleted or not kv)."""
+        kind, ids, target = self._ref(ref)
+        if kind != "kv":
+            return None
+        with self._errors(target):
+            try:
+                data = self.client.secrets.kv.v2.read_secret_version(
+                    path=ids["path"], mount_point=ids["mount"], raise_on_deleted_version=True)
+            except hvac.exceptions.InvalidPath:
+                return None
+        return pick_value((data.get("data") or {}).get("data"), ref.get("field"))
+
+    def scan(self) -> Iterator[tuple[dict[str, Any], str]]:
+        """Every readable value in every KV v2 mount, with the reference that finds it."""
+        with self._errors(self.url):
+            mounts = self.client.sys.list_mounted_secrets_engines()["data"]
+        for mount, info in mounts.items():
+            if (info or {}).get("type") != "kv" or \
+                    str((info.get("options") or {}).get("version")) != "2":
+                continue
+            yield from self._scan_kv(mount.strip("/"), "")
+
+    def _scan_kv(self, mount: str, prefix: str) -> Iterator[tuple[dict[str, Any], str]]:
+        with self._errors(f"{mount}/{prefix}"):
+            try:
+                keys = self.client.secrets.kv.v2.list_secrets(
+                    path=prefix, mount_point=mount)["data"]["keys"]
+            except hvac.exceptions.InvalidPath:
+                return
+        for key in keys:
+            path = f"{prefix}{key}"
+            if key.endswith("/"):
+                yield from self._scan_kv(mount, path)
+                continue
+            ref = {"backend": self.backend, "kind": "kv", "mount": mount, "path": path}
+            value = self.reveal(ref)
+            if value:
+                yield ref, value
 
     # -- reads ----------------------------------------------------------------------------
 
