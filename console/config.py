@@ -86,6 +86,10 @@ class Settings(BaseModel):
     """Attempts per operation on throttling, 5xx and timeouts."""
     inventory: str | None = None
     """Optional separate inventory TOML file holding the ``[[integrations]]``."""
+    proof_window: float = Field(default=30.0, ge=0)
+    """Seconds verify keeps rechecking a key that still works at the provider (propagation)."""
+    proof_interval: float = Field(default=2.0, gt=0)
+    """Seconds between proof-of-death rechecks."""
     keymap: dict[str, str] = {}
     """Console key overrides: binding id -> keys, e.g. ``"inventory.mark" = "x"``."""
 

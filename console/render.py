@@ -91,9 +91,16 @@ def render_result(result: RunResult) -> str:
     lines = [f"run {result.run_id}  ({result.elapsed:.1f}s)"]
     lines.append(table(["integration", "action", "target", "outcome", "verify", "message"],
                        rows))
+    if result.proofs:
+        lines.append("")
+        lines.append("proof of death (the key tested at its provider, as an application would):")
+        lines.append(table(["integration", "key", "detail"],
+                           [[p.integration, p.state, p.detail]
+                            for p in result.proofs.values()]))
     verdict = {0: "OK: every change applied and verified",
                1: "INCOMPLETE: some operations did not happen (see outcome)",
-               4: "NOT VERIFIED: some targets are still live or unknown"}[result.exit_code()]
+               4: "NOT VERIFIED: some targets or keys are still live, or unknown"
+               }[result.exit_code()]
     if result.cancelled:
         verdict = "CANCELLED: operations not started were skipped; `killswitch resume` finishes"
     lines.append("")
@@ -108,4 +115,5 @@ def result_json(result: RunResult) -> str:
         "cancelled": result.cancelled, "elapsed": round(result.elapsed, 3),
         "plan_hash": result.plan.hash,
         "operations": [asdict(r) for r in result.results.values()],
+        "proofs": [asdict(p) for p in result.proofs.values()],
     }, indent=2)

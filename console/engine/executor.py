@@ -16,6 +16,7 @@ from typing import Any
 from adapters.base import ERROR, NOOP, UNSUPPORTED, Change, canonical_json, fingerprint
 from console.engine.journal import Journal
 from console.engine.model import OpResult, Plan, RunResult, StepInfo
+from console.engine.proof import KeyProof, Proof
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConsoleError
 
@@ -46,11 +47,13 @@ class Executor:
     """
 
     def __init__(self, rt: Runtime, journal: Journal, cancel: asyncio.Event | None = None,
-                 progress: ProgressHook | None = None) -> None:
+                 progress: ProgressHook | None = None, proof: KeyProof | None = None) -> None:
         self.rt = rt
         self.journal = journal
         self.cancel = cancel or asyncio.Event()
         self.progress = progress
+        self.proof = proof
+        self.proofs: dict[str, Proof] = {}
 
     def _emit(self, phase: str, res: OpResult, **extra: Any) -> None:
         if self.progress is not None:
@@ -163,28 +166,53 @@ class Executor:
             by_step.setdefault((c.integration, c.step), []).append(c)
         flows = []
         for integ in plan.integrations:
-            tasks: dict[str, asyncio.Task[bool]] = {}
-            for step in plan.steps:  # topological order: needs are created first
-                ops = by_step.get((integ, step.id), [])
-                tasks[step.id] = asyncio.ensure_future(
-                    self._run_step(plan, ops, step, tasks, results, done))
             mine = [c for step in plan.steps for c in by_step.get((integ, step.id), [])]
-            flows.append(self._integration(list(tasks.values()), mine, results))
+            flows.append(self._integration(plan, integ, by_step, mine, results, done))
         gathered = await asyncio.gather(*flows, return_exceptions=True)
         for item in gathered:
             if isinstance(item, BaseException):
                 raise item
+        if self.proof is not None:
+            self.proof.forget()
         return RunResult(plan.run_id, plan, results, cancelled=self.cancel.is_set(),
-                         elapsed=time.monotonic() - started)
+                         elapsed=time.monotonic() - started, proofs=dict(self.proofs))
 
-    async def _integration(self, steps: list[asyncio.Task[bool]], changes: list[Change],
-                           results: dict[str, OpResult]) -> None:
-        """One integration: its step DAG, then verify its changes as soon as it is done."""
-        outcome = await asyncio.gather(*steps, return_exceptions=True)
+    async def _integration(self, plan: Plan, integ: str,
+                           by_step: dict[tuple[str, str], list[Change]], changes: list[Change],
+                           results: dict[str, OpResult], done: set[str]) -> None:
+        """One integration: capture its key, run its step DAG, verify, prove the key dead."""
+        if self.proof is not None:
+            await self.proof.capture(integ, [c for c in changes if c.op_id not in done])
+        tasks: dict[str, asyncio.Task[bool]] = {}
+        for step in plan.steps:  # topological order: needs are created first
+            tasks[step.id] = asyncio.ensure_future(self._run_step(
+                plan, by_step.get((integ, step.id), []), step, tasks, results, done))
+        outcome = await asyncio.gather(*tasks.values(), return_exceptions=True)
         for item in outcome:
             if isinstance(item, BaseException):
                 raise item
         await self.verify(changes, results)
+        if self.proof is not None and self.proof.wants(integ):
+            await self._prove(integ)
+
+    async def _prove(self, integ: str) -> None:
+        assert self.proof is not None
+
+        def update(p: Proof) -> None:
+            self.proofs[integ] = p
+            self._emit("proof", OpResult(f"{integ}/proof", "pending", p.detail,
+                                         verdict=p.state))
+
+        proof = await self.proof.prove(integ, update)
+        self.proofs[integ] = proof
+        await self.journal.record(
+            integration=integ, op_id=f"{integ}/proof", phase="verify",
+            action="credential.proof", target=proof.detail.split(":")[0], outcome=proof.state,
+            detail={"message": proof.detail, "checks": proof.checks,
+                    "fingerprint": proof.fingerprint})
+        self._emit("proof", OpResult(f"{integ}/proof", "done", proof.detail,
+                                     verdict=proof.state,
+                                     verified=proof.state == "revoked"))
 
     async def verify(self, changes: list[Change], results: dict[str, OpResult]) -> None:
         """Verify every applied or already-as-planned change, read-only."""

@@ -167,6 +167,8 @@ class RunResult:
     results: dict[str, OpResult]
     cancelled: bool = False
     elapsed: float = 0.0
+    proofs: dict[str, Any] = field(default_factory=dict)
+    """Proof of death per integration (``console.engine.proof.Proof``)."""
 
     def count(self, outcome: str) -> int:
         """How many operations ended with ``outcome``."""
@@ -183,10 +185,15 @@ class RunResult:
         """Operations whose verification did not prove the change."""
         return [r for r in self.results.values() if r.verified is False]
 
+    @property
+    def still_live(self) -> list[Any]:
+        """Integrations whose key the provider still accepts after the proof window."""
+        return [p for p in self.proofs.values() if p.state == "STILL LIVE"]
+
     def exit_code(self) -> int:
-        """0 ok, 1 some failed / cancelled, 4 verification failed."""
+        """0 ok, 1 some failed / cancelled, 4 verification failed (or a key still live)."""
         if self.failed or self.cancelled:
             return 1
-        if self.verify_failed:
+        if self.verify_failed or self.still_live:
             return 4
         return 0

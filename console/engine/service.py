@@ -18,6 +18,7 @@ from console.engine.journal import Journal
 from console.engine.locks import LockTable
 from console.engine.model import OpResult, Plan, RunResult, StepInfo, new_run_id, utcnow
 from console.engine.planner import make_plan
+from console.engine.proof import KeyProof
 from console.engine.runtime import Runtime
 from console.errors import (
     AdapterError,
@@ -224,13 +225,20 @@ class Session:
                        progress: ProgressHook | None) -> RunResult:
         rt = Runtime(self.config)
         self.cancel = asyncio.Event()
+        proof = None
+        if not plan.restore_of and any(c.action.startswith("credential.")
+                                       for c in plan.changes):
+            proof = KeyProof(rt, self.config.settings.proof_window,
+                             self.config.settings.proof_interval)
         try:
-            result = await Executor(rt, journal, self.cancel, progress).apply(plan, previous)
+            result = await Executor(rt, journal, self.cancel, progress,
+                                    proof).apply(plan, previous)
         finally:
             rt.close()
         summary = {o: result.count(o) for o in
                    ("applied", "noop", "failed", "refused", "skipped", "unsupported")}
         summary["verify_failed"] = len(result.verify_failed)
+        summary["still_live"] = len(result.still_live)
         await journal.record(phase="run", action=plan.runbook,
                              outcome="cancelled" if result.cancelled else "finished",
                              detail={"summary": summary, "exit_code": result.exit_code(),

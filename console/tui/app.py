@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
@@ -28,13 +29,23 @@ from textual.reactive import reactive
 from console.errors import ConsoleError
 
 if TYPE_CHECKING:
+    from textual.command import Provider
+
     from console.config import Config
     from console.engine.model import Plan
+    from console.engine.observe import PointState
     from console.engine.service import Session
 
 __all__ = ["KillswitchApp", "make_app", "run_tui", "MODES"]
 
 MODES = ("dry-run", "live", "exercise")
+
+
+def _commands() -> type[Provider]:
+    """The palette's provider, imported when the palette first opens."""
+    from console.tui.commands import KillswitchCommands
+
+    return KillswitchCommands
 
 
 class KillswitchApp(App[int]):
@@ -51,13 +62,16 @@ class KillswitchApp(App[int]):
     TITLE = "Killswitch"
     CSS_PATH: ClassVar[list[str | Path]] = ["app.tcss", "run.tcss"]  # type: ignore[misc]
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
+        App.COMMANDS | {_commands})
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key"),
         Binding("i", "inventory", "Inventory", id="app.inventory", show=False,
                 tooltip="Back to the inventory"),
-        Binding("A", "audit", "Audit", id="app.audit", tooltip="The audit trail"),
-        Binding("ctrl+l", "toggle_live", "Live/Dry", id="app.toggle-live",
+        Binding("A", "audit", "Audit", id="app.audit", show=False,
+                tooltip="The audit trail: search, chain status, reports, restore"),
+        Binding("ctrl+l", "toggle_live", "Mode", id="app.toggle-live",
                 tooltip="Switch between DRY-RUN and LIVE (asks first)"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
     ]
@@ -74,8 +88,12 @@ class KillswitchApp(App[int]):
         super().__init__()
         from console.engine.service import default_operator
 
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.config = config
         self.exercise = mode == "exercise"
+        self.states: dict[str, dict[str, PointState]] = {}
+        """Last observed kill-point states: integration id -> column -> state."""
         self.operator = operator or default_operator(config)
         self.set_reactive(KillswitchApp.mode, mode)
         self.set_reactive(KillswitchApp.incident, incident or config.settings.incident or "")
@@ -114,11 +132,22 @@ class KillswitchApp(App[int]):
 
         self.push_screen(HelpScreen())
 
+    def _screen(self, module: str, name: str) -> Any:
+        """Import a screen class on first use; a missing one is a notification, not a crash."""
+        import importlib
+
+        try:
+            return getattr(importlib.import_module(f"console.tui.screens.{module}"), name)
+        except (ImportError, AttributeError) as exc:
+            self.notify(f"{name} is not available: {exc}", title="Not available",
+                        severity="error")
+            return None
+
     def action_audit(self) -> None:
         """Open the audit trail."""
-        from console.tui.screens.audit import AuditScreen
-
-        self.push_screen(AuditScreen())
+        screen = self._screen("audit", "AuditScreen")
+        if screen is not None:
+            self.push_screen(screen())
 
     def open_detail(self, integration_id: str) -> None:
         """Open one integration's detail."""
@@ -128,21 +157,21 @@ class KillswitchApp(App[int]):
 
     def open_runbooks(self, integration_ids: list[str]) -> None:
         """Pick a runbook for these integrations."""
-        from console.tui.screens.runbook import RunbookScreen
-
-        self.push_screen(RunbookScreen(integration_ids))
+        screen = self._screen("runbook", "RunbookScreen")
+        if screen is not None:
+            self.push_screen(screen(integration_ids))
 
     def open_plan(self, plan: Plan) -> None:
         """Review a plan."""
-        from console.tui.screens.plan import PlanScreen
-
-        self.push_screen(PlanScreen(plan))
+        screen = self._screen("plan", "PlanScreen")
+        if screen is not None:
+            self.push_screen(screen(plan))
 
     def open_run(self, plan: Plan, reason: str, allow_irreversible: bool) -> None:
         """Apply a confirmed plan and watch it."""
-        from console.tui.screens.run import RunScreen
-
-        self.push_screen(RunScreen(plan, reason=reason, allow_irreversible=allow_irreversible))
+        screen = self._screen("run", "RunScreen")
+        if screen is not None:
+            self.push_screen(screen(plan, reason=reason, allow_irreversible=allow_irreversible))
 
     def action_toggle_live(self) -> None:
         """Leave LIVE at once; entering LIVE asks for a typed confirmation."""
@@ -161,6 +190,11 @@ class KillswitchApp(App[int]):
                             title="Mode", severity="warning")
 
         self.push_screen(ConfirmModeModal(target), done)
+
+    def watch_mode(self, mode: str) -> None:
+        """Carry the mode as a state class (``-live``, ``-dry-run``, ``-exercise``)."""
+        for m in MODES:
+            self.set_class(mode == m, f"-{m}")
 
 
 def make_app(config: Config | str | Path | None = None, **kw: Any) -> KillswitchApp:

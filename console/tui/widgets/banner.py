@@ -1,18 +1,46 @@
-"""The mode banner: always visible, impossible to misread."""
+"""The mode banner: always visible, impossible to misread.
+
+One line docked at the top of every screen::
+
+     LIVE - changes are real  | 2 marked: PROD 1 . staging 1 | INC-42 | op alice
+
+LIVE is bold on the theme's ``$error`` background; DRY-RUN and EXERCISE have their own
+colours (see ``app.tcss``). The environments of the marked integrations follow the marks; a
+prod target gets its own highlighted segment.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from textual.app import ComposeResult
-from textual.widget import Widget
-from textual.widgets import Static
+from textual.containers import Horizontal
+from textual.widgets import Label
+
+__all__ = ["ModeBanner", "MODE_TEXT"]
+
+MODE_TEXT = {
+    "live": " LIVE - changes are real ",
+    "dry-run": " DRY-RUN - nothing changes ",
+    "exercise": " EXERCISE - sandbox runs apply ",
+}
+"""The mode segment's words, per mode."""
 
 
-class ModeBanner(Widget):
-    """Mode (LIVE in red / DRY-RUN / EXERCISE), target environments, incident, operator."""
+class ModeBanner(Horizontal):
+    """Mode (LIVE in red / DRY-RUN / EXERCISE), target environments, incident, operator.
+
+    Follows the app's ``mode``, ``marked`` and ``incident`` reactives; carries the state class
+    ``-live``, ``-dry-run`` or ``-exercise``.
+    """
 
     def compose(self) -> ComposeResult:
-        """A single line of text (refined by the banner owner)."""
-        yield Static(id="banner-text")
+        """Mode, prod targets, other targets, incident, operator."""
+        yield Label(id="banner-mode")
+        yield Label(id="banner-prod")
+        yield Label(id="banner-targets")
+        yield Label(id="banner-incident")
+        yield Label(id="banner-operator")
 
     def on_mount(self) -> None:
         """Follow the app's mode, marks and incident."""
@@ -20,11 +48,38 @@ class ModeBanner(Widget):
         self.watch(self.app, "marked", self._refresh_text)
         self.watch(self.app, "incident", self._refresh_text)
 
+    @property
+    def text(self) -> str:
+        """The banner as plain text (tests, tmux)."""
+        return " ".join(str(label.content) for label in self.query(Label)).strip()
+
     def _refresh_text(self, _value: object = None) -> None:
         app = self.app
-        mode = str(getattr(app, "mode", "dry-run")).upper()
-        self.query_one("#banner-text", Static).update(
-            f" {mode} | incident {getattr(app, 'incident', '') or '-'} | "
-            f"operator {getattr(app, 'operator', '')}")
+        mode = str(getattr(app, "mode", "dry-run"))
+        self.query_one("#banner-mode", Label).update(MODE_TEXT.get(mode, f" {mode.upper()} "))
+        envs = self._marked_envs()
+        prod = envs.pop("prod", 0)
+        prod_label = self.query_one("#banner-prod", Label)
+        prod_label.update(f" PROD {prod} " if prod else "")
+        prod_label.display = bool(prod)
+        total = prod + sum(envs.values())
+        others = " . ".join(f"{env} {n}" for env, n in sorted(envs.items()))
+        if not total:
+            targets = " nothing marked"
+        else:
+            targets = f" {total} marked" + (f": {others}" if others else "")
+        self.query_one("#banner-targets", Label).update(targets)
+        incident = str(getattr(app, "incident", "") or "")
+        self.query_one("#banner-incident", Label).update(
+            f" {incident} " if incident else " no incident ")
+        self.query_one("#banner-operator", Label).update(
+            f" op {getattr(app, 'operator', '') or '?'} ")
         for m in ("live", "dry-run", "exercise"):
-            self.set_class(getattr(app, "mode", "") == m, f"-{m}")
+            self.set_class(mode == m, f"-{m}")
+
+    def _marked_envs(self) -> Counter[str]:
+        config = getattr(self.app, "config", None)
+        marked = getattr(self.app, "marked", frozenset())
+        if config is None or not marked:
+            return Counter()
+        return Counter(i.environment for i in config.integrations if i.id in marked)

@@ -1,0 +1,251 @@
+"""One integration: everything the inventory says, its kill points' state, its audit events."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.markup import escape
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from console.tui.widgets.banner import ModeBanner
+
+if TYPE_CHECKING:
+    from console.engine.observe import PointState
+    from console.inventory import Contact, Integration
+    from console.tui.app import KillswitchApp
+
+__all__ = ["DetailScreen"]
+
+AUDIT_EVENTS = 20
+"""How many recent audit events are shown."""
+_POINTS = (("keys", "credentials"), ("flags", "flags"), ("batches", "batches"),
+           ("egress", "egress"))
+
+
+def _contact(c: Contact) -> str:
+    bits = [escape(c.name)]
+    if c.role:
+        bits.append(f"({escape(c.role)})")
+    if c.how:
+        bits.append(f"[b]{escape(c.how)}[/b]")
+    return " ".join(bits)
+
+
+class DetailScreen(Screen[None]):
+    """Everything about one integration.
+
+    | key       | action                                      |
+    |-----------|---------------------------------------------|
+    | escape    | back to the inventory                       |
+    | m         | mark / unmark this integration              |
+    | r         | runbooks for this integration               |
+    | R         | observe its kill points again               |
+    | up / down | scroll                                      |
+
+    Args:
+        integration_id: The integration to show.
+    """
+
+    BINDING_GROUP_TITLE = "Detail"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="detail.back", tooltip="Back to the inventory"),
+        Binding("m", "mark", "Mark", id="detail.mark",
+                tooltip="Mark or unmark this integration"),
+        Binding("r", "runbooks", "Runbook", id="detail.runbook",
+                tooltip="Pick a runbook for this integration"),
+        Binding("R", "refresh_states", "Refresh", id="detail.refresh", show=False,
+                tooltip="Observe its kill points again (read-only)"),
+    ]
+
+    class StatesObserved(Message):
+        """The integration's kill points were read."""
+
+        def __init__(self, states: dict[str, PointState]) -> None:
+            super().__init__()
+            self.states = states
+            """Column -> state."""
+
+    class EventsLoaded(Message):
+        """Its recent audit events were read."""
+
+        def __init__(self, events: list[dict[str, Any]], note: str = "") -> None:
+            super().__init__()
+            self.events = events
+            """Events, oldest first."""
+            self.note = note
+            """Why there are none (no trail yet, unreadable trail)."""
+
+    app: KillswitchApp  # type: ignore[assignment]
+
+    def __init__(self, integration_id: str) -> None:
+        super().__init__(id="detail")
+        self.integration_id = integration_id
+
+    @property
+    def integration(self) -> Integration | None:
+        """The integration shown (None for an unknown id)."""
+        return self.app.config.integration(self.integration_id)
+
+    def compose(self) -> ComposeResult:
+        """Banner, the sections in a scroll, footer."""
+        yield ModeBanner()
+        with VerticalScroll(id="detail-body"):
+            yield Static(id="detail-title")
+            yield Static(id="detail-about", classes="detail-section")
+            yield Static(id="detail-points", classes="detail-section")
+            yield Static(id="detail-audit", classes="detail-section")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Show what is known now; observe and read the trail in the background."""
+        self.query_one("#detail-body").focus()
+        integ = self.integration
+        if integ is None:
+            self.query_one("#detail-title", Static).update(
+                f"No integration {escape(self.integration_id)!r} in the inventory")
+            return
+        self._show_about(integ)
+        self._show_points(integ, self.app.states.get(integ.id, {}), observing=True)
+        self.query_one("#detail-audit", Static).update("[b]Recent audit events[/b]\n  reading...")
+        self.action_refresh_states()
+        self._load_events()
+
+    # -- sections ------------------------------------------------------------------------
+    def _show_about(self, i: Integration) -> None:
+        self.query_one("#detail-title", Static).update(
+            f"[b]{escape(i.id)}[/b]  {escape(i.name)}")
+        env = f"[reverse b] {i.environment.upper()} [/]" if i.environment == "prod" \
+            else i.environment
+        lines = [
+            f"env {env}   status [b]{i.status}[/b]   provider {escape(i.provider)}",
+            f"owner        {escape(i.owner)}",
+            "kill switch  " + (_contact(i.kill_switch_owner) if i.kill_switch_owner
+                               else "[b]none named[/b]"),
+        ]
+        for c in i.contacts:
+            lines.append(f"contact      {_contact(c)}")
+        lines += [
+            f"data classes [b]{escape(', '.join(i.data_classes) or '-')}[/b]",
+            f"models       {escape(', '.join(i.models) or '-')}"
+            + (f"   mode {escape(', '.join(i.endpoint_mode))}" if i.endpoint_mode else ""),
+            f"tenants      {escape(', '.join(i.tenants) or '-')}"
+            + (f"   region {escape(i.region)}" if i.region else ""),
+            f"approval     {escape(i.approval_record or 'none recorded')}",
+            f"review due   {i.review_due.isoformat() if i.review_due else '-'}",
+        ]
+        if i.tags:
+            lines.append(f"tags         {escape(', '.join(i.tags))}")
+        self.query_one("#detail-about", Static).update("\n".join(lines))
+
+    def _show_points(self, i: Integration, states: dict[str, PointState],
+                     observing: bool = False) -> None:
+        lines = ["[b]Kill points[/b]" + ("  (observing...)" if observing else "")]
+        for column, field in _POINTS:
+            refs = i.refs(field)
+            st = states.get(column)
+            word = st.state if st else "..."
+            head = f"  {field:<12}[b]{word}[/b]"
+            if st and st.detail and refs:
+                head += f"  {escape(st.detail)}"
+            lines.append(head if refs else f"  {field:<12}-  none listed")
+            for ref in refs:
+                fields = " ".join(f"{k}={v}" for k, v in ref.extra.items())
+                label = f"{ref.label}: " if ref.label else ""
+                lines.append(f"    - {escape(ref.backend)}  {escape(label + fields)}")
+        self.query_one("#detail-points", Static).update("\n".join(lines))
+
+    def _show_events(self, events: list[dict[str, Any]], note: str) -> None:
+        lines = [f"[b]Recent audit events[/b] (last {AUDIT_EVENTS})"]
+        if not events:
+            lines.append(f"  {escape(note or 'no events')}")
+        for e in events:
+            ts = str(e.get("ts") or "")[:19].replace("T", " ")
+            what = " ".join(str(e.get(k) or "") for k in ("mode", "step", "action"))
+            lines.append(f"  {ts}  {escape(what.strip())}  [b]{escape(str(e.get('outcome')))}"
+                         f"[/b]  run {escape(str(e.get('run_id') or '-'))}")
+        self.query_one("#detail-audit", Static).update("\n".join(lines))
+
+    # -- workers -------------------------------------------------------------------------
+    def action_refresh_states(self) -> None:
+        """Observe this integration's kill points (read-only)."""
+        integ = self.integration
+        if integ is not None:
+            self._observe(integ)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-states",
+          description="observe one integration")
+    def _observe(self, integ: Integration) -> None:
+        from console.engine.observe import observe_states
+
+        states = asyncio.run(observe_states(self.app.config, [integ]))
+        self.post_message(self.StatesObserved(states.get(integ.id, {})))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-audit",
+          description="read audit events")
+    def _load_events(self) -> None:
+        config = self.app.config
+        path = config.resolve(config.settings.audit_db)
+        if not path.exists():
+            self.post_message(self.EventsLoaded([], "no events (no audit trail yet)"))
+            return
+        from console.audit import AuditLog
+
+        log = AuditLog(path)
+        try:
+            events = log.events(integration=self.integration_id)[-AUDIT_EVENTS:]
+        finally:
+            log.close()
+        self.post_message(self.EventsLoaded(events, "no events"))
+
+    def on_detail_screen_states_observed(self, event: StatesObserved) -> None:
+        """Show the observed states."""
+        integ = self.integration
+        if integ is not None:
+            self.app.states[integ.id] = event.states
+            self._show_points(integ, event.states)
+
+    def on_detail_screen_events_loaded(self, event: EventsLoaded) -> None:
+        """Show the events."""
+        self._show_events(event.events, event.note)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Failures show in their section, never crash the screen."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        text = getattr(error, "msg", None) or str(error) or type(error).__name__
+        if event.worker.group == "detail-audit":
+            self._show_events([], f"audit trail unreadable: {text}")
+        elif event.worker.group == "detail-states" and self.integration is not None:
+            from console.engine.observe import PointState
+
+            integ = self.integration
+            self._show_points(integ, {c: PointState("unknown" if integ.refs(f) else "-", text)
+                                      for c, f in _POINTS})
+
+    # -- actions -------------------------------------------------------------------------
+    def action_back(self) -> None:
+        """Back to where we came from."""
+        self.app.pop_screen()
+
+    def action_mark(self) -> None:
+        """Mark or unmark this integration."""
+        self.app.marked = self.app.marked ^ {self.integration_id}
+
+    def action_runbooks(self) -> None:
+        """Pick a runbook for this integration."""
+        self.app.open_runbooks([self.integration_id])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Nothing to act on for an unknown id."""
+        if action in ("mark", "runbooks", "refresh_states") and self.integration is None:
+            return None
+        return True

@@ -1,0 +1,114 @@
+"""Every key of every screen, read from the screens' own BINDINGS so it never goes stale."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingsMap, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+
+from console.tui.widgets.banner import ModeBanner
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
+
+__all__ = ["HelpScreen", "SCREENS", "key_rows"]
+
+SCREENS: tuple[tuple[str, str], ...] = (
+    ("console.tui.app", "KillswitchApp"),
+    ("console.tui.screens.inventory", "InventoryScreen"),
+    ("console.tui.screens.detail", "DetailScreen"),
+    ("console.tui.screens.runbook", "RunbookScreen"),
+    ("console.tui.screens.plan", "PlanScreen"),
+    ("console.tui.screens.run", "RunScreen"),
+    ("console.tui.screens.audit", "AuditScreen"),
+    ("console.tui.widgets.confirm_mode", "ConfirmModeModal"),
+    ("console.tui.screens.help", "HelpScreen"),
+)
+"""(module, class) of every screen whose keys are listed, in the order shown."""
+
+
+def _classes() -> list[type[DOMNode]]:
+    out: list[type[DOMNode]] = []
+    for module, name in SCREENS:
+        try:
+            out.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # a screen not written yet lists no keys
+            continue
+    return out
+
+
+def key_rows(app: App[object]) -> list[tuple[str, str, str, str]]:
+    """``(group, key, action, description)`` for every binding, keymap applied.
+
+    Args:
+        app: The running app (its keymap and key display).
+    """
+    rows: list[tuple[str, str, str, str]] = []
+    keymap = getattr(app, "_keymap", {}) or {}
+    for cls in _classes():
+        bindings: list[BindingType] = list(getattr(cls, "BINDINGS", []))
+        title = getattr(cls, "BINDING_GROUP_TITLE", None) or cls.__name__
+        if issubclass(cls, App):
+            title = "Everywhere"
+            bindings += [Binding(app.COMMAND_PALETTE_BINDING, "command_palette",
+                                 "Commands", tooltip='Command palette: "group: verb"')]
+        bmap = BindingsMap(bindings)
+        if keymap:
+            bmap.apply_keymap(keymap)
+        seen: set[tuple[str, str]] = set()
+        for _key, binding in bmap:
+            if binding.system or (binding.id or binding.action, binding.key) in seen:
+                continue
+            seen.add((binding.id or binding.action, binding.key))
+            rows.append((title, app.get_key_display(binding), binding.description or
+                         binding.action, binding.tooltip or ""))
+    return rows
+
+
+class HelpScreen(Screen[None]):
+    """Every key of every screen.
+
+    | key         | action             |
+    |-------------|--------------------|
+    | escape / q  | close the help     |
+    | up / down   | scroll             |
+    """
+
+    BINDING_GROUP_TITLE = "Help"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close", id="help.close", tooltip="Back where you were"),
+        Binding("q", "close", "Close", id="help.close-q", show=False,
+                tooltip="Back where you were"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="help")
+
+    def compose(self) -> ComposeResult:
+        """Banner, title, the key table, footer."""
+        yield ModeBanner()
+        yield Label("Keys (arrows, page up/down and the mouse work everywhere)",
+                    id="help-title")
+        yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Fill the table from the screens' bindings."""
+        table: DataTable[str] = self.query_one("#help-table", DataTable)
+        table.add_column("screen", key="screen")
+        table.add_column("key", key="key")
+        table.add_column("does", key="does")
+        table.add_column("details", key="details")
+        last = ""
+        for n, (group, key, does, details) in enumerate(key_rows(self.app)):
+            table.add_row(group if group != last else "", key, does, details, key=f"k{n}")
+            last = group
+        table.focus()
+
+    def action_close(self) -> None:
+        """Close the help."""
+        self.app.pop_screen()

@@ -1,0 +1,198 @@
+"""Runbook picker: the runbooks that apply to the marked integrations, then a plan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
+
+from console.tui.messages import PlanReady, describe_error, error_text
+from console.tui.widgets.banner import ModeBanner
+
+if TYPE_CHECKING:
+    from console.inventory import Integration
+    from console.runbook import Runbook
+
+__all__ = ["RunbookScreen", "applicable_runbooks"]
+
+
+def applicable_runbooks(runbooks: list[Runbook],
+                        integrations: list[Integration]) -> list[Runbook]:
+    """The runbooks with at least one step that would act on one of ``integrations``.
+
+    A step acts on an integration when the integration has kill points of the step's kind
+    and the step's ``when`` allows it. The restore runbook is never listed (it starts from a
+    run, in the audit screen).
+    """
+    out = []
+    for rb in runbooks:
+        if rb.is_restore:
+            continue
+        if any(step.kill_point and integ.refs(step.kill_point) and step.applies_to(integ)
+               for step in rb.steps for integ in integrations):
+            out.append(rb)
+    return out
+
+
+class RunbookScreen(Screen[None]):
+    """Pick a runbook for the marked integrations; Enter plans it (read-only).
+
+    | key    | action                                              |
+    |--------|-----------------------------------------------------|
+    | enter  | plan the highlighted runbook (observes, changes nothing) |
+    | up/down| choose a runbook                                    |
+    | escape | back to the inventory                               |
+
+    Args:
+        integration_ids: The integrations to act on (the inventory's marks).
+    """
+
+    BINDING_GROUP_TITLE = "Runbooks"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "plan", "Plan", id="runbook.plan", priority=True,
+                tooltip="Observe every target and show the plan (changes nothing)"),
+        Binding("escape", "back", "Back", id="runbook.back",
+                tooltip="Back to the inventory"),
+    ]
+
+    def __init__(self, integration_ids: list[str]) -> None:
+        super().__init__()
+        self.integration_ids = list(integration_ids)
+        self.runbooks: list[Runbook] = []
+        self.planning = False
+
+    def compose(self) -> ComposeResult:
+        """Banner, the runbook list beside the highlighted runbook's steps, footer."""
+        yield ModeBanner()
+        yield Static(id="runbook-header")
+        with Horizontal(id="runbook-body"):
+            yield OptionList(id="runbook-list")
+            with Vertical(id="runbook-detail"):
+                yield Static(id="runbook-description")
+                yield DataTable(id="runbook-steps", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runbook-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Load the runbooks and keep those that apply."""
+        from console.runbook import list_runbooks
+
+        app: Any = self.app
+        wanted = set(self.integration_ids)
+        integrations = [i for i in app.config.integrations if i.id in wanted]
+        targets = ", ".join(self.integration_ids) or "none"
+        self.query_one("#runbook-header", Static).update(
+            f"Runbooks for {len(self.integration_ids)} integration(s): {targets}")
+        table = self.query_one("#runbook-steps", DataTable)
+        table.add_columns("step", "action", "needs", "when")
+        try:
+            self.runbooks = applicable_runbooks(list_runbooks(app.config), integrations)
+        except Exception as exc:  # noqa: BLE001 - a broken runbook file is shown, not raised
+            self._status(f"Cannot load runbooks: {error_text(exc)}", failed=True)
+            self.notify(error_text(exc), title=describe_error(exc)[0], severity="error")
+            return
+        options = self.query_one("#runbook-list", OptionList)
+        options.add_options([Option(rb.name, id=rb.name) for rb in self.runbooks])
+        if not self.runbooks:
+            self._status("No runbook acts on these integrations: they have no kill point "
+                         "any runbook step uses.", failed=True)
+        else:
+            options.highlighted = 0
+            self._status("Enter plans the highlighted runbook. Planning only reads; "
+                         "nothing changes until you confirm a run.")
+        options.focus()
+
+    # -- display -------------------------------------------------------------------------
+    def _status(self, text: str, *, failed: bool = False) -> None:
+        status = self.query_one("#runbook-status", Static)
+        status.update(text)
+        status.set_class(failed, "-failed")
+
+    @property
+    def selected(self) -> Runbook | None:
+        """The highlighted runbook."""
+        index = self.query_one("#runbook-list", OptionList).highlighted
+        if index is None or not 0 <= index < len(self.runbooks):
+            return None
+        return self.runbooks[index]
+
+    @on(OptionList.OptionHighlighted, "#runbook-list")
+    def _show_runbook(self) -> None:
+        rb = self.selected
+        table = self.query_one("#runbook-steps", DataTable)
+        table.clear()
+        if rb is None:
+            return
+        self.query_one("#runbook-description", Static).update(
+            " ".join(rb.description.split()) or "(no description)")
+        for step in rb.steps:
+            table.add_row(step.id, step.action, ", ".join(step.needs) or "-",
+                          step.when or "always", key=step.id)
+        self.refresh_bindings()
+
+    @on(OptionList.OptionSelected, "#runbook-list")
+    def _selected(self) -> None:
+        self.action_plan()
+
+    # -- actions -------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Plan needs a highlighted runbook and no plan already in progress."""
+        if action == "plan":
+            return None if (self.selected is None or self.planning) else True
+        return True
+
+    def action_back(self) -> None:
+        """Back to the inventory."""
+        self.dismiss()
+
+    def action_plan(self) -> None:
+        """Plan the highlighted runbook in a worker."""
+        rb = self.selected
+        if rb is None or self.planning:
+            return
+        self.planning = True
+        self.refresh_bindings()
+        self.query_one("#runbook-body").loading = True
+        self._status(f"Planning {rb.name}: observing every target (read-only)...")
+        self._plan(rb.name)
+
+    @work(exclusive=True, group="runbook-plan", exit_on_error=False)
+    async def _plan(self, name: str) -> None:
+        app: Any = self.app
+        session = app.session()
+        plan = await session.plan(name, list(self.integration_ids),
+                                  record_mode="plan" if app.live else "dry-run")
+        self.post_message(PlanReady(plan))
+
+    def _done(self) -> None:
+        self.planning = False
+        self.query_one("#runbook-body").loading = False
+        self.refresh_bindings()
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        """Show the plan."""
+        self._done()
+        self._status("Plan ready.")
+        app: Any = self.app
+        app.open_plan(message.plan)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A planning error is shown with its hint; nothing was changed."""
+        if event.worker.group != "runbook-plan":
+            return
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self._done()
+            error = event.worker.error
+            self._status(f"Planning failed (nothing was changed): {error_text(error)}",
+                         failed=True)
+            self.notify(error_text(error), title=describe_error(error)[0], severity="error",
+                        timeout=15)
+        elif event.state == WorkerState.CANCELLED:
+            self._done()

@@ -1,0 +1,261 @@
+"""Typed confirmation of a live run, and the yes/no confirmation of cancelling one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from console.tui.messages import error_text
+
+if TYPE_CHECKING:
+    from console.engine.model import Plan
+
+__all__ = ["ConfirmCancelModal", "ConfirmRunModal", "expected_confirmation"]
+
+
+def expected_confirmation(plan: Plan) -> str:
+    """What the operator must type: the integration id, or the number of integrations."""
+    if len(plan.integrations) == 1:
+        return plan.integrations[0]
+    return str(len(plan.integrations))
+
+
+class ConfirmRunModal(ModalScreen[tuple[str, bool] | None]):
+    """Confirm a LIVE / EXERCISE run by typing the target and a reason.
+
+    Returns ``(reason, allow_irreversible)``, or None when cancelled. A wrong id is refused
+    with a message and nothing runs. Irreversible changes need the extra toggle; a blast-radius
+    guard that fails is shown with its hint and the run cannot be confirmed.
+
+    | key          | action                          |
+    |--------------|---------------------------------|
+    | tab          | next field                      |
+    | enter        | confirm (in the reason field)   |
+    | ctrl+r       | confirm from anywhere           |
+    | escape       | cancel: nothing runs            |
+
+    Args:
+        plan: The plan to run.
+        mode: ``live`` or ``exercise`` (shown in the title).
+    """
+
+    DEFAULT_CSS = """
+    ConfirmRunModal {
+        align: center middle;
+    }
+    ConfirmRunModal > #confirm-dialog {
+        width: 76;
+        max-width: 100%;
+        height: auto;
+        max-height: 100%;
+        border: thick $error;
+        background: $surface;
+        padding: 0 1;
+    }
+    ConfirmRunModal #confirm-title {
+        text-style: bold;
+        color: $text;
+        background: $error;
+        width: 100%;
+        content-align: center middle;
+    }
+    ConfirmRunModal #confirm-irreversible-note {
+        color: $error;
+        text-style: bold;
+    }
+    ConfirmRunModal #confirm-error {
+        color: $error;
+        text-style: bold;
+        height: auto;
+    }
+    ConfirmRunModal #confirm-error:disabled, ConfirmRunModal .-hidden {
+        display: none;
+    }
+    ConfirmRunModal Input {
+        margin: 0;
+    }
+    ConfirmRunModal #confirm-buttons {
+        height: auto;
+        align-horizontal: right;
+    }
+    ConfirmRunModal Button {
+        margin: 0 1;
+    }
+    """
+
+    BINDING_GROUP_TITLE = "Confirm run"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="confirm.cancel",
+                tooltip="Close without running anything"),
+        Binding("ctrl+r", "confirm", "Run", id="confirm.run",
+                tooltip="Run, if the typed id, the reason and any consent are given"),
+    ]
+
+    def __init__(self, plan: Plan, *, mode: str = "live") -> None:
+        super().__init__()
+        self.plan = plan
+        self.mode = mode
+        self.expected = expected_confirmation(plan)
+        self.guard_error = ""
+
+    def compose(self) -> ComposeResult:
+        """Summary, typed id, reason, optional irreversible toggle, guard errors, buttons."""
+        from console.tui.screens.plan import plan_counts
+
+        plan = self.plan
+        counts = plan_counts(plan)
+        several = len(plan.integrations) > 1
+        what = (f"restore of run {plan.restore_of}" if plan.restore_of
+                else f"runbook {plan.runbook}")
+        with Vertical(id="confirm-dialog"):
+            yield Static(f"Confirm {self.mode.upper()} run", id="confirm-title")
+            extras = [f"{v} {k}" for k, v in counts.items()
+                      if k not in ("targets", "changes", "irreversible")]
+            yield Static(
+                f"{what}: {counts['changes']} change(s) on {counts['targets']} "
+                f"integration(s): {', '.join(plan.integrations)}\n"
+                f"{counts['irreversible']} irreversible"
+                + (f"; not applied: {', '.join(extras)}" if extras else ""),
+                id="confirm-summary")
+            prompt = (f"Type the number of integrations ({self.expected}) to confirm:"
+                      if several else f"Type the integration id ({self.expected}) to confirm:")
+            yield Label(prompt)
+            yield Input(placeholder=self.expected, id="confirm-id")
+            yield Label("Reason (recorded in the audit trail):")
+            yield Input(placeholder="why this run, now", id="confirm-reason")
+            n = counts["irreversible"]
+            if n:
+                yield Static(f"{n} change(s) in this plan CANNOT be undone.",
+                             id="confirm-irreversible-note")
+                yield Checkbox(f"I understand {n} change(s) cannot be undone",
+                               id="confirm-irreversible")
+            yield Static(id="confirm-error")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Cancel", id="confirm-cancel-button")
+                yield Button(f"Run {self.mode.upper()}", variant="error",
+                             id="confirm-run-button")
+
+    def on_mount(self) -> None:
+        """Check the blast-radius guard before anything is typed."""
+        from console.errors import ConsoleError
+
+        app: Any = self.app
+        try:
+            app.session().check_guards(self.plan, allow_irreversible=True, max_targets=None)
+        except ConsoleError as exc:
+            self.guard_error = "Refused by a guard: " + error_text(exc)
+            self.query_one("#confirm-run-button", Button).disabled = True
+        self._error(self.guard_error)
+        self.query_one("#confirm-id", Input).focus()
+
+    def _error(self, text: str) -> None:
+        err = self.query_one("#confirm-error", Static)
+        err.update(text)
+        err.set_class(not text, "-hidden")
+
+    # -- actions -------------------------------------------------------------------------
+    @on(Input.Submitted, "#confirm-id")
+    def _next_field(self) -> None:
+        self.query_one("#confirm-reason", Input).focus()
+
+    @on(Input.Submitted, "#confirm-reason")
+    @on(Button.Pressed, "#confirm-run-button")
+    def _submit(self) -> None:
+        self.action_confirm()
+
+    @on(Button.Pressed, "#confirm-cancel-button")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        """Close; nothing runs."""
+        self.dismiss(None)
+
+    def action_confirm(self) -> None:
+        """Check what was typed; run only when everything required is there."""
+        if self.guard_error:
+            self._error(self.guard_error)
+            return
+        typed = self.query_one("#confirm-id", Input).value.strip()
+        reason = self.query_one("#confirm-reason", Input).value.strip()
+        if typed != self.expected:
+            shown = repr(typed) if typed else "nothing"
+            self._error(f"Refused: you typed {shown}, expected {self.expected!r}. "
+                        "Nothing was run.")
+            self.query_one("#confirm-id", Input).focus()
+            return
+        if not reason:
+            self._error("A reason is required: it is recorded with the run.")
+            self.query_one("#confirm-reason", Input).focus()
+            return
+        allow = False
+        if self.plan.irreversible:
+            allow = self.query_one("#confirm-irreversible", Checkbox).value
+            if not allow:
+                self._error(f"{len(self.plan.irreversible)} change(s) cannot be undone: "
+                            "tick the box to consent, or cancel.")
+                self.query_one("#confirm-irreversible", Checkbox).focus()
+                return
+        self.dismiss((reason, allow))
+
+
+class ConfirmCancelModal(ModalScreen[bool]):
+    """Ask before cancelling a run: in-flight operations finish, the rest are skipped.
+
+    | key       | action          |
+    |-----------|-----------------|
+    | y         | cancel the run  |
+    | n, escape | keep running    |
+    """
+
+    DEFAULT_CSS = """
+    ConfirmCancelModal {
+        align: center middle;
+    }
+    ConfirmCancelModal > #cancel-dialog {
+        width: 64;
+        max-width: 100%;
+        height: auto;
+        border: thick $warning;
+        background: $surface;
+        padding: 0 1;
+    }
+    ConfirmCancelModal #cancel-buttons {
+        height: auto;
+        align-horizontal: right;
+    }
+    ConfirmCancelModal Button {
+        margin: 0 1;
+    }
+    """
+
+    BINDING_GROUP_TITLE = "Cancel run"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Cancel the run", id="cancel.yes",
+                tooltip="Stop starting operations; in-flight ones finish and are recorded"),
+        Binding("n,escape", "answer(False)", "Keep running", id="cancel.no",
+                tooltip="Close this question; the run continues"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        """The question and two buttons."""
+        with Vertical(id="cancel-dialog"):
+            yield Static("Cancel this run?\nOperations in flight finish and are recorded; "
+                         "the others are skipped. You can resume later (u).")
+            with Horizontal(id="cancel-buttons"):
+                yield Button("Keep running (n)", id="cancel-no")
+                yield Button("Cancel run (y)", variant="warning", id="cancel-yes")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "cancel-yes")
+
+    def action_answer(self, yes: bool) -> None:
+        """Answer the question."""
+        self.dismiss(yes)
