@@ -188,11 +188,14 @@ def _emit_plan(plan: Plan, out: str | None, dry_run: bool) -> None:
 @click.argument("selectors", nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan (JSON) here.")
 @click.option("--incident", help="Incident id, recorded.")
+@click.option("--include-unlisted", is_flag=True,
+              help="Scan the stores and plan copies of each key the inventory does not list.")
 def plan(runbook: str, selectors: tuple[str, ...], out: str | None,
-         incident: str | None) -> None:
+         incident: str | None, include_unlisted: bool) -> None:
     """Observe every target read-only and show what RUNBOOK would do to SELECTORS."""
     session = _session(incident)
-    result = session.sync(session.plan(runbook, list(selectors)))
+    result = session.sync(session.plan(runbook, list(selectors),
+                                       include_unlisted=include_unlisted))
     _emit_plan(result, out, dry_run=False)
 
 
@@ -261,9 +264,11 @@ def _finish(result: RunResult) -> None:
 @click.option("--incident", help="Incident id, recorded.")
 @click.option("--allow-irreversible", is_flag=True, help="Consent to irreversible changes.")
 @click.option("--max-targets", type=int, help="Allow more integrations than max_targets.")
+@click.option("--include-unlisted", is_flag=True,
+              help="Scan the stores and include copies the inventory does not list.")
 def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, dry_run: bool,
         yes: bool, reason: str | None, incident: str | None, allow_irreversible: bool,
-        max_targets: int | None) -> None:
+        max_targets: int | None, include_unlisted: bool) -> None:
     """Run RUNBOOK on SELECTORS (or a saved --plan): plan, confirm, apply, verify."""
     from console.engine.model import Plan as PlanModel
 
@@ -282,7 +287,8 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
     else:
         assert runbook is not None
         the_plan = session.sync(session.plan(runbook, list(selectors),
-                                             record_mode="dry-run" if dry_run else "plan"))
+                                             record_mode="dry-run" if dry_run else "plan",
+                                             include_unlisted=include_unlisted))
         if dry_run:
             _emit_plan(the_plan, None, dry_run=True)
             return
@@ -329,6 +335,38 @@ def restore(run_id: str, dry_run: bool, yes: bool, reason: str | None,
         click.echo(render_plan(the_plan), err=True)
     the_reason = _confirm(the_plan, yes, reason)
     _finish(_run_live(session, the_plan, the_reason, False, None, saved=True))
+
+
+# -- credentials ---------------------------------------------------------------------------
+@cli.group()
+def credentials() -> None:
+    """Find every copy of an integration's key."""
+
+
+@credentials.command("scan")
+@common
+@click.argument("selectors", nargs=-1, required=True)
+def credentials_scan(selectors: tuple[str, ...]) -> None:
+    """Fingerprint each key and search every store for copies the inventory does not list."""
+    from console.engine.scan import scan_copies
+    from console.inventory import select
+    from console.render import table
+
+    config = _config()
+    integrations = select(config.integrations, list(selectors))
+    report = asyncio.run(scan_copies(config, integrations))
+    if _json():
+        _out(json.dumps({"copies": [c.__dict__ for c in report.copies],
+                         "problems": report.problems}, indent=2))
+    else:
+        _out(table(["integration", "copy", "fingerprint", "inventory"],
+                   [[c.integration, c.target, c.fingerprint,
+                     "listed" if c.listed else "UNLISTED"] for c in report.copies]))
+        for p in report.problems:
+            _out(f"note: {p}")
+        n = sum(1 for c in report.copies if not c.listed)
+        _out(f"{n} unlisted cop{'y' if n == 1 else 'ies'}"
+             + ("; include them with `killswitch plan ... --include-unlisted`" if n else ""))
 
 
 # -- audit / report ------------------------------------------------------------------------

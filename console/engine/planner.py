@@ -24,7 +24,18 @@ def ref_target(ref: dict[str, Any]) -> str:
 
 
 async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
-                    run_id: str, incident: str) -> list[Change]:
+                    run_id: str, incident: str, is_unlisted: bool = False) -> list[Change]:
+    changes = await _observe_ref(rt, integ, step, ref, run_id, incident)
+    if is_unlisted:
+        for c in changes:
+            c.target = f"{c.target} (UNLISTED)"
+            c.note = ("UNLISTED copy found by `credentials scan`; not in the inventory. "
+                      + c.note).strip()
+    return changes
+
+
+async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
+                       run_id: str, incident: str) -> list[Change]:
     backend = str(ref.get("backend", ""))
     ctx = PlanContext(integ.id, step.id, dict(step.options), run_id, incident)
     base = dict(op_id=ctx.op_id(0), integration=integ.id, step=step.id, action=step.action,
@@ -48,11 +59,14 @@ async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, 
 
 async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integration],
                     selectors: list[str], *, incident: str = "",
-                    run_id: str | None = None) -> Plan:
+                    run_id: str | None = None,
+                    unlisted: dict[str, list[dict[str, Any]]] | None = None) -> Plan:
     """Observe every target of ``runbook`` on ``integrations`` and return the plan.
 
     Read-only: only adapter ``plan`` calls are made, concurrently under backend limits.
+    ``unlisted`` adds credential copies found by a scan (marked UNLISTED in the plan).
     """
+    unlisted = unlisted or {}
     run_id = run_id or new_run_id()
     notes: list[str] = []
     jobs: list[tuple[str, str, asyncio.Task[list[Change]]]] = []
@@ -62,13 +76,15 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                 notes.append(f"{integ.id}: step {step.id} skipped (when: {step.when})")
                 continue
             kill_point = KILL_POINTS[step.action]
-            refs = list(getattr(integ, kill_point, []) or [])
-            if not refs:
+            refs: list[Any] = list(getattr(integ, kill_point, []) or [])
+            extra = unlisted.get(integ.id, []) if kill_point == "credentials" else []
+            if not refs and not extra:
                 notes.append(f"{integ.id}: step {step.id} has nothing to act on "
                              f"(no {kill_point} in the inventory)")
-            for ref in refs:
+            for ref in [*refs, *extra]:
                 fields = ref.fields() if hasattr(ref, "fields") else dict(ref)
-                task = asyncio.create_task(_plan_ref(rt, integ, step, fields, run_id, incident))
+                task = asyncio.create_task(_plan_ref(rt, integ, step, fields, run_id, incident,
+                                                     ref in extra))
                 jobs.append((integ.id, step.id, task))
     changes: list[Change] = []
     counters: dict[tuple[str, str], int] = {}

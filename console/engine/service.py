@@ -92,8 +92,12 @@ class Session:
 
     # -- plan ---------------------------------------------------------------------------
     async def plan(self, runbook_name: str, selectors: list[str], *,
-                   record_mode: str = "plan") -> Plan:
-        """Select integrations, observe every target, return the plan (recorded)."""
+                   record_mode: str = "plan", include_unlisted: bool = False) -> Plan:
+        """Select integrations, observe every target, return the plan (recorded).
+
+        With ``include_unlisted``, stores are scanned first and copies of each key that the
+        inventory does not list are planned too (marked UNLISTED).
+        """
         from console.inventory import select
         from console.runbook import load_runbook
 
@@ -105,11 +109,21 @@ class Session:
         if not integrations:
             raise UsageError(f"no integration matches {' '.join(selectors)!r}",
                              hint="check with `killswitch inventory list SELECTOR...`")
+        unlisted: dict[str, list[dict[str, Any]]] = {}
+        notes: list[str] = []
+        if include_unlisted:
+            from console.engine.scan import scan_copies
+
+            report = await scan_copies(self.config, integrations)
+            unlisted = {i.id: report.unlisted(i.id) for i in integrations}
+            notes = [f"scan: {p}" for p in report.problems]
         rt = Runtime(self.config)
         try:
-            plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident)
+            plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
+                                   unlisted=unlisted)
         finally:
             rt.close()
+        plan.notes.extend(notes)
         self.record_plan(plan, record_mode)
         return plan
 

@@ -141,3 +141,35 @@ def test_missing_vault_token_names_the_variable(world) -> None:
                        capture_output=True, text=True, cwd=root, timeout=120,
                        env={"PATH": "/usr/bin:/bin"})
     assert "KS_TEST_VAULT_TOKEN" in r.stdout + r.stderr
+
+
+def test_scan_finds_unlisted_copy_and_the_plan_can_include_it(world) -> None:
+    root, config, client, mount, canary, bao = world
+    # someone pasted the same key somewhere the inventory does not know about
+    client.secrets.kv.v2.create_or_update_secret(path="scratch/old-bot-key",
+                                                 secret={"value": canary}, mount_point=mount)
+    client.secrets.kv.v2.create_or_update_secret(path="scratch/unrelated",
+                                                 secret={"value": "sk-other-" + "x" * 30},
+                                                 mount_point=mount)
+    env = {"PATH": "/usr/bin:/bin", "KS_TEST_VAULT_TOKEN": bao.token}
+
+    def ks(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "console", "--config", str(config), *args],
+                              capture_output=True, text=True, cwd=root, timeout=120, env=env)
+
+    scan = ks("credentials", "scan", "support-bot", "--json")
+    assert scan.returncode == 0, scan.stderr
+    copies = json.loads(scan.stdout)["copies"]
+    found = {c["ref"]["path"]: c["listed"] for c in copies if c["ref"].get("mount") == mount}
+    assert found == {"ai/support-bot/openai": True, "scratch/old-bot-key": False}
+    assert canary not in scan.stdout + scan.stderr
+    plan = ks("plan", "revoke-credentials", "support-bot", "--include-unlisted")
+    assert plan.returncode == 0, plan.stderr
+    assert "scratch/old-bot-key (UNLISTED)" in plan.stdout
+    run = ks("run", "revoke-credentials", "support-bot", "--include-unlisted", "--yes",
+             "--reason", "leak", "--json")
+    assert run.returncode == 0, run.stderr
+    for path in ("ai/support-bot/openai", "scratch/old-bot-key"):
+        meta = client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
+        current = str(meta["data"]["current_version"])
+        assert meta["data"]["versions"][current]["deletion_time"], path
