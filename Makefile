@@ -4,14 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config.example.toml
+# nft, squid and ip live in sbin; make sure the tests find them whatever PATH CI has.
+export PATH := $(PATH):/usr/sbin:/sbin
 
 .PHONY: run test lint bench sandbox-stop clean
 
-# Debian packages the tests drive directly (the sqlite3 CLI tampers with the audit trail).
-SYSTEM_TOOLS := sqlite3
+# Debian packages the tests drive directly, as command:package (the sqlite3 CLI tampers with
+# the audit trail; nft blocks egress in network namespaces; squid is the forward proxy).
+SYSTEM_TOOLS := sqlite3:sqlite3 nft:nftables squid:squid tmux:tmux
 
 $(STAMP): pyproject.toml
-	@for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || MISSING="$$MISSING $$t"; done; \
+	@for t in $(SYSTEM_TOOLS); do command -v $${t%%:*} >/dev/null || MISSING="$$MISSING $${t##*:}"; done; \
 	if [ -n "$$MISSING" ]; then apt-get update -qq && apt-get install -y -qq $$MISSING; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
