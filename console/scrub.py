@@ -7,8 +7,9 @@ the same key is recognisable across events without being shown::
     'Authorization: Bearer [REDACTED sha256:...]'
 
 Covered: OpenAI (``sk-``, ``sk-proj-``, ``sk-svcacct-``, ``sk-admin-``), Anthropic
-(``sk-ant-``), AWS access key ids (``AKIA``/``ASIA``) and secret access keys after an
-``aws_secret_access_key``-like name, Vault / OpenBao tokens (``hvs.``, ``hvb.``, ``hvr.``,
+(``sk-ant-``), AWS secret access keys after an ``aws_secret_access_key``-like name (access
+key *ids*, ``AKIA``/``ASIA``, are identifiers that AWS itself logs: they are how an operator
+names the key to disable, so they are kept), Vault / OpenBao tokens (``hvs.``, ``hvb.``, ``hvr.``,
 ``s.``, ``b.``, ``r.``, ``sbr.``), GitHub (``ghp_``..., ``github_pat_``), Slack (``xox?-``),
 Google API keys (``AIza``), JWTs, PEM private key blocks, ``Bearer``/``Basic`` credentials,
 and the values of ``password=``, ``secret:``, ``token=``, ``api_key=``-style assignments
@@ -102,7 +103,6 @@ _RULES: list[_Rule] = [
     # OpenAI / Anthropic: sk-, sk-proj-, sk-svcacct-, sk-admin-, sk-ant-api03-...
     (re.compile(r"(?<![A-Za-z0-9_-])(sk-[A-Za-z0-9_-]{20,})"), 1, _mixed),
     # AWS access key ids.
-    (re.compile(r"(?<![A-Za-z0-9])((?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])"), 1, None),
     # Vault / OpenBao tokens.
     (re.compile(r"(?<![A-Za-z0-9_./-])((?:hv[sbr]|sbr|[sbr])\.[A-Za-z0-9_-]{24,})"), 1, _mixed),
     # GitHub.

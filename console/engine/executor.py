@@ -20,12 +20,24 @@ from console.engine.proof import KeyProof, Proof
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConsoleError
 
-__all__ = ["Executor", "FINAL_OUTCOMES", "drift_summary"]
+__all__ = ["Executor", "FINAL_OUTCOMES", "drift_summary", "on_the_way"]
 
 FINAL_OUTCOMES = frozenset({"applied", "noop", "failed", "refused", "unsupported"})
 """Outcomes after which a resumed run leaves an operation alone."""
 
 ProgressHook = Callable[[str, OpResult, dict[str, Any]], None]
+
+
+def on_the_way(before: Any, now: Any, after: Any) -> bool:
+    """True when every part of ``now`` is either as planned before or as planned after.
+
+    A change made of several calls (disable three versions) that was interrupted part-way
+    leaves such a state; it is progress, not drift, and applying again finishes it.
+    """
+    if isinstance(before, dict) and isinstance(now, dict) and isinstance(after, dict):
+        keys = set(before) | set(now) | set(after)
+        return all(on_the_way(before.get(k), now.get(k), after.get(k)) for k in keys)
+    return bool(now == before or now == after)
 
 
 def drift_summary(before: dict[str, Any], now: dict[str, Any]) -> str:
@@ -76,7 +88,8 @@ class Executor:
             res.message = ("already as planned (verified before retrying)" if res.attempts > 1
                            else "already as planned")
             return True
-        if change.precondition and now != change.precondition:
+        if change.precondition and now != change.precondition and \
+                not on_the_way(change.before, state, change.after):
             res.outcome = "refused"
             drift = drift_summary(change.before, state)
             res.message = f"precondition drifted since planning: {drift}"

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.base import UNSUPPORTED, Change, fingerprint
-from console.engine.executor import Executor, ProgressHook, drift_summary
+from console.engine.executor import Executor, ProgressHook, drift_summary, on_the_way
 from console.engine.journal import Journal
 from console.engine.locks import LockTable
 from console.engine.model import OpResult, Plan, RunResult, StepInfo, new_run_id, utcnow
@@ -182,7 +182,8 @@ class Session:
                 drifted.append(f"{c.target}: cannot read ({exc.msg})")
                 return
             now = fingerprint(state)
-            if now not in (c.precondition, fingerprint(c.after)):
+            if now not in (c.precondition, fingerprint(c.after)) and \
+                    not on_the_way(c.before, state, c.after):
                 drifted.append(f"{c.target}: {drift_summary(c.before, state)}")
 
         try:

@@ -56,3 +56,14 @@ async def test_concurrency_cap_is_respected() -> None:
 
     await asyncio.gather(*(call() for _ in range(20)))
     assert peak == 3
+
+
+def test_partial_progress_is_not_drift() -> None:
+    from console.engine.executor import on_the_way
+
+    before = {"versions": {"1": "ENABLED", "2": "ENABLED"}}
+    after = {"versions": {"1": "DISABLED", "2": "DISABLED"}}
+    assert on_the_way(before, {"versions": {"1": "DISABLED", "2": "ENABLED"}}, after)
+    assert not on_the_way(before, {"versions": {"1": "DESTROYED", "2": "ENABLED"}}, after)
+    assert not on_the_way(before, {"versions": {"1": "ENABLED", "2": "ENABLED", "3": "ENABLED"}},
+                          after)

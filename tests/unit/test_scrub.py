@@ -27,9 +27,6 @@ SECRETS = {
     "openai service account": "sk-svcacct-" + rand(40),
     "openai admin": "sk-admin-" + rand(40),
     "anthropic": "sk-ant-api03-" + rand(80) + "-" + rand(10) + "AA",
-    "aws access key id": "AKIA" + "".join(secrets.choice(string.ascii_uppercase + "234567")
-                                          for _ in range(16)),
-    "aws session key id": "ASIA" + "ABCDEFGHIJ234567",
     "vault service token": "hvs." + rand(90),
     "vault batch token": "hvb." + rand(120),
     "vault legacy token": "s." + rand(24),
@@ -179,3 +176,12 @@ def test_json_structure_after_sensitive_key_names_is_kept() -> None:
     text = json.dumps({"credentials": [{"backend": "vault", "path": "a/b"}],
                        "token": {"env": "VAULT_TOKEN"}}, indent=2)
     assert json.loads(scrub_text(text)) == json.loads(text)
+
+
+def test_aws_access_key_ids_are_references_and_kept() -> None:
+    """An access key id names the key to disable (AWS logs it); the secret key is redacted."""
+    text = ("disable AKIAIOSFODNN7EXAMPLE; aws_secret_access_key = "
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    out = scrub_text(text)
+    assert "AKIAIOSFODNN7EXAMPLE" in out
+    assert "wJalrXUtnFEMI" not in out

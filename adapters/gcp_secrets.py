@@ -1,0 +1,463 @@
+"""Google Secret Manager adapter (google-cloud-secret-manager, REST transport).
+
+``credential.disable`` disables every ENABLED version of the secret (undo:
+``credential.enable`` enables exactly those versions); ``credential.destroy`` destroys every
+version still holding data, which is irreversible. Verify reads the way an application does:
+``versions/latest`` and each recorded version must no longer be accessible.
+
+Backend options::
+
+    [backends.gcp-sm]
+    type = "gcp-secrets"
+    project = "my-project"                  # default project (refs by id, and scan)
+    endpoint = "http://127.0.0.1:8383"      # optional; the http:// scheme selects plain HTTP
+    anonymous = false                       # sandbox only: AnonymousCredentials
+    request_timeout = 30.0                  # seconds per API call
+    # otherwise Google ADC: GOOGLE_APPLICATION_CREDENTIALS, gcloud application-default login,
+    # or the metadata server
+
+Inventory references (``name`` is the secret's resource name, as Google calls it)::
+
+    {backend = "gcp-sm", name = "projects/p/secrets/support-bot-openai"}
+    {backend = "gcp-sm", project = "p", name = "support-bot-openai", field = "api_key"}
+
+``secret`` is accepted as an alias of ``name``, but prefer ``name``: the audit scrubber
+redacts values of fields called ``secret``, so a run journaled with ``secret = ...`` cannot
+be restored from its journal (the reference comes back redacted).
+
+State shape (``before`` / ``after`` / :meth:`GcpSecretManagerAdapter.read`)::
+
+    {"versions": {"1": "DISABLED", "2": "ENABLED"}}
+
+Example runbook step::
+
+    [[steps]]
+    id = "disable-gcp-sm"
+    action = "credential.disable"
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+import google.api_core.exceptions as gexc
+import google.auth.exceptions
+import requests
+from google.api_core.client_options import ClientOptions
+from google.cloud import secretmanager_v1 as sm
+
+from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
+from adapters.gcp_keys import google_error, parse_retry_after, sandbox_endpoint, with_completion
+from console.errors import (
+    AdapterError,
+    AuthError,
+    NotFound,
+    Timeout,
+    Unavailable,
+    UndoUnsupported,
+)
+
+__all__ = ["GcpSecretManagerAdapter", "pick_value", "translate_error"]
+
+_DESTROY_NOTE = "irreversible: destroyed versions lose their data for good"
+_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "backend": {"type": "string"},
+        "label": {"type": "string"},
+        "name": {"type": "string",
+                 "description": "projects/P/secrets/S (or the secret id with `project`)"},
+        "secret": {"type": "string", "description": "alias of `name` (see the module doc)"},
+        "project": {"type": "string", "description": "project id when `secret` is an id"},
+        "field": {"type": "string", "description": "JSON field holding the key (reveal)"},
+    },
+    "anyOf": [{"required": ["name"]}, {"required": ["secret"]}],
+}
+_READ = ("secretmanager.versions.list", "secretmanager.versions.access (verify)")
+
+
+def _status_name(exc: gexc.GoogleAPICallError) -> str:
+    """Canonical status (FAILED_PRECONDITION, ...) from a REST error body or a gRPC code."""
+    resp = exc.response
+    if isinstance(resp, requests.Response):
+        try:
+            return str((resp.json().get("error") or {}).get("status") or "")
+        except (ValueError, AttributeError):
+            return ""
+    code = getattr(exc, "grpc_status_code", None)
+    return str(getattr(code, "name", "") or "")
+
+
+def translate_error(exc: BaseException, target: str, endpoint: str) -> AdapterError | None:
+    """Map a google-api-core / google-auth / requests exception to an :class:`AdapterError`.
+
+    Args:
+        exc: The driver exception.
+        target: The secret (name) the call was about.
+        endpoint: The API endpoint, for connection errors.
+
+    Returns:
+        The adapter error, or None when ``exc`` is not a driver error.
+    """
+    if isinstance(exc, gexc.GoogleAPICallError):
+        resp = exc.response
+        retry_after = parse_retry_after(resp.headers.get("Retry-After")) \
+            if isinstance(resp, requests.Response) else None
+        status = exc.code if isinstance(exc.code, int) else None
+        return google_error(status, _status_name(exc), exc.message, target,
+                            retry_after=retry_after, api="Secret Manager")
+    if isinstance(exc, gexc.RetryError):
+        return Timeout(f"Secret Manager retries ran out for {target}: {exc.message}")
+    if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
+        return AuthError(f"no Google credentials for Secret Manager ({target}): {exc}",
+                         hint="run `gcloud auth application-default login` or set "
+                         "GOOGLE_APPLICATION_CREDENTIALS; for the sandbox set anonymous = true")
+    if isinstance(exc, google.auth.exceptions.RefreshError):
+        return AuthError(f"Google credentials could not be refreshed for {target}: {exc}",
+                         hint="run `gcloud auth application-default login`")
+    if isinstance(exc, requests.Timeout):
+        return Timeout(f"Secret Manager at {endpoint} did not answer in time for {target}")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return AdapterError(f"TLS handshake with Secret Manager at {endpoint} failed for "
+                            f"{target}", hint='a local endpoint needs the scheme: '
+                            'endpoint = "http://127.0.0.1:8383"')
+    if isinstance(exc, requests.ConnectionError | google.auth.exceptions.TransportError):
+        return Unavailable(f"cannot reach Secret Manager for {target}: is {endpoint} up?")
+    return None
+
+
+def pick_value(text: str, field: str | None) -> str:
+    """The key inside a stored value: a JSON field, the only string, or a usual key name."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(data, dict):
+        return text
+    if field:
+        value = data.get(field)
+        return value if isinstance(value, str) else text
+    strings = {k: v for k, v in data.items() if isinstance(v, str)}
+    if len(strings) == 1:
+        return next(iter(strings.values()))
+    for name in ("api_key", "key", "token", "value"):
+        if isinstance(data.get(name), str):
+            return str(data[name])
+    return text
+
+
+class GcpSecretManagerAdapter(Adapter):
+    """Disable, enable or destroy the versions of a Google Secret Manager secret.
+
+    ``credential.disable`` disables every ENABLED version and records exactly which;
+    ``credential.enable`` (its undo) enables exactly those. ``credential.destroy`` destroys
+    every version that still holds data, with each version's etag: irreversible. Verify
+    accesses ``latest`` and each recorded version and expects them to fail.
+    """
+
+    name: ClassVar[str] = "gcp-secrets"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "project": "default project id (references by secret id, and scan)",
+        "endpoint": "API endpoint, e.g. http://127.0.0.1:8383 for the sandbox (default: Google)",
+        "anonymous": "sandbox only: AnonymousCredentials (default false: Google ADC)",
+        "request_timeout": "seconds per API call (default 30)",
+    }
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
+        "credential.disable": ActionSpec(
+            "credential.disable", "credentials", True, "credential.enable",
+            (*_READ, "secretmanager.versions.disable"), _SCHEMA),
+        "credential.enable": ActionSpec(
+            "credential.enable", "credentials", True, "credential.disable",
+            (*_READ, "secretmanager.versions.enable"), _SCHEMA),
+        "credential.destroy": ActionSpec(
+            "credential.destroy", "credentials", False, "",
+            (*_READ, "secretmanager.versions.destroy"), _SCHEMA),
+    }
+    SUPPORTS_UNDO: ClassVar[bool] = True
+    CAN_REVEAL: ClassVar[bool] = True
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        super().__init__(backend, options)
+        raw = self.options.get("endpoint")
+        self.endpoint = sandbox_endpoint(raw, backend, "") if raw else ""
+        self.anonymous = bool(self.options.get("anonymous", False))
+        self.project = str(self.options.get("project") or "")
+        try:
+            self.request_timeout = float(self.options.get("request_timeout") or 30.0)
+        except (TypeError, ValueError) as exc:
+            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
+                               where=backend) from exc
+        self._client: sm.SecretManagerServiceClient | None = None
+
+    # -- clients --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Build the Secret Manager client (REST); loads ADC unless anonymous."""
+        if self._client is not None:
+            return
+        where = self.endpoint or "secretmanager.googleapis.com"
+        with map_errors(self.backend, lambda exc: translate_error(exc, self.backend, where)):
+            creds = None
+            if self.anonymous:
+                from google.auth.credentials import AnonymousCredentials
+
+                creds = AnonymousCredentials()
+            opts = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
+            self._client = sm.SecretManagerServiceClient(
+                credentials=creds, transport="rest", client_options=opts)
+
+    def close(self) -> None:
+        """Close the client's HTTP session."""
+        if self._client is not None:
+            self._client.transport.close()
+            self._client = None
+
+    @property
+    def client(self) -> sm.SecretManagerServiceClient:
+        """The client, opened on first use."""
+        if self._client is None:
+            self.open()
+        assert self._client is not None
+        return self._client
+
+    def _errors(self, target: str) -> AbstractContextManager[None]:
+        where = self.endpoint or "secretmanager.googleapis.com"
+        return map_errors(self.backend, lambda exc: translate_error(exc, target, where))
+
+    def _kw(self) -> dict[str, Any]:
+        """No SDK retries (the engine retries) and the per-call timeout."""
+        return {"retry": None, "timeout": self.request_timeout}
+
+    # -- references -----------------------------------------------------------------------
+
+    def _name(self, ref: Mapping[str, Any]) -> str:
+        sid = str(ref.get("name") or ref.get("secret") or "").strip().strip("/")
+        if not sid:
+            raise AdapterError("gcp-secrets reference needs `name` (projects/P/secrets/S, "
+                               "or the secret id with `project`); `secret` is an alias",
+                               where=self.backend)
+        if sid.startswith("projects/"):
+            parts = sid.split("/")
+            if len(parts) not in (4, 6) or parts[-2] != "secrets" or "" in parts:
+                raise AdapterError(f"not a secret name: {sid!r}", where=self.backend,
+                                   hint="use projects/P/secrets/S")
+            return sid
+        project = str(ref.get("project") or self.project)
+        if not project or "/" in sid:
+            raise AdapterError(f"secret {sid!r} needs a project: set `project` on the "
+                               "reference or the backend", where=self.backend)
+        return f"projects/{project}/secrets/{sid}"
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _versions(self, name: str) -> dict[str, dict[str, str]]:
+        """Every version: id -> {"state", "etag"} (ids ascending)."""
+        out = {}
+        for v in self.client.list_secret_versions(request={"parent": name}, **self._kw()):
+            out[v.name.rsplit("/", 1)[-1]] = {"state": sm.SecretVersion.State(v.state).name,
+                                              "etag": v.etag}
+        return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """Current state: ``{"versions": {id: "ENABLED" | "DISABLED" | "DESTROYED"}}``."""
+        name = self._name(change.ref)
+        with self._errors(name):
+            return {"versions": {k: v["state"] for k, v in self._versions(name).items()}}
+
+    # -- plan -----------------------------------------------------------------------------
+
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """Observe the secret's versions and return the change ``action`` would make."""
+        if action not in self.ACTIONS:
+            raise AdapterError(f"the gcp-secrets adapter does not offer {action}",
+                               where=self.backend)
+        name = self._name(ref)
+        base = {"op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
+                "action": action, "backend": self.backend, "adapter": self.name,
+                "target": f"{self.backend}:{name}", "ref": dict(ref)}
+        with self._errors(name):
+            versions = self._versions(name)
+        before = {"versions": {k: v["state"] for k, v in versions.items()}}
+        if not versions:
+            return [Change(**base, before=before, after=before, reversible=False, status=NOOP,
+                           note=f"{name} has no versions")]
+        if action == "credential.destroy":
+            todo = [k for k, v in versions.items() if v["state"] != "DESTROYED"]
+            after = {"versions": {k: "DESTROYED" for k in versions}}
+            if not todo:
+                return [Change(**base, before=before, after=after, reversible=False,
+                               status=NOOP, note=f"every version of {name} is destroyed")]
+            return [Change(**base, before=before, after=after, reversible=False,
+                           undo={"versions": todo,
+                                 "etags": {k: versions[k]["etag"] for k in todo}},
+                           note=f"destroys version(s) {', '.join(todo)} of {name}: "
+                           f"{_DESTROY_NOTE}; restore means a new key and a new version")]
+        if action == "credential.disable":
+            todo = [k for k, v in versions.items() if v["state"] == "ENABLED"]
+            word, verb = "DISABLED", "disables"
+        else:  # enable run on its own: the most recently created version
+            latest = max(versions, key=int)
+            todo = [latest] if versions[latest]["state"] == "DISABLED" else []
+            word, verb = "ENABLED", "enables"
+        after = {"versions": {k: (word if k in todo else v["state"])
+                              for k, v in versions.items()}}
+        if not todo:
+            why = ("no version is ENABLED" if action == "credential.disable" else
+                   f"latest version {max(versions, key=int)} is "
+                   f"{versions[max(versions, key=int)]['state']}")
+            return [Change(**base, before=before, after=after, undo={"versions": []},
+                           status=NOOP, note=f"nothing to do on {name}: {why}")]
+        note = f"{verb} version(s) {', '.join(todo)} of {name}"
+        if action == "credential.disable":
+            note += "; reads of latest then fail; undo enables exactly those versions"
+        return [Change(**base, before=before, after=after, undo={"versions": todo}, note=note)]
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """Carry out the change on the recorded versions (idempotent).
+
+        Returns:
+            ``{"versions": [...]}``: the versions acted on.
+        """
+        name = self._name(change.ref)
+        ids = [str(v) for v in change.undo.get("versions") or []]
+        etags = dict(change.undo.get("etags") or {})
+        kw = self._kw()
+        with self._errors(name):
+            now = self._versions(name)
+            missing = [v for v in ids if v not in now]
+            if missing:
+                raise NotFound(f"version(s) {', '.join(missing)} of {name} no longer exist",
+                               where=self.backend)
+            c = self.client
+            if change.action == "credential.destroy":
+                todo = [v for v in ids if now[v]["state"] != "DESTROYED"]
+                with_completion(todo, lambda v: self._guard(name, lambda: c.destroy_secret_version(
+                    request={"name": f"{name}/versions/{v}", "etag": etags.get(v, "")}, **kw)))
+            elif change.action == "credential.disable":
+                todo = [v for v in ids if now[v]["state"] == "ENABLED"]
+                with_completion(todo, lambda v: self._guard(name, lambda: c.disable_secret_version(
+                    name=f"{name}/versions/{v}", **kw)))
+            else:
+                todo = [v for v in ids if now[v]["state"] == "DISABLED"]
+                with_completion(todo, lambda v: self._guard(name, lambda: c.enable_secret_version(
+                    name=f"{name}/versions/{v}", **kw)))
+        return {"versions": ids}
+
+    def _guard(self, name: str, call: Any) -> Any:
+        """Run one SDK call with errors translated (so in-place retries see AdapterErrors)."""
+        with self._errors(name):
+            return call()
+
+    # -- verify ---------------------------------------------------------------------------
+
+    def _access(self, version: str) -> tuple[bool, str]:
+        """Access a version as an application would; (readable, why). The value is dropped."""
+        try:
+            self.client.access_secret_version(name=version, **self._kw())
+            return True, "readable"
+        except gexc.NotFound as exc:
+            return False, f"NOT_FOUND: {exc.message}"
+        except gexc.BadRequest as exc:  # FailedPrecondition over gRPC, 400 over REST
+            status = _status_name(exc)
+            if status == "FAILED_PRECONDITION" or "state" in str(exc.message):
+                return False, f"{status or 'FAILED_PRECONDITION'}: {exc.message}"
+            raise
+
+    def verify(self, change: Change) -> Verdict:
+        """Access ``latest`` and every recorded version: they must fail (or, for enable, work)."""
+        name = self._name(change.ref)
+        ids = [str(v) for v in change.undo.get("versions") or []]
+        with self._errors(name):
+            if change.action == "credential.enable":
+                bad = [v for v in ids if not self._access(f"{name}/versions/{v}")[0]]
+                if bad:
+                    return Verdict(False, "dead", f"version(s) {', '.join(bad)} of {name} "
+                                   "are still not accessible")
+                return Verdict(True, "restored", f"version(s) {', '.join(ids)} of {name} "
+                               "are accessible again")
+            latest_ok, why = self._access(f"{name}/versions/latest")
+            if latest_ok:
+                return Verdict(False, "live", f"an application read of {name} "
+                               "(versions/latest) still returns a value")
+            live = [v for v in ids if self._access(f"{name}/versions/{v}")[0]]
+            if live:
+                return Verdict(False, "live", f"version(s) {', '.join(live)} of {name} are "
+                               "still accessible")
+        return Verdict(True, "dead", f"an application read of {name} fails ({why}); "
+                       f"version(s) {', '.join(ids) or 'none'} not accessible")
+
+    # -- undo -----------------------------------------------------------------------------
+
+    def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
+        """Enable exactly the versions a disable disabled (or vice versa).
+
+        Raises:
+            UndoUnsupported: destroy (irreversible) and changes that did nothing.
+        """
+        if change.action == "credential.destroy" or not change.reversible:
+            raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
+                                  f"{_DESTROY_NOTE}", where=change.target,
+                                  hint="issue a new key and add it as a new version")
+        ids = list(applied.get("versions") or change.undo.get("versions") or [])
+        if change.status == NOOP or not ids:
+            raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in the "
+                                  "wanted state before this run", where=change.target)
+        back = "credential.enable" if change.action == "credential.disable" \
+            else "credential.disable"
+        return Change(
+            op_id=f"{change.op_id}:undo", integration=change.integration,
+            step=f"undo-{change.step}", action=back, backend=change.backend,
+            adapter=change.adapter, target=change.target, ref=dict(change.ref),
+            before=dict(change.after), after=dict(change.before), reversible=True,
+            undo={"versions": ids},
+            note=f"{'enables' if back == 'credential.enable' else 'disables'} version(s) "
+            f"{', '.join(ids)} of {change.target}", inverse_of=change.op_id)
+
+    # -- reveal / scan --------------------------------------------------------------------
+
+    def _latest_enabled(self, name: str) -> str | None:
+        enabled = [v.name for v in self.client.list_secret_versions(
+            request={"parent": name, "filter": "state:ENABLED"}, **self._kw())]
+        if not enabled:
+            return None
+        return max(enabled, key=lambda n: int(n.rsplit("/", 1)[-1]))
+
+    def _value(self, name: str, field: str | None) -> str | None:
+        try:
+            version = self._latest_enabled(name)
+            if version is None:
+                return None
+            resp = self.client.access_secret_version(name=version, **self._kw())
+        except (gexc.NotFound, gexc.BadRequest):
+            return None
+        try:
+            return pick_value(resp.payload.data.decode("utf-8"), field)
+        except UnicodeDecodeError:
+            return None
+
+    def reveal(self, ref: Mapping[str, Any]) -> str | None:
+        """The latest ENABLED version's value, in memory only; None when none is readable."""
+        name = self._name(ref)
+        field = str(ref.get("field") or "") or None
+        with self._errors(name):
+            return self._value(name, field)
+
+    def scan(self) -> Iterator[tuple[dict[str, Any], str]]:
+        """Every secret of the backend's project with a readable latest ENABLED version."""
+        if not self.project:
+            raise AdapterError(f"backend {self.backend!r} needs option `project` to scan",
+                               where=self.backend)
+        parent = f"projects/{self.project}"
+        with self._errors(parent):
+            names = [s.name for s in self.client.list_secrets(
+                request={"parent": parent}, **self._kw())]
+        for name in names:
+            with self._errors(name):
+                value = self._value(name, None)
+            if value is not None:
+                yield {"backend": self.backend, "name": name}, value

@@ -1,0 +1,450 @@
+"""Google Cloud stand-in: Secret Manager v1 REST and the IAM service-account keys REST API.
+
+One server answers both APIs (their paths do not overlap), so the sandbox backends of type
+``gcp-secrets`` and ``gcp-keys`` can share one endpoint, ``http://127.0.0.1:8383``.
+
+Secret Manager (``google-cloud-secret-manager`` with ``transport="rest"``)::
+
+    GET  /v1/projects/{p}/secrets                               list secrets
+    POST /v1/projects/{p}/secrets?secretId=ID                   create a secret
+    GET  /v1/projects/{p}/secrets/{s}                           get a secret
+    POST /v1/projects/{p}/secrets/{s}:addVersion                add a version
+    GET  /v1/projects/{p}/secrets/{s}/versions?filter=state:X   list versions
+    GET  /v1/projects/{p}/secrets/{s}/versions/{v|latest}       get a version
+    GET  /v1/projects/{p}/secrets/{s}/versions/{v}:access       read the payload
+    POST /v1/projects/{p}/secrets/{s}/versions/{v}:disable|:enable|:destroy  body {"etag"?}
+
+The regional form ``projects/{p}/locations/{l}/secrets/...`` is served too. Enums are sent as
+integers when the query asks for ``$alt=json;enum-encoding=int`` (as the official client
+does), as strings otherwise.
+
+IAM service-account keys (no official REST client ships; raw HTTP)::
+
+    GET    /v1/projects/{p}/serviceAccounts/{sa}/keys?keyTypes=USER_MANAGED
+    GET    /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}
+    POST   /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}:disable   -> {}
+    POST   /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}:enable    -> {}
+    DELETE /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}           -> {}
+
+``{p}`` may be ``-``; ``{sa}`` is the account's email. ``disabled`` is omitted from a key while
+false, as proto3 JSON omits defaults.
+
+Errors have Google's shape ``{"error": {"code": 404, "message": "...", "status": "NOT_FOUND"}}``.
+Fault injection (latency, 429 with Retry-After, 5xx, hangs) comes from
+:class:`~console.sandbox.standin.StandIn`. No authentication is checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from console.sandbox.standin import Request, Response, StandIn
+
+__all__ = ["DEFAULT_PORT", "STANDIN", "GcpStandIn", "seed", "wanted"]
+
+DEFAULT_PORT = 8383
+SECRET_TYPES = ("gcp-secrets",)
+KEY_TYPES = ("gcp-keys",)
+
+_STATES = {"STATE_UNSPECIFIED": 0, "ENABLED": 1, "DISABLED": 2, "DESTROYED": 3}
+_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+           404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+           503: "UNAVAILABLE"}
+_SECRET = r"(?P<secret>projects/[^/]+(?:/locations/[^/]+)?/secrets/[^/:]+)"
+_VERSION = _SECRET + r"/versions/(?P<version>[^/:]+)"
+_SA = r"projects/(?P<project>[^/]+)/serviceAccounts/(?P<sa>[^/]+)"
+_KEY = _SA + r"/keys/(?P<key>[^/:]+)"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _etag() -> str:
+    return f'"{secrets.token_hex(7)}"'
+
+
+def _fake_value() -> str:
+    return "sk-sandbox-" + secrets.token_hex(16)
+
+
+def new_secret(versions: list[tuple[str, str]]) -> dict[str, Any]:
+    """State of one secret with ``versions`` = [(state, plaintext value), ...] from 1 up."""
+    now = _now()
+    out: dict[str, Any] = {"create_time": now, "etag": _etag(), "versions": {}}
+    for i, (state, value) in enumerate(versions, start=1):
+        out["versions"][str(i)] = {
+            "state": state, "create_time": now, "etag": _etag(),
+            "data": base64.b64encode(value.encode()).decode()}
+    return out
+
+
+def new_key(project: str, disabled: bool = False, kind: str = "USER_MANAGED") -> dict[str, Any]:
+    """State of one service-account key."""
+    return {"project": project, "disabled": disabled, "key_type": kind,
+            "valid_after": _now(), "valid_before": "9999-12-31T23:59:59Z"}
+
+
+class GcpStandIn(StandIn):
+    """Secret Manager v1 and IAM service-account keys, from memory.
+
+    State::
+
+        {"secrets": {"projects/p/secrets/s": {"create_time", "etag", "versions": {
+             "1": {"state": "ENABLED", "data": "<base64>", "create_time", "etag",
+                   "destroy_time"?}}}},
+         "service_accounts": {"sa@p.iam.gserviceaccount.com": {"keys": {"<id>": {
+             "project", "disabled": false, "key_type": "USER_MANAGED", ...}}}}}
+    """
+
+    name: ClassVar[str] = "gcp"
+
+    def setup(self) -> None:
+        """Register the Secret Manager and IAM routes."""
+        self.state.setdefault("secrets", {})
+        self.state.setdefault("service_accounts", {})
+        r = self.route
+        r("GET", r"/v1/(?P<parent>projects/[^/]+(?:/locations/[^/]+)?)/secrets", self.list_secrets)
+        r("POST", r"/v1/(?P<parent>projects/[^/]+(?:/locations/[^/]+)?)/secrets",
+          self.create_secret)
+        r("GET", f"/v1/{_SECRET}", self.get_secret)
+        r("DELETE", f"/v1/{_SECRET}", self.delete_secret)
+        r("POST", f"/v1/{_SECRET}:addVersion", self.add_version)
+        r("GET", f"/v1/{_SECRET}/versions", self.list_versions)
+        r("GET", f"/v1/{_VERSION}", self.get_version)
+        r("GET", f"/v1/{_VERSION}:access", self.access)
+        r("POST", f"/v1/{_VERSION}:(?P<verb>disable|enable|destroy)", self.set_state)
+        r("GET", f"/v1/{_SA}/keys", self.list_keys)
+        r("GET", f"/v1/{_KEY}", self.get_key)
+        r("POST", f"/v1/{_KEY}:(?P<verb>disable|enable)", self.set_key)
+        r("DELETE", f"/v1/{_KEY}", self.delete_key)
+
+    def error_body(self, status: int, message: str, kind: str = "") -> Any:
+        """Google's error shape; ``kind`` is the canonical status name when given."""
+        status_name = kind if kind.isupper() else _STATUS.get(status, "UNKNOWN")
+        return {"error": {"code": status, "message": message, "status": status_name}}
+
+    # -- Secret Manager ----------------------------------------------------------------
+    @staticmethod
+    def _ints(req: Request) -> bool:
+        return "enum-encoding=int" in (req.arg("$alt") or "")
+
+    def _secret(self, name: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.state["secrets"].get(name)
+        return found
+
+    def _secret_json(self, name: str, s: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "createTime": s["create_time"], "etag": s["etag"],
+                "replication": {"automatic": {}}}
+
+    def _version_json(self, req: Request, name: str, v: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": name, "createTime": v["create_time"], "etag": v["etag"],
+                               "state": _STATES[v["state"]] if self._ints(req) else v["state"],
+                               "replicationStatus": {"automatic": {}}}
+        if v.get("destroy_time"):
+            out["destroyTime"] = v["destroy_time"]
+        return out
+
+    def _no_secret(self, name: str) -> Response:
+        return self.error(404, f"Secret [{name}] not found or has no versions.", "NOT_FOUND")
+
+    def _resolve(self, req: Request) -> tuple[str, dict[str, Any]] | Response:
+        """The version a request names (``latest`` = the most recently created)."""
+        name = req.params["secret"]
+        s = self._secret(name)
+        if s is None or not s["versions"]:
+            return self._no_secret(name)
+        vid = req.params["version"]
+        if vid == "latest":
+            vid = max(s["versions"], key=int)
+        v = s["versions"].get(vid)
+        if v is None:
+            return self.error(404, f"Secret Version [{name}/versions/{vid}] not found.",
+                              "NOT_FOUND")
+        return f"{name}/versions/{vid}", v
+
+    @staticmethod
+    def _page(req: Request, items: list[Any]) -> tuple[list[Any], str]:
+        size = int(req.arg("pageSize") or 0) or 25000
+        start = int(req.arg("pageToken") or 0)
+        page = items[start:start + size]
+        return page, str(start + size) if start + size < len(items) else ""
+
+    def list_secrets(self, req: Request) -> Response:
+        """``GET .../secrets``."""
+        prefix = req.params["parent"] + "/secrets/"
+        names = sorted(n for n in self.state["secrets"]
+                       if n.startswith(prefix) and "/" not in n[len(prefix):])
+        page, token = self._page(req, names)
+        body: dict[str, Any] = {"secrets": [self._secret_json(n, self.state["secrets"][n])
+                                            for n in page], "totalSize": len(names)}
+        if token:
+            body["nextPageToken"] = token
+        return Response(200, body)
+
+    def create_secret(self, req: Request) -> Response:
+        """``POST .../secrets?secretId=ID``."""
+        sid = req.arg("secretId") or ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", sid):
+            return self.error(400, f"Invalid secretId [{sid}].", "INVALID_ARGUMENT")
+        name = f"{req.params['parent']}/secrets/{sid}"
+        if name in self.state["secrets"]:
+            return self.error(409, f"Secret [{name}] already exists.", "ALREADY_EXISTS")
+        self.state["secrets"][name] = new_secret([])
+        return Response(200, self._secret_json(name, self.state["secrets"][name]))
+
+    def get_secret(self, req: Request) -> Response:
+        """``GET .../secrets/{s}``."""
+        name = req.params["secret"]
+        s = self._secret(name)
+        if s is None:
+            return self.error(404, f"Secret [{name}] not found.", "NOT_FOUND")
+        return Response(200, self._secret_json(name, s))
+
+    def delete_secret(self, req: Request) -> Response:
+        """``DELETE .../secrets/{s}``."""
+        name = req.params["secret"]
+        if self.state["secrets"].pop(name, None) is None:
+            return self.error(404, f"Secret [{name}] not found.", "NOT_FOUND")
+        return Response(200, {})
+
+    def add_version(self, req: Request) -> Response:
+        """``POST .../secrets/{s}:addVersion`` body ``{"payload": {"data": b64}}``."""
+        name = req.params["secret"]
+        s = self._secret(name)
+        if s is None:
+            return self.error(404, f"Secret [{name}] not found.", "NOT_FOUND")
+        data = ((req.body or {}).get("payload") or {}).get("data") or ""
+        try:
+            base64.b64decode(data, validate=True)
+        except ValueError:
+            return self.error(400, "Invalid payload data: not base64.", "INVALID_ARGUMENT")
+        vid = str(max((int(k) for k in s["versions"]), default=0) + 1)
+        s["versions"][vid] = {"state": "ENABLED", "create_time": _now(), "etag": _etag(),
+                              "data": data}
+        s["etag"] = _etag()
+        return Response(200, self._version_json(req, f"{name}/versions/{vid}", s["versions"][vid]))
+
+    def list_versions(self, req: Request) -> Response:
+        """``GET .../versions`` (newest first; ``filter=state:ENABLED`` and the like)."""
+        name = req.params["secret"]
+        s = self._secret(name)
+        if s is None:
+            return self.error(404, f"Secret [{name}] not found.", "NOT_FOUND")
+        wanted = None
+        flt = (req.arg("filter") or "").strip()
+        if flt:
+            m = re.fullmatch(r"state\s*[:=]\s*(ENABLED|DISABLED|DESTROYED)", flt)
+            if not m:
+                return self.error(400, f"Invalid filter [{flt}].", "INVALID_ARGUMENT")
+            wanted = m.group(1)
+        ids = sorted((k for k, v in s["versions"].items()
+                      if wanted is None or v["state"] == wanted), key=int, reverse=True)
+        page, token = self._page(req, ids)
+        body: dict[str, Any] = {
+            "versions": [self._version_json(req, f"{name}/versions/{k}", s["versions"][k])
+                         for k in page], "totalSize": len(ids)}
+        if token:
+            body["nextPageToken"] = token
+        return Response(200, body)
+
+    def get_version(self, req: Request) -> Response:
+        """``GET .../versions/{v}``."""
+        found = self._resolve(req)
+        if isinstance(found, Response):
+            return found
+        return Response(200, self._version_json(req, *found))
+
+    def access(self, req: Request) -> Response:
+        """``GET .../versions/{v}:access``: the payload of an ENABLED version only."""
+        found = self._resolve(req)
+        if isinstance(found, Response):
+            return found
+        name, v = found
+        if v["state"] != "ENABLED":
+            # [unconfirmed] real GCP is said to answer FAILED_PRECONDITION here
+            # (provider-apis.md section 9); over REST the client raises BadRequest for it.
+            return self.error(400, f"Secret Version [{name}] is in {v['state']} state.",
+                              "FAILED_PRECONDITION")
+        return Response(200, {"name": name, "payload": {"data": v["data"]}})
+
+    def set_state(self, req: Request) -> Response:
+        """``POST .../versions/{v}:disable|:enable|:destroy`` with optional ``etag``."""
+        found = self._resolve(req)
+        if isinstance(found, Response):
+            return found
+        name, v = found
+        etag = (req.body or {}).get("etag") if isinstance(req.body, dict) else None
+        if etag and etag != v["etag"]:
+            # [unconfirmed] AIP-154 says a stale etag fails with ABORTED
+            return self.error(409, f"Etag [{etag}] does not match the current etag of "
+                              f"Secret Version [{name}].", "ABORTED")
+        verb = req.params["verb"]
+        if v["state"] == "DESTROYED":
+            if verb == "destroy":
+                return Response(200, self._version_json(req, name, v))
+            return self.error(400, f"Secret Version [{name}] is in DESTROYED state.",
+                              "FAILED_PRECONDITION")
+        target = {"disable": "DISABLED", "enable": "ENABLED", "destroy": "DESTROYED"}[verb]
+        if v["state"] != target:
+            v["state"], v["etag"] = target, _etag()
+            if target == "DESTROYED":
+                v["data"], v["destroy_time"] = "", _now()
+        return Response(200, self._version_json(req, name, v))
+
+    # -- IAM service-account keys ------------------------------------------------------
+    def _account(self, req: Request) -> dict[str, Any] | Response:
+        sa = req.params["sa"]
+        acct = self.state["service_accounts"].get(sa)
+        project = req.params["project"]
+        if acct is None or project not in ("-", acct["project"]):
+            return self.error(404, f"Unknown service account [{sa}] in project [{project}].",
+                              "NOT_FOUND")
+        found: dict[str, Any] = acct
+        return found
+
+    @staticmethod
+    def _key_json(project: str, sa: str, kid: str, k: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": f"projects/{project}/serviceAccounts/{sa}/keys/{kid}",
+            "validAfterTime": k["valid_after"], "validBeforeTime": k["valid_before"],
+            "keyAlgorithm": "KEY_ALG_RSA_2048", "keyOrigin": "GOOGLE_PROVIDED",
+            "keyType": k["key_type"]}
+        if k["disabled"]:
+            out["disabled"] = True
+        return out
+
+    def _key(self, req: Request) -> tuple[str, dict[str, Any], dict[str, Any]] | Response:
+        acct = self._account(req)
+        if isinstance(acct, Response):
+            return acct
+        kid = req.params["key"]
+        k = acct["keys"].get(kid)
+        if k is None:
+            return self.error(404, f"Service account key {kid} does not exist.", "NOT_FOUND")
+        return kid, k, acct
+
+    def list_keys(self, req: Request) -> Response:
+        """``GET .../keys?keyTypes=USER_MANAGED`` (repeatable; all types when absent)."""
+        acct = self._account(req)
+        if isinstance(acct, Response):
+            return acct
+        types = set(req.query.get("keyTypes") or [])
+        sa = req.params["sa"]
+        keys = [self._key_json(acct["project"], sa, kid, k) for kid, k in acct["keys"].items()
+                if not types or k["key_type"] in types]
+        return Response(200, {"keys": keys})
+
+    def get_key(self, req: Request) -> Response:
+        """``GET .../keys/{key}``."""
+        found = self._key(req)
+        if isinstance(found, Response):
+            return found
+        kid, k, acct = found
+        return Response(200, self._key_json(acct["project"], req.params["sa"], kid, k))
+
+    def set_key(self, req: Request) -> Response:
+        """``POST .../keys/{key}:disable|:enable`` -> empty (idempotent here [unconfirmed])."""
+        found = self._key(req)
+        if isinstance(found, Response):
+            return found
+        _, k, _ = found
+        if k["key_type"] != "USER_MANAGED":
+            return self.error(400, "System-managed keys cannot be disabled or enabled.",
+                              "FAILED_PRECONDITION")
+        k["disabled"] = req.params["verb"] == "disable"
+        return Response(200, {})
+
+    def delete_key(self, req: Request) -> Response:
+        """``DELETE .../keys/{key}`` -> empty; permanent."""
+        found = self._key(req)
+        if isinstance(found, Response):
+            return found
+        kid, _, acct = found
+        del acct["keys"][kid]
+        return Response(200, {})
+
+
+STANDIN = GcpStandIn
+
+
+def _backends(config: Any, types: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    return {name: dict(b.options) for name, b in (config.backends or {}).items()
+            if b.type in types}
+
+
+def _refs(config: Any, types: tuple[str, ...]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    backends = _backends(config, types)
+    out = []
+    for integ in config.integrations:
+        for ref in integ.credentials:
+            fields = ref.fields() if hasattr(ref, "fields") else dict(ref)
+            if fields.get("backend") in backends:
+                out.append((integ.id, fields, backends[fields["backend"]]))
+    return out
+
+
+def _provider_value(config: Any, integration: str) -> str:
+    """The sandbox provider key of ``integration`` (same value the provider stand-in issues).
+
+    Storing the same value lets proof of death work end to end; without a provider key on a
+    sandbox backend, a fresh fake value.
+    """
+    try:
+        from console.sandbox.seedkeys import credential_refs, sandbox_key_value
+
+        for provider in ("openai", "anthropic"):
+            for integ, ref in credential_refs(config, provider):
+                kid = ref.get("api_key_id") or ref.get("service_account_id")
+                if integ == integration and kid:
+                    return sandbox_key_value(config, provider, str(kid))
+    except (ImportError, OSError, AttributeError):
+        pass
+    return _fake_value()
+
+
+def secret_name(ref: dict[str, Any], options: dict[str, Any]) -> str:
+    """The full secret name of a reference (``name`` / ``secret``: full name, or an id)."""
+    sid = str(ref.get("name") or ref.get("secret") or "")
+    if sid.startswith("projects/"):
+        return sid
+    project = str(ref.get("project") or options.get("project") or "")
+    return f"projects/{project}/secrets/{sid}"
+
+
+def seed(config: Any) -> dict[str, Any]:
+    """Initial state from the inventory refs on ``gcp-secrets`` / ``gcp-keys`` backends.
+
+    Each referenced secret gets version 1 DISABLED (a rotated-out fake value) and version 2
+    ENABLED holding the integration's sandbox provider key (``console.sandbox.seedkeys``, the
+    value the OpenAI / Anthropic stand-in issues) or else a fake ``sk-sandbox-<hex>``.
+    Each referenced service account gets its listed key (or one user-managed key) enabled,
+    plus one system-managed key.
+    """
+    state: dict[str, Any] = {"secrets": {}, "service_accounts": {}}
+    for integration, ref, options in _refs(config, SECRET_TYPES):
+        if ref.get("name") or ref.get("secret"):
+            name = secret_name(ref, options)
+            state["secrets"].setdefault(name, new_secret(
+                [("DISABLED", _fake_value()), ("ENABLED", _provider_value(config, integration))]))
+    for _, ref, options in _refs(config, KEY_TYPES):
+        sa = str(ref.get("service_account") or "")
+        if not sa:
+            continue
+        m = re.search(r"@([^.]+)\.iam\.gserviceaccount\.com$", sa)
+        project = str(ref.get("project") or options.get("project") or (m and m.group(1)) or "-")
+        acct = state["service_accounts"].setdefault(sa, {"project": project, "keys": {}})
+        kid = str(ref.get("key") or secrets.token_hex(20))
+        acct["keys"].setdefault(kid, new_key(project))
+        if not any(k["key_type"] == "SYSTEM_MANAGED" for k in acct["keys"].values()):
+            acct["keys"][secrets.token_hex(20)] = new_key(project, kind="SYSTEM_MANAGED")
+    return state
+
+
+def wanted(config: Any) -> bool:
+    """True when the config has a ``gcp-secrets`` or ``gcp-keys`` backend."""
+    return bool(_backends(config, SECRET_TYPES + KEY_TYPES))
