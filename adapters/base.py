@@ -170,6 +170,10 @@ class PlanContext:
         options: The runbook step's options.
         run_id: The run being planned.
         incident: Incident id, if any.
+        operator: Who plans the run.
+        runbook: The runbook's name.
+        facts: Inventory facts about the integration a notification may quote (name,
+            environment, provider, owner, kill_switch_owner, data_classes).
     """
 
     integration: str
@@ -177,6 +181,9 @@ class PlanContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     run_id: str = ""
     incident: str = ""
+    operator: str = ""
+    runbook: str = ""
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     def op_id(self, index: int) -> str:
         """The op id of the ``index``-th change planned in this context."""

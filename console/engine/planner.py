@@ -37,7 +37,13 @@ async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, 
 async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
                        run_id: str, incident: str) -> list[Change]:
     backend = str(ref.get("backend", ""))
-    ctx = PlanContext(integ.id, step.id, dict(step.options), run_id, incident)
+    owner = getattr(integ, "kill_switch_owner", None)
+    facts = {"name": integ.name, "environment": integ.environment,
+             "provider": integ.provider, "owner": integ.owner,
+             "kill_switch_owner": owner.model_dump(exclude_none=True) if owner else None,
+             "data_classes": list(getattr(integ, "data_classes", []) or [])}
+    ctx = PlanContext(integ.id, step.id, dict(step.options), run_id, incident,
+                      rt.operator, rt.runbook, facts)
     base = dict(op_id=ctx.op_id(0), integration=integ.id, step=step.id, action=step.action,
                 backend=backend, target=ref_target(ref), ref=ref)
     try:

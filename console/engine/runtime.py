@@ -38,6 +38,10 @@ class Runtime:
         self._opened: set[str] = set()
         self._limits: dict[str, BackendLimits] = {}
         self._lock = threading.Lock()
+        self.operator = ""
+        """Who is acting (quoted by notifications)."""
+        self.runbook = ""
+        """The runbook being planned (quoted by notifications)."""
         self.default_timeout: float | None = None
         """When set, caps every per-operation timeout (background observation)."""
 

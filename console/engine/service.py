@@ -118,6 +118,7 @@ class Session:
             unlisted = {i.id: report.unlisted(i.id) for i in integrations}
             notes = [f"scan: {p}" for p in report.problems]
         rt = Runtime(self.config)
+        rt.operator, rt.runbook = self.operator, runbook.name
         try:
             plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
                                    unlisted=unlisted)
