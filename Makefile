@@ -11,14 +11,15 @@ export PATH := $(PATH):/usr/sbin:/sbin
 
 # Debian packages the tests drive directly, as command:package (the sqlite3 CLI tampers with
 # the audit trail; nft blocks egress in network namespaces; squid is the forward proxy).
-SYSTEM_TOOLS := sqlite3:sqlite3 nft:nftables squid:squid tmux:tmux
+SYSTEM_TOOLS := sqlite3:sqlite3 nft:nftables squid:squid tmux:tmux pg_config:postgresql
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install-unleash.sh
 	@for t in $(SYSTEM_TOOLS); do command -v $${t%%:*} >/dev/null || MISSING="$$MISSING $${t##*:}"; done; \
 	if [ -n "$$MISSING" ]; then apt-get update -qq && apt-get install -y -qq $$MISSING; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,sandbox]'
+	sh scripts/install-unleash.sh
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -84,7 +84,7 @@ def _seed_flags(config: Any) -> list[ServiceStatus]:
     return statuses
 
 
-SERVICES = ("openbao", "moto", "standins")
+SERVICES = ("openbao", "moto", "unleash", "standins")
 """Process services, in start order; each module has start / status / stop(config)."""
 
 

@@ -1,0 +1,380 @@
+"""LaunchDarkly adapter (REST API v2, semantic patch over httpx): flags off per environment.
+
+Backend options::
+
+    [backends.launchdarkly-sandbox]
+    type = "launchdarkly"
+    base_url = "http://127.0.0.1:8391"          # default https://app.launchdarkly.com
+    token_env = "LD_API_TOKEN"                  # env var NAME holding an API access token
+    token_file = ".sandbox/launchdarkly-admin.key"  # fallback file (optional)
+    project = "default"                         # project key of refs that name none
+    request_timeout = 30                        # seconds per HTTP call
+
+Inventory reference (``environments`` optional: default every environment of the flag, and
+only those that are on get switched off; ``project`` optional)::
+
+    {backend = "launchdarkly-sandbox", project = "ai", flag = "support-bot-enabled",
+     environments = ["production"]}
+
+One change per environment (each a single semantic patch, so a retried apply never sees
+a half-done change); environments already in the wanted state are reported as no-ops. State
+shape (``before`` / ``after`` / :meth:`LaunchDarklyAdapter.read`), ``on`` of the change's
+environment::
+
+    {"production": true}
+
+Each flip is one ``PATCH /api/v2/flags/{project}/{flag}`` with
+``Content-Type: application/json; domain-model=launchdarkly.semanticpatch`` and body
+``{"environmentKey": env, "comment": "<incident> <run>: <reason>", "instructions":
+[{"kind": "turnFlagOff"}]}`` (``turnFlagOn`` for undo, only where the flag was on). The
+comment lands in LaunchDarkly's audit log; the reason is the runbook step option ``reason``
+(default ``killswitch``). Reads are ``GET /api/v2/flags/{project}/{flag}?env=...``
+``environments.{env}.on``. The token is sent raw in ``Authorization`` (no ``Bearer``), with
+``LD-API-Version: 20240415``. 429 honours ``Retry-After`` (seconds) or
+``X-Ratelimit-Reset`` (epoch milliseconds); 409 (concurrent update) is retried.
+
+Example runbook step::
+
+    [[steps]]
+    id = "flags-off"
+    action = "flag.disable"
+    options = { reason = "suspected key leak" }
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.llm_http import retry_after, translate_error
+from adapters.unleash import read_secret
+from console.errors import (
+    AdapterError,
+    AuthError,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unavailable,
+    UndoUnsupported,
+)
+
+__all__ = ["SEMANTIC_PATCH", "LaunchDarklyAdapter", "error_for", "patch_body"]
+
+PROVIDER = "LaunchDarkly"
+DEFAULT_BASE_URL = "https://app.launchdarkly.com"
+DEFAULT_TOKEN_ENV = "LD_API_TOKEN"
+API_VERSION = "20240415"
+DEFAULT_TIMEOUT = 30.0
+SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
+"""Content type of a semantic patch; without it LaunchDarkly parses JSON Patch (400)."""
+
+_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "required": ["flag"],
+    "properties": {
+        "backend": {"type": "string"},
+        "label": {"type": "string"},
+        "flag": {"type": "string", "description": "feature flag key"},
+        "project": {"type": "string", "description": "project key (default: backend's)"},
+        "environments": {"type": "array", "items": {"type": "string"},
+                         "description": "environment keys (default: every one where on)"},
+    },
+}
+_PERMS_OFF = ("API access token (personal or service; not an SDK/mobile key) with "
+              "reader access: GET /api/v2/flags/{project}/{flag}",
+              "writer role or custom role allowing updateOn in each environment: "
+              "PATCH /api/v2/flags/{project}/{flag} (semantic patch turnFlagOff)")
+_PERMS_ON = (_PERMS_OFF[0], "writer role or custom role allowing updateOn in each "
+             "environment: PATCH /api/v2/flags/{project}/{flag} (semantic patch turnFlagOn)")
+
+
+def patch_body(env: str, on: bool, comment: str) -> dict[str, Any]:
+    """The semantic patch that turns the flag on or off in ``env``."""
+    return {"environmentKey": env, "comment": comment,
+            "instructions": [{"kind": "turnFlagOn" if on else "turnFlagOff"}]}
+
+
+def _ld_retry_after(headers: httpx.Headers) -> float | None:
+    """``Retry-After`` seconds, else ``X-Ratelimit-Reset`` (epoch ms) minus now."""
+    delay = retry_after(headers)
+    if delay is not None:
+        return delay
+    reset = headers.get("x-ratelimit-reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) / 1000.0 - time.time())
+        except ValueError:
+            return None
+    return None
+
+
+def error_for(response: httpx.Response, target: str, token_source: str) -> AdapterError:
+    """The typed error for a non-2xx answer; LaunchDarkly's body is ``{code, message, id}``."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    said = f"HTTP {status} {response.reason_phrase}".strip()
+    if isinstance(body, dict) and body.get("message"):
+        said = f"{body['message']} ({body.get('code') or status})"
+    msg = f"{PROVIDER} refused the call on {target}: {said}"
+    kw: dict[str, Any] = {"status": status}
+    if status == 401:
+        return AuthError(f"{msg}; the access token from {token_source} was rejected",
+                         hint=f"set {token_source} to an API access token (personal or "
+                         "service token, not an SDK key)", **kw)
+    if status == 403:
+        return PermissionDenied(msg, hint="the token's role must allow updateOn in the "
+                                "environment; environments requiring approvals refuse "
+                                "direct changes", **kw)
+    if status == 404:
+        return NotFound(f"not found in {PROVIDER}: {target} ({said})", **kw)
+    if status == 409:
+        return Conflict(msg, retryable=True, **kw)
+    if status == 429:
+        return RateLimited(msg, retry_after=_ld_retry_after(response.headers), **kw)
+    if status >= 500:
+        return Unavailable(msg, retry_after=retry_after(response.headers), **kw)
+    return AdapterError(msg, **kw)
+
+
+class LaunchDarklyAdapter(Adapter):
+    """Switch LaunchDarkly flags off per environment with a semantic patch (undo: back on).
+
+    ``flag.disable`` sends ``turnFlagOff`` to each chosen environment that is on, with a
+    comment carrying the incident id, run id and reason; its inverse ``flag.enable`` sends
+    ``turnFlagOn`` to exactly the environments that were on.
+    """
+
+    name: ClassVar[str] = "launchdarkly"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "base_url": f"API root (default {DEFAULT_BASE_URL}; federal: https://app.launchdarkly.us)",
+        "token_env": f"env var NAME holding an API access token (default {DEFAULT_TOKEN_ENV})",
+        "token_file": "fallback file holding the access token (optional)",
+        "project": "project key of references that name none (default 'default')",
+        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g})",
+    }
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
+        "flag.disable": ActionSpec("flag.disable", "flags", True, "flag.enable", _PERMS_OFF,
+                                   _SCHEMA),
+        "flag.enable": ActionSpec("flag.enable", "flags", True, "flag.disable", _PERMS_ON,
+                                  _SCHEMA),
+    }
+    SUPPORTS_UNDO: ClassVar[bool] = True
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        super().__init__(backend, options)
+        url = str(self.options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise AdapterError(f"backend {backend!r}: option base_url must be an http(s) URL, "
+                               f"got {url!r}", where=backend)
+        self.base_url = url
+        self.token_env = str(self.options.get("token_env") or DEFAULT_TOKEN_ENV)
+        tf = self.options.get("token_file")
+        self.token_file = Path(str(tf)).expanduser() if tf else None
+        self.project = str(self.options.get("project") or "default")
+        try:
+            self.timeout = float(self.options.get("request_timeout")
+                                 or self.options.get("timeout") or DEFAULT_TIMEOUT)
+        except (TypeError, ValueError) as exc:
+            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
+                               where=backend) from exc
+        self._http: httpx.Client | None = None
+        self._token_source = f"environment variable {self.token_env}"
+
+    # -- client ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Read the access token and build the HTTP client (no request is sent).
+
+        Raises:
+            AuthError: No token in the environment variable or the token file.
+        """
+        if self._http is not None:
+            return
+        token, source = read_secret(self.token_env, self.token_file)
+        if not token:
+            raise AuthError(f"no {PROVIDER} access token for backend {self.backend!r}: "
+                            f"{source} is not set", where=self.backend,
+                            hint=f"export {self.token_env}=<API access token>; for the "
+                            "sandbox run `killswitch sandbox start`")
+        self._token_source = source
+        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
+                                  follow_redirects=False,
+                                  headers={"Authorization": token,
+                                           "LD-API-Version": API_VERSION,
+                                           "Accept": "application/json"})
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """The REST client, opened on first use."""
+        if self._http is None:
+            self.open()
+        assert self._http is not None
+        return self._http
+
+    @contextmanager
+    def _errors(self, target: str) -> Iterator[None]:
+        try:
+            yield
+        except AdapterError as exc:
+            exc.where = exc.where or self.backend
+            raise
+        except Exception as exc:  # noqa: BLE001 - the adapter boundary
+            mapped = translate_error(exc, PROVIDER, target, self.base_url) or \
+                AdapterError(f"{PROVIDER} call failed for {target}: {type(exc).__name__}")
+            mapped.where = mapped.where or self.backend
+            raise mapped from exc
+
+    def _call(self, method: str, path: str, target: str, **kw: Any) -> dict[str, Any]:
+        with self._errors(target):
+            resp = self.http.request(method, path, **kw)
+            if resp.status_code >= 400:
+                err = error_for(resp, target, self._token_source)
+                err.where = self.backend
+                raise err
+            data = resp.json() if resp.content else {}
+            return data if isinstance(data, dict) else {}
+
+    # -- references -----------------------------------------------------------------------
+
+    def _ref(self, ref: Mapping[str, Any]) -> tuple[str, str, list[str], str]:
+        flag = str(ref.get("flag") or "")
+        if not flag:
+            raise AdapterError("launchdarkly flag reference needs `flag`", where=self.backend)
+        project = str(ref.get("project") or self.project)
+        raw = ref.get("environments") or ref.get("environment") or []
+        envs = [raw] if isinstance(raw, str) else [str(e) for e in raw]
+        return project, flag, envs, f"{self.backend}:{project}/{flag}"
+
+    def _path(self, project: str, flag: str) -> str:
+        return f"/api/v2/flags/{quote(project, safe='')}/{quote(flag, safe='')}"
+
+    def _environments(self, project: str, flag: str, envs: list[str],
+                      target: str) -> dict[str, bool]:
+        """``on`` per environment (``envs`` only, when given)."""
+        params = [("env", e) for e in envs]
+        body = self._call("GET", self._path(project, flag), target, params=params)
+        found = body.get("environments") or {}
+        missing = [e for e in envs if e not in found]
+        if missing:
+            raise NotFound(f"{target} has no environment {', '.join(missing)}",
+                           where=self.backend)
+        return {str(k): bool((v or {}).get("on")) for k, v in found.items()
+                if not envs or k in envs}
+
+    @staticmethod
+    def _comment(ctx: PlanContext) -> str:
+        ids = " ".join(x for x in (ctx.incident, ctx.run_id) if x) or "killswitch"
+        reason = str(ctx.options.get("reason") or "killswitch").strip()
+        return f"{ids}: {reason}"
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """Read the flag's environments; one change per environment (read-only)."""
+        if action not in self.ACTIONS:
+            raise AdapterError(f"the launchdarkly adapter does not offer {action}",
+                               where=self.backend)
+        project, flag, wanted, target = self._ref(ref)
+        if action == "flag.enable" and not wanted:
+            raise AdapterError(f"flag.enable on {target} needs `environments` on the "
+                               "reference", where=self.backend,
+                               hint="to undo a disable exactly, use `killswitch restore RUN`")
+        state = self._environments(project, flag, wanted, target)
+        envs = wanted or sorted(state)
+        on = action == "flag.enable"
+        word = "on" if on else "off"
+        kind = "turnFlagOn" if on else "turnFlagOff"
+        changes = []
+        for i, env in enumerate(envs):
+            before = {env: state[env]}
+            base = dict(op_id=ctx.op_id(i), integration=ctx.integration, step=ctx.step,
+                        action=action, backend=self.backend, adapter=self.name,
+                        target=f"{target}/{env}", ref=dict(ref), before=before,
+                        after={env: on},
+                        undo={"project": project, "environments": [env], "prior": before,
+                              "comment": self._comment(ctx)})
+            if state[env] == on:
+                changes.append(Change(**base, status=NOOP,
+                                      note=f"{flag} is already {word} in {env}"))
+                continue
+            note = f"{kind} for {flag} in {env}"
+            if not on:
+                note += "; undo turns it back on there"
+            changes.append(Change(**base, note=note))
+        if not changes:
+            return [Change(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
+                           action=action, backend=self.backend, adapter=self.name,
+                           target=target, ref=dict(ref), status=NOOP,
+                           note=f"{flag} has no environment")]
+        return changes
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """``on`` of each environment of the change, now."""
+        project, flag, _, target = self._ref(change.ref)
+        project = str(change.undo.get("project") or project)
+        envs = list(change.undo.get("environments") or change.before or change.after)
+        return self._environments(project, flag, envs, target)
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """One semantic patch for the change's environment.
+
+        The engine reads the state just before and skips a change already in effect; a
+        semantic patch does nothing when the flag is already in the requested state, so a
+        retried apply is safe without another read.
+        """
+        project, flag, _, target = self._ref(change.ref)
+        project = str(change.undo.get("project") or project)
+        comment = str(change.undo.get("comment") or "killswitch")
+        for env, want in change.after.items():
+            self._call("PATCH", self._path(project, flag), f"{target} in {env}",
+                       json=patch_body(env, bool(want), comment),
+                       headers={"Content-Type": SEMANTIC_PATCH})
+        return {"prior": dict(change.before)}
+
+    def verify(self, change: Change) -> Verdict:
+        """Read back ``environments.{env}.on`` for each environment of the change."""
+        _, flag, _, _ = self._ref(change.ref)
+        state = self.read(change)
+        shown = ", ".join(f"{e} {'on' if v else 'off'}" for e, v in sorted(state.items()))
+        if state == change.after:
+            return Verdict(True, "off" if change.action == "flag.disable" else "restored",
+                           f"read back: {flag} is {shown}")
+        return Verdict(False, "live" if change.action == "flag.disable" else "off",
+                       f"read back: {flag} is {shown}")
+
+    def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
+        """The change that turns back on exactly the environments that were on."""
+        if change.status == NOOP:
+            raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in "
+                                  "that state before this run", where=change.target)
+        prior = dict(applied.get("prior") or change.undo.get("prior") or change.before)
+        back = "flag.enable" if change.action == "flag.disable" else "flag.disable"
+        ids = str(change.undo.get("comment") or "killswitch").split(":", 1)[0]
+        on = [e for e, v in prior.items() if v]
+        return Change(
+            op_id=f"{change.op_id}:undo", integration=change.integration,
+            step=f"undo-{change.step}", action=back, backend=change.backend,
+            adapter=change.adapter, target=change.target, ref=dict(change.ref),
+            before=dict(change.after), after=prior,
+            undo={**change.undo, "prior": dict(change.after),
+                  "comment": f"{ids}: restore (undo of {change.op_id})"},
+            note=f"puts back the prior state of {change.target}: on in "
+            f"{', '.join(on) or 'no environment'}, others left as they are",
+            inverse_of=change.op_id)
