@@ -1,0 +1,225 @@
+"""The moto server of the sandbox (AWS): start detached, seed from the inventory, stop.
+
+Runs ``moto_server -H 127.0.0.1 -p P`` (``[sandbox] moto_port``, default 5055) in its own
+session, logging to ``<dir>/moto.log``, pid file ``<dir>/moto.pid`` (see
+:mod:`console.sandbox.process`). Healthy when ``GET /moto-api/`` answers 200. Only started
+when a backend has an ``aws-*`` type (:func:`wanted`).
+
+Seeding (every reference on an ``aws-*`` backend whose ``endpoint_url`` is the sandbox's):
+
+* ``aws-secrets``: the secret, with a fake value ``{"api_key": "sk-sandbox-<hex>"}``;
+* ``aws-ssm``: a SecureString parameter with the same kind of value;
+* ``aws-iam``: the user and one access key. AWS chooses key ids, so the ids are recorded
+  in ``<dir>/aws-seed.json`` (``{"iam": {"<user>": ["AKIA..."]}}``); references name the
+  user, and the adapter acts on every key of that user.
+
+moto keeps everything in memory: a restart starts empty and is reseeded. The console's
+credentials for the sandbox are written to ``<dir>/aws-credentials`` (mode 0600), a shared
+credentials file with profile ``killswitch-sandbox``; moto accepts any key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from console.errors import ConfigError, ConsoleError
+from console.sandbox import ServiceStatus
+from console.sandbox.process import (
+    http_ok,
+    ours,
+    ports_taken,
+    spawn,
+    stop_process,
+    terminate,
+    write_secret_file,
+)
+
+__all__ = ["PROFILE", "aws_refs", "binary_path", "seed", "start", "status", "stop", "wanted"]
+
+NAME = "moto"
+PROFILE = "killswitch-sandbox"
+"""Profile name in ``<dir>/aws-credentials``."""
+HEALTH_TIMEOUT = 20.0
+_FILES = ("aws-credentials", "aws-seed.json")
+
+
+def _settings(config: Any) -> tuple[Path, int]:
+    sb = getattr(config, "sandbox", None)
+    raw_dir = getattr(sb, "dir", None) or ".sandbox"
+    port = int(getattr(sb, "moto_port", None) or 5055)
+    return Path(config.resolve(raw_dir)), port
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def wanted(config: Any) -> bool:
+    """True when any backend has an ``aws-*`` type."""
+    return any(str(b.type).startswith("aws-") for b in config.backends.values())
+
+
+def binary_path() -> str:
+    """``moto_server`` next to python, else on PATH.
+
+    Raises:
+        ConfigError: Not installed.
+    """
+    for cand in (str(Path(sys.executable).with_name("moto_server")), shutil.which("moto_server")):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise ConfigError("the moto server `moto_server` was not found",
+                      hint="pip install 'moto[server]' (the sandbox extra installs it)")
+
+
+def _interpreter(script: str) -> list[str]:
+    """``[python, script]`` for a Python entry-point script, so the pid file's argv equals
+    ``/proc/<pid>/cmdline`` (the kernel prepends the shebang interpreter otherwise)."""
+    try:
+        with open(script, "rb") as fh:
+            first = fh.readline().decode(errors="replace").strip()
+    except OSError:
+        return [script]
+    if first.startswith("#!") and "python" in first and " " not in first[2:].strip():
+        return [first[2:].strip(), script]
+    return [script]
+
+
+def _healthy(port: int) -> bool:
+    return http_ok(f"{_url(port)}/moto-api/")
+
+
+def aws_refs(config: Any, url: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(backend type, ref fields)`` of credential refs on aws-* backends served at ``url``."""
+    wanted_urls = {url.rstrip("/"), url.replace("127.0.0.1", "localhost").rstrip("/")}
+    out = []
+    for integ in config.integrations:
+        for ref in integ.credentials:
+            backend = config.backends.get(ref.backend)
+            if backend is None or not str(backend.type).startswith("aws-"):
+                continue
+            if str(backend.options.get("endpoint_url") or "").rstrip("/") in wanted_urls:
+                out.append((str(backend.type), dict(ref.fields())))
+    return out
+
+
+def _fake() -> str:
+    return json.dumps({"api_key": "sk-sandbox-" + secrets.token_hex(16)})
+
+
+def seed(config: Any, url: str, state_dir: Path) -> list[str]:
+    """Create every missing secret, parameter and IAM user/key; returns what was created."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    kw = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "sandbox",
+          "aws_secret_access_key": "sandbox",
+          "config": Config(retries={"total_max_attempts": 1})}
+    seed_file = state_dir / "aws-seed.json"
+    try:
+        recorded = json.loads(seed_file.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    iam_keys: dict[str, list[str]] = dict(recorded.get("iam") or {})
+    created: list[str] = []
+    try:
+        sm, ssm, iam = (boto3.client(s, **kw) for s in ("secretsmanager", "ssm", "iam"))
+        for kind, ref in aws_refs(config, url):
+            if kind == "aws-secrets" and ref.get("secret_id"):
+                name = str(ref["secret_id"])
+                try:
+                    sm.describe_secret(SecretId=name)
+                except ClientError:
+                    sm.create_secret(Name=name, SecretString=_fake())
+                    created.append(f"secret {name}")
+            elif kind == "aws-ssm" and ref.get("name"):
+                name = str(ref["name"])
+                try:
+                    ssm.get_parameter(Name=name)
+                except ClientError:
+                    ssm.put_parameter(Name=name, Value=_fake(), Type="SecureString")
+                    created.append(f"parameter {name}")
+            elif kind == "aws-iam" and ref.get("user"):
+                user = str(ref["user"])
+                try:
+                    iam.get_user(UserName=user)
+                except ClientError:
+                    iam.create_user(UserName=user)
+                keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+                if not keys:
+                    iam.create_access_key(UserName=user)  # the secret half is discarded
+                    keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+                    created.append(f"access key of {user}")
+                iam_keys[user] = sorted(k["AccessKeyId"] for k in keys)
+    except (ClientError, BotoCoreError) as exc:
+        raise ConsoleError(f"seeding the moto sandbox failed: {exc}", where=url) from exc
+    seed_file.write_text(json.dumps({"iam": iam_keys}, indent=2, sort_keys=True) + "\n")
+    return created
+
+
+def _write_credentials(state_dir: Path) -> Path:
+    path = state_dir / "aws-credentials"
+    write_secret_file(path, f"[{PROFILE}]\naws_access_key_id = sandbox\n"
+                            "aws_secret_access_key = sandbox")
+    return path
+
+
+def status(config: Any) -> ServiceStatus:
+    """The moto service as it is now."""
+    state_dir, port = _settings(config)
+    pid = ours(state_dir, NAME)
+    if pid is None:
+        return ServiceStatus(NAME, _url(port), None, False,
+                             "not running" if wanted(config) else "no aws-* backend")
+    ok = _healthy(port)
+    return ServiceStatus(NAME, _url(port), pid, ok, "serving" if ok else
+                         f"process {pid} is up but /moto-api/ does not answer")
+
+
+def start(config: Any) -> ServiceStatus:
+    """Start moto unless it runs (or no backend needs it), then seed missing items.
+
+    Raises:
+        ConfigError: The port is taken by something else, or moto is not installed.
+        ConsoleError: The server did not become healthy in time (names the log).
+    """
+    state_dir, port = _settings(config)
+    url = _url(port)
+    if not wanted(config):
+        return ServiceStatus(NAME, url, None, False, "no aws-* backend; not started")
+    pid = ours(state_dir, NAME)
+    if pid is not None and _healthy(port):
+        _write_credentials(state_dir)
+        created = seed(config, url, state_dir)
+        return ServiceStatus(NAME, url, pid, True,
+                             f"already running; seeded {', '.join(created) or 'nothing new'}")
+    if pid is not None:
+        terminate(pid)
+    if ports_taken(port):
+        raise ConfigError(f"cannot start the moto sandbox: port {port} on 127.0.0.1 is "
+                          "already in use",
+                          hint="stop whatever listens there, or set [sandbox] moto_port")
+    argv = [*_interpreter(binary_path()), "-H", "127.0.0.1", "-p", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    pid = spawn(state_dir, NAME, argv, env, lambda: _healthy(port), HEALTH_TIMEOUT,
+                what=f"moto at {url}/moto-api/")
+    creds = _write_credentials(state_dir)
+    (state_dir / "aws-seed.json").unlink(missing_ok=True)  # a fresh moto starts empty
+    created = seed(config, url, state_dir)
+    return ServiceStatus(NAME, url, pid, True,
+                         f"started; seeded {', '.join(created) or 'nothing'}; console "
+                         f"credentials in {creds} (profile {PROFILE})")
+
+
+def stop(config: Any) -> ServiceStatus:
+    """Stop moto if our pid file names a live process running what we started."""
+    state_dir, port = _settings(config)
+    detail = stop_process(state_dir, NAME, _FILES)
+    return ServiceStatus(NAME, _url(port), None, False, detail)
