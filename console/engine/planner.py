@@ -83,12 +83,16 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                 continue
             kill_point = KILL_POINTS[step.action]
             refs: list[Any] = list(getattr(integ, kill_point, []) or [])
+            if kill_point == "contacts":  # people to call by hand have no backend
+                refs = [c for c in refs if getattr(c, "backend", None)]
             extra = unlisted.get(integ.id, []) if kill_point == "credentials" else []
             if not refs and not extra:
                 notes.append(f"{integ.id}: step {step.id} has nothing to act on "
                              f"(no {kill_point} in the inventory)")
             for ref in [*refs, *extra]:
-                fields = ref.fields() if hasattr(ref, "fields") else dict(ref)
+                fields = (ref.fields() if hasattr(ref, "fields") else
+                          ref.model_dump(exclude_none=True) if hasattr(ref, "model_dump")
+                          else dict(ref))
                 task = asyncio.create_task(_plan_ref(rt, integ, step, fields, run_id, incident,
                                                      ref in extra))
                 jobs.append((integ.id, step.id, task))

@@ -201,13 +201,18 @@ def _handler_class(app: StandIn) -> type[BaseHTTPRequestHandler]:
             req = Request(self.command, split.path, parse_qs(split.query),
                           {k.lower(): v for k, v in self.headers.items()}, body)
             resp = app.handle(req)
-            data = b"" if resp.body is None and resp.status == 204 else \
-                json.dumps(resp.body).encode()
+            headers = dict(resp.headers)
+            ctype = headers.pop("Content-Type", "application/json")
+            if isinstance(resp.body, str) and not ctype.startswith("application/json"):
+                data = resp.body.encode()
+            else:
+                data = b"" if resp.body is None and resp.status == 204 else \
+                    json.dumps(resp.body).encode()
             self.send_response(resp.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("request-id", f"req_{random.getrandbits(48):012x}")
-            for k, v in resp.headers.items():
+            for k, v in headers.items():
                 self.send_header(k, v)
             self.end_headers()
             self.wfile.write(data)

@@ -1,0 +1,200 @@
+"""Shared by the notification adapters (Slack, PagerDuty): the message, secrets, HTTP errors.
+
+A notification says who (the operator), what (runbook, integration name and id, environment,
+kill-switch owner), when (UTC, at planning) and which incident and run. It is built only
+from the :class:`~adapters.base.PlanContext` (run id, incident, operator, runbook and the
+inventory ``facts``) and the contact reference, never from a credential. Inventory text is
+free text, so every value goes through :func:`redact` before it is quoted: key-shaped strings
+(``sk-...``, ``xox?-...``, webhook URLs, bearer tokens, JWTs, ...) and the backend's own
+secret (webhook URL, routing key) become ``[redacted]``. Adapters may import only
+``console.errors`` from the console, so this is a small local guard rather than
+``console.scrub`` (the audit writer still scrubs everything it stores).
+
+The message fields are kept in ``Change.undo["message"]`` so the inverse (an all-clear or a
+resolve) can quote the same integration without looking anything up again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable, Mapping
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from console.errors import AdapterError, Timeout, Unavailable
+
+__all__ = [
+    "REDACTED",
+    "alert_text",
+    "all_clear_text",
+    "message_fields",
+    "read_secret",
+    "redact",
+    "retry_after",
+    "transport_error",
+    "utcnow_iso",
+]
+
+REDACTED = "[redacted]"
+
+_PATTERNS = [
+    re.compile(r"https?://hooks\.slack(?:-gov)?\.com/\S+"),
+    re.compile(r"https?://\S*/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/\S+"),
+    re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}"),
+    re.compile(r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9-]{10,}"),
+    re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
+    re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{8,}"),
+    re.compile(r"(?<![A-Za-z0-9_./-])(?:hv[sbr]|sbr)\.[A-Za-z0-9_-]{24,}"),
+    re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+               re.DOTALL),
+    re.compile(r"(?i)(?:password|passwd|secret|token|api[_-]?key|routing[_-]?key)"
+               r"\s*[:=]\s*\S+"),
+    # A 32-character hex or alphanumeric run (PagerDuty integration keys) standing alone.
+    re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{32}(?![A-Za-z0-9])"),
+]
+
+
+def redact(value: Any, secrets: Iterable[str] = ()) -> str:
+    """``value`` as text with key-shaped substrings and the given secrets replaced.
+
+    Args:
+        value: Any value quoted in a message (an inventory fact, an id).
+        secrets: Exact values that must never appear (the backend's webhook URL or key).
+
+    Returns:
+        The text, each secret-looking part replaced by ``[redacted]``.
+    """
+    text = "" if value is None else str(value)
+    for secret in secrets:
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def utcnow_iso() -> str:
+    """Now, UTC, to the second: ``2026-11-22T11:25:45Z``."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _owner(raw: Any) -> str:
+    if not isinstance(raw, Mapping):
+        return str(raw or "")
+    extra = ", ".join(str(raw[k]) for k in ("role", "how") if raw.get(k))
+    return f"{raw.get('name', '?')}" + (f" ({extra})" if extra else "")
+
+
+def message_fields(ctx: Any, ref: Mapping[str, Any], secrets: Iterable[str] = (),
+                   when: str | None = None) -> dict[str, str]:
+    """The facts a notification quotes, redacted, as plain strings.
+
+    Args:
+        ctx: The :class:`~adapters.base.PlanContext` of the notify step.
+        ref: The contact reference (``name``, ``role``, ``how``, ``backend``).
+        secrets: The backend's own secret values, removed wherever they appear.
+        when: UTC timestamp; default now.
+
+    Returns:
+        ``integration``, ``name``, ``environment``, ``provider``, ``owner``,
+        ``kill_switch_owner``, ``incident``, ``run_id``, ``operator``, ``runbook``,
+        ``contact``, ``when`` (missing facts are empty strings).
+    """
+    secrets = [s for s in secrets if s]
+    facts = ctx.facts or {}
+    raw = {
+        "integration": ctx.integration,
+        "name": facts.get("name") or ctx.integration,
+        "environment": facts.get("environment") or "",
+        "provider": facts.get("provider") or "",
+        "owner": facts.get("owner") or "",
+        "kill_switch_owner": _owner(facts.get("kill_switch_owner")),
+        "incident": ctx.incident or "",
+        "run_id": ctx.run_id or "",
+        "operator": ctx.operator or "",
+        "runbook": ctx.runbook or "",
+        "contact": ref.get("name") or "",
+        "when": when or utcnow_iso(),
+    }
+    return {k: redact(v, secrets)[:300] for k, v in raw.items()}
+
+
+def _lines(f: Mapping[str, str]) -> list[str]:
+    what = f"{f['name']} ({f['integration']}" + (f", {f['environment']}" if f["environment"]
+                                                   else "") + ")"
+    lines = [f"Integration: {what}"]
+    if f.get("provider"):
+        lines.append(f"Provider: {f['provider']}")
+    if f.get("kill_switch_owner"):
+        lines.append(f"Kill-switch owner: {f['kill_switch_owner']}")
+    elif f.get("owner"):
+        lines.append(f"Owner: {f['owner']}")
+    lines.append(f"Incident: {f['incident'] or 'none given'}")
+    return lines
+
+
+def alert_text(f: Mapping[str, str]) -> str:
+    """The notification of a kill-switch run (who / what / when, incident and run ids)."""
+    head = (f"Killswitch: runbook {f['runbook'] or '?'} is running against "
+            f"{f['name']} ({f['integration']})")
+    body = [*_lines(f), f"Run: {f['run_id']}", f"Operator: {f['operator'] or '?'}",
+            f"When: {f['when']} (UTC)"]
+    return "\n".join([head, *body])
+
+
+def all_clear_text(f: Mapping[str, str], when: str | None = None) -> str:
+    """The all-clear sent by a restore: the run's changes to the integration are undone."""
+    head = (f"Killswitch: all clear: run {f['run_id']} on {f['name']} ({f['integration']}) "
+            "has been restored")
+    body = [*_lines(f), f"Restored run: {f['run_id']} (runbook {f['runbook'] or '?'})",
+            f"Originally started by: {f['operator'] or '?'}",
+            f"When: {when or utcnow_iso()} (UTC)"]
+    return "\n".join([head, *body])
+
+
+def read_secret(env: str, file: Path | None) -> tuple[str, str]:
+    """``(value, where it came from)`` from ``$env``, else ``file``; ``("", description)``."""
+    value = os.environ.get(env, "").strip() if env else ""
+    if value:
+        return value, f"environment variable {env}"
+    if file is not None and file.is_file():
+        try:
+            value = file.read_text(encoding="utf-8").strip()
+        except OSError:
+            value = ""
+        if value:
+            return value, f"file {file}"
+    where = f"environment variable {env}" if env else "no environment variable"
+    return "", where + (f" (and file {file})" if file else "")
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from ``Retry-After`` (a number or an HTTP date), or None."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def transport_error(exc: BaseException, provider: str, target: str) -> AdapterError:
+    """A typed error for an httpx exception; never quotes the URL (it may be the secret)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return Timeout(f"{provider} did not answer in time for {target}; the message may or "
+                       "may not have been delivered")
+    if isinstance(exc, httpx.ConnectError | httpx.NetworkError | httpx.RemoteProtocolError):
+        return Unavailable(f"cannot reach {provider} for {target} ({type(exc).__name__})")
+    return AdapterError(f"HTTP call to {provider} failed for {target}: {type(exc).__name__}")

@@ -1,0 +1,248 @@
+"""Slack incoming-webhook adapter: tell a channel that a kill-switch run started (and ended).
+
+Backend options (the webhook URL is a secret: it is read from the environment or a file,
+never from the inventory, and never appears in a Change, Verdict, error or log)::
+
+    [backends.slack-sandbox]
+    type = "slack"
+    webhook_env = "KILLSWITCH_SLACK_WEBHOOK_URL"    # env var NAME holding the webhook URL
+    webhook_file = ".sandbox/slack-webhook.url"      # fallback file (optional)
+    request_timeout = 10                             # seconds per HTTP call
+
+Inventory reference: a contact of the integration with this backend::
+
+    [[integrations.contacts]]
+    name = "AI incident channel"
+    role = "incident channel"
+    how = "slack:#ai-incidents"
+    backend = "slack-sandbox"
+
+``notify`` posts ``{"text": ..., "blocks": [section]}`` (provider-apis.md 8.2); success is
+HTTP 200 with the plain-text body ``ok``. 429 (``Retry-After``) and 5xx are retried by the
+engine; other answers fail with Slack's own error string (``invalid_payload``,
+``no_service``, ``channel_is_archived``, ...).
+
+State shape: ``before`` = :meth:`SlackWebhookAdapter.read` = ``{"sent": false}`` (a webhook
+cannot be read back); ``after`` = ``{"sent": true, "text": <the exact text that will be
+sent>}``. Every run with a notify step notifies once: a second plan is not a no-op. After an
+unknown outcome (a timeout) the engine retries and the message may arrive twice: a duplicate
+notification is better than a missing one. ``verify`` reports the 200 ``ok`` recorded by
+apply in this session. The inverse (``killswitch restore``) posts an all-clear message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+
+from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.notify_common import (
+    alert_text,
+    all_clear_text,
+    message_fields,
+    read_secret,
+    redact,
+    retry_after,
+    transport_error,
+    utcnow_iso,
+)
+from console.errors import (
+    AdapterError,
+    AuthError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unavailable,
+    UndoUnsupported,
+)
+
+__all__ = ["DEFAULT_WEBHOOK_ENV", "SlackWebhookAdapter", "slack_payload"]
+
+PROVIDER = "Slack"
+DEFAULT_WEBHOOK_ENV = "KILLSWITCH_SLACK_WEBHOOK_URL"
+DEFAULT_TIMEOUT = 10.0
+
+_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "required": ["name", "backend"],
+    "properties": {
+        "backend": {"type": "string"},
+        "name": {"type": "string", "description": "channel or team the webhook posts to"},
+        "role": {"type": "string"},
+        "how": {"type": "string", "description": "e.g. slack:#ai-incidents (for people)"},
+    },
+}
+_PERMS = ("an incoming-webhook URL of a Slack app installed in the channel "
+          "(POST https://hooks.slack.com/services/T.../B.../...)",)
+
+
+def slack_payload(text: str) -> dict[str, Any]:
+    """The webhook body: ``text`` (always, the fallback) plus one mrkdwn section block."""
+    first, _, rest = text.partition("\n")
+    mrkdwn = f"*{first}*" + (f"\n{rest}" if rest else "")
+    return {"text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:3000]}}]}
+
+
+class SlackWebhookAdapter(Adapter):
+    """Post the who / what / when of a kill-switch run to a Slack incoming webhook.
+
+    ``notify`` sends the alert; its inverse (used by restore) sends an all-clear.
+    """
+
+    name: ClassVar[str] = "slack"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "webhook_env": f"env var NAME holding the incoming-webhook URL (default "
+                       f"{DEFAULT_WEBHOOK_ENV})",
+        "webhook_file": "fallback file holding the webhook URL (optional)",
+        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g})",
+    }
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
+        "notify": ActionSpec("notify", "contacts", True, "notify", _PERMS, _SCHEMA),
+    }
+    SUPPORTS_UNDO: ClassVar[bool] = True
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        super().__init__(backend, options)
+        self.webhook_env = str(self.options.get("webhook_env") or DEFAULT_WEBHOOK_ENV)
+        wf = self.options.get("webhook_file")
+        self.webhook_file = Path(str(wf)).expanduser() if wf else None
+        try:
+            self.timeout = float(self.options.get("request_timeout")
+                                 or self.options.get("timeout") or DEFAULT_TIMEOUT)
+        except (TypeError, ValueError) as exc:
+            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
+                               where=backend) from exc
+        self._url = ""
+        self._source = f"environment variable {self.webhook_env}"
+        self._http: httpx.Client | None = None
+        self._delivered: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # -- client ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Read the webhook URL and build the HTTP client (no request is sent).
+
+        Raises:
+            AuthError: No URL in the environment variable or the file, or not an http(s) URL.
+        """
+        if self._http is not None:
+            return
+        url, source = read_secret(self.webhook_env, self.webhook_file)
+        if not url:
+            raise AuthError(f"no Slack webhook URL for backend {self.backend!r}: {source} "
+                            "is not set", where=self.backend,
+                            hint=f"export {self.webhook_env}=<incoming-webhook URL>; for the "
+                            "sandbox run `killswitch sandbox start`")
+        if not url.startswith(("http://", "https://")):
+            raise AuthError(f"the Slack webhook URL in {source} is not an http(s) URL",
+                            where=self.backend)
+        self._url, self._source = url, source
+        self._http = httpx.Client(timeout=self.timeout, follow_redirects=False)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _secrets(self) -> list[str]:
+        if not self._url:
+            return []
+        token = self._url.rstrip("/").rsplit("/", 1)[-1]
+        return [self._url, token] if len(token) >= 8 else [self._url]
+
+    def _target(self, ref: Mapping[str, Any]) -> str:
+        name = redact(ref.get("name") or ref.get("how") or "channel", self._secrets())
+        return f"{self.backend}:{name}"
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """The message this run will post, verbatim (read-only: nothing is sent)."""
+        if action not in self.ACTIONS:
+            raise AdapterError(f"the slack adapter does not offer {action}", where=self.backend)
+        self.open()
+        fields = message_fields(ctx, ref, self._secrets())
+        text = alert_text(fields)
+        return [Change(
+            op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step, action=action,
+            backend=self.backend, adapter=self.name, target=self._target(ref), ref=dict(ref),
+            before={"sent": False}, after={"sent": True, "text": text},
+            undo={"message": fields, "kind": "alert"},
+            note="posts this message once per run (a webhook cannot be read back: after an "
+                 "unknown outcome it may be posted twice); restore posts an all-clear")]
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """Always ``{"sent": false}``: an incoming webhook cannot be read back."""
+        return {"sent": False}
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """POST the planned text; success is HTTP 200 with body ``ok``."""
+        self.open()
+        assert self._http is not None
+        text = str(change.after.get("text") or "")
+        target = change.target
+        try:
+            resp = self._http.post(self._url, json=slack_payload(text))
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, PROVIDER, target) from exc
+        body = redact(resp.text.strip(), self._secrets())[:200]
+        if resp.status_code == 200 and body == "ok":
+            at = utcnow_iso()
+            with self._lock:
+                self._delivered[change.op_id] = at
+            return {"delivered_at": at, "status": 200}
+        raise self._error(resp.status_code, body, resp.headers, target)
+
+    def _error(self, status: int, body: str, headers: httpx.Headers,
+               target: str) -> AdapterError:
+        said = body or f"HTTP {status}"
+        msg = f"Slack refused the message for {target}: {said} (HTTP {status})"
+        kw: dict[str, Any] = {"status": status, "where": self.backend}
+        if status == 429:
+            return RateLimited(msg, retry_after=retry_after(headers), **kw)
+        if status >= 500:
+            return Unavailable(msg, retry_after=retry_after(headers), **kw)
+        if status == 403 and body in ("invalid_token", "action_prohibited"):
+            return AuthError(msg, hint=f"the webhook URL in {self._source} was revoked or "
+                             "its app removed: create a new incoming webhook", **kw)
+        if status == 403:
+            return PermissionDenied(msg, **kw)
+        if status in (404, 410):
+            return NotFound(msg, hint=f"the webhook in {self._source} or its channel is gone",
+                            **kw)
+        if status == 200:
+            return AdapterError(f"Slack answered HTTP 200 without `ok` for {target}: {said}",
+                                **kw)
+        return AdapterError(msg, **kw)
+
+    def verify(self, change: Change) -> Verdict:
+        """Slack's 200 ``ok`` recorded by apply (a webhook offers no read-back)."""
+        with self._lock:
+            at = self._delivered.get(change.op_id)
+        if at:
+            word = "sent" if change.undo.get("kind") != "all-clear" else "restored"
+            return Verdict(True, word, f"Slack answered 200 ok at {at} (UTC)")
+        return Verdict(False, "unknown", "a webhook cannot be read back and this session "
+                       "recorded no 200 ok for it (see the run's apply event)")
+
+    def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
+        """An all-clear message to the same channel, quoting the restored run."""
+        if change.status == NOOP or change.undo.get("kind") == "all-clear":
+            raise UndoUnsupported(f"an all-clear on {change.target} cannot be undone: run the "
+                                  "kill-switch again", where=change.target)
+        fields = dict(change.undo.get("message") or {})
+        text = all_clear_text(fields)
+        return Change(
+            op_id=f"{change.op_id}:undo", integration=change.integration,
+            step=f"undo-{change.step}", action="notify", backend=change.backend,
+            adapter=change.adapter, target=change.target, ref=dict(change.ref),
+            before={"sent": False}, after={"sent": True, "text": text},
+            undo={"message": fields, "kind": "all-clear"},
+            note="posts an all-clear: the run was restored", inverse_of=change.op_id)
