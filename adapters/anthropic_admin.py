@@ -1,0 +1,239 @@
+"""Anthropic Admin API adapter (httpx): set API keys inactive, and back to their prior status.
+
+``credential.disable`` sets a key's status to ``inactive`` (reversible: undo is
+``credential.enable``, which sets the recorded prior status back, ``active``). The Admin API
+has no delete; ``archived`` is treated as one-way: plan refuses to enable an archived key and
+reports disable as a no-op for it.
+
+Backend options::
+
+    [backends.anthropic-sandbox]
+    type = "anthropic"
+    base_url = "http://127.0.0.1:8382"        # default https://api.anthropic.com (no /v1)
+    admin_key_env = "ANTHROPIC_ADMIN_KEY"     # env var NAME holding the admin key (default)
+    admin_key_file = ".sandbox/anthropic-admin.key"  # fallback file (optional)
+    anthropic_version = "2023-06-01"          # anthropic-version header (default)
+    request_timeout = 30                      # seconds per HTTP call (``timeout`` too)
+
+Inventory reference::
+
+    {backend = "anthropic-sandbox", api_key_id = "apikey_01abc"}
+
+State shape (``before`` / ``after`` / :meth:`AnthropicAdminAdapter.read`)::
+
+    {"status": "active"}          # active | inactive | archived | expired
+
+Example runbook step::
+
+    [[steps]]
+    id = "revoke-anthropic"
+    action = "credential.disable"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
+from console.errors import AdapterError, Conflict, UndoUnsupported
+
+__all__ = ["AnthropicAdminAdapter"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+PROVIDER = "Anthropic"
+_ONE_WAY = ("archived", "expired")
+
+_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "backend": {"type": "string"},
+        "label": {"type": "string"},
+        "api_key_id": {"type": "string", "description": "API key id, apikey_..."},
+    },
+    "required": ["api_key_id"],
+}
+_PERMS = (
+    "Admin API key (sk-ant-admin..., organization admin): "
+    "GET /v1/organizations/api_keys/{id}",
+    "Admin API key: POST /v1/organizations/api_keys/{id} (status)",
+)
+
+
+class AnthropicAdminAdapter(Adapter):
+    """Deactivate Anthropic API keys through the Admin API (undo: reactivate).
+
+    ``credential.disable`` sets ``status`` to ``inactive``; ``credential.enable`` sets the
+    status recorded before the kill (``active``) back.
+    """
+
+    name: ClassVar[str] = "anthropic"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "base_url": f"API root without /v1 (default {DEFAULT_BASE_URL})",
+        "admin_key_env": "environment variable NAME holding the admin key "
+                         "(default ANTHROPIC_ADMIN_KEY)",
+        "admin_key_file": "fallback file holding the admin key (optional)",
+        "anthropic_version": f"anthropic-version header (default {DEFAULT_VERSION})",
+        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g}); "
+                           "alias `timeout`",
+    }
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
+        "credential.disable": ActionSpec("credential.disable", "credentials", True,
+                                         "credential.enable", _PERMS, _SCHEMA),
+        "credential.enable": ActionSpec("credential.enable", "credentials", True,
+                                        "credential.disable", _PERMS, _SCHEMA),
+    }
+    SUPPORTS_UNDO: ClassVar[bool] = True
+    CAN_PROBE: ClassVar[bool] = True
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        super().__init__(backend, options)
+        url = str(self.options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise AdapterError(f"backend {backend!r}: option base_url must be an http(s) URL, "
+                               f"got {url!r}", where=backend,
+                               hint=f'e.g. base_url = "{DEFAULT_BASE_URL}"')
+        self.base_url = url.removesuffix("/v1")
+        self.key_env = str(self.options.get("admin_key_env") or "ANTHROPIC_ADMIN_KEY")
+        kf = self.options.get("admin_key_file")
+        self.key_file = Path(str(kf)).expanduser() if kf else None
+        self.version = str(self.options.get("anthropic_version") or DEFAULT_VERSION)
+        raw = self.options.get("request_timeout") or self.options.get("timeout")
+        try:
+            self.timeout = float(raw) if raw else DEFAULT_TIMEOUT
+        except (TypeError, ValueError) as exc:
+            raise AdapterError(f"backend {backend!r}: request_timeout must be a number of "
+                               f"seconds, got {raw!r}", where=backend) from exc
+        self._api: ProviderApi | None = None
+
+    # -- clients --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Build the HTTP client (reads the admin key; no request is sent)."""
+        if self._api is None:
+            key = admin_key(self.backend, PROVIDER, self.key_env, self.key_file)
+            self._api = ProviderApi(PROVIDER, self.backend, self.base_url, self.timeout,
+                                    {"x-api-key": key, "anthropic-version": self.version})
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    @property
+    def api(self) -> ProviderApi:
+        """The admin API client, opened on first use."""
+        if self._api is None:
+            self.open()
+        assert self._api is not None
+        return self._api
+
+    # -- references and reads -------------------------------------------------------------
+
+    def _ref(self, ref: Mapping[str, Any]) -> tuple[str, str, str]:
+        """``(key_id, path, target)`` of a reference."""
+        key_id = str(ref.get("api_key_id") or "").strip()
+        if not key_id:
+            raise AdapterError("anthropic reference needs `api_key_id`", where=self.backend,
+                               hint='e.g. {backend = "anthropic", api_key_id = "apikey_..."}')
+        return key_id, f"/v1/organizations/api_keys/{key_id}", f"API key {key_id}"
+
+    def _state(self, path: str, target: str) -> dict[str, Any]:
+        obj = self.api.request("GET", path, target) or {}
+        return {"status": str(obj.get("status") or "unknown")}
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """Current ``{"status": ...}`` of the key."""
+        _, path, target = self._ref(change.ref)
+        return self._state(path, target)
+
+    # -- plan -----------------------------------------------------------------------------
+
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """GET the key (read-only) and plan the status change.
+
+        Raises:
+            Conflict: Enabling an archived or expired key (one-way states).
+        """
+        if action not in self.ACTIONS:
+            raise AdapterError(f"the anthropic adapter does not offer {action}: the Admin "
+                               "API cannot delete keys", where=self.backend,
+                               hint="use credential.disable (status inactive)")
+        key_id, path, target = self._ref(ref)
+        base: dict[str, Any] = {
+            "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
+            "action": action, "backend": self.backend, "adapter": self.name,
+            "target": f"{self.backend}:{target}", "ref": dict(ref)}
+        before = self._state(path, target)
+        status = before["status"]
+        if action == "credential.disable":
+            if status == "inactive" or status in _ONE_WAY:
+                return [Change(**base, before=before, after=before, status=NOOP,
+                               note=f"{target} is already {status}: no call can use it")]
+            after = {"status": "inactive"}
+            note = (f"sets {target} inactive; undo sets it back to {status}")
+        else:
+            if status in _ONE_WAY:
+                raise Conflict(f"{target} is {status}, which cannot be reactivated",
+                               where=self.backend, status=409,
+                               hint="issue a new key in the Anthropic console")
+            wanted = str(ctx.options.get("status") or "active")
+            if status == wanted:
+                return [Change(**base, before=before, after=before, status=NOOP,
+                               note=f"{target} is already {status}")]
+            after = {"status": wanted}
+            note = f"sets {target} back to {wanted}"
+        return [Change(**base, before=before, after=after, reversible=True,
+                       undo={"api_key_id": key_id, "status": status}, note=note)]
+
+    # -- apply / verify / undo ------------------------------------------------------------
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """POST the planned status (idempotent: the same status twice is harmless)."""
+        _, path, target = self._ref(change.ref)
+        self.api.request("POST", path, target, body={"status": change.after["status"]})
+        return {"status": change.before.get("status")}
+
+    def verify(self, change: Change) -> Verdict:
+        """GET the key and read ``status``; the probe proves it further where a value is known."""
+        _, path, target = self._ref(change.ref)
+        now = self._state(path, target)["status"]
+        want = change.after.get("status")
+        if now == want:
+            word = "restored" if want == "active" else "dead"
+            return Verdict(True, word, f"GET {target} reports status {now}")
+        word = "live" if now == "active" else "dead"
+        return Verdict(False, word, f"GET {target} reports status {now}, expected {want}")
+
+    def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
+        """The change that sets the status recorded before ``change`` back.
+
+        Raises:
+            UndoUnsupported: The change was a no-op.
+        """
+        if change.status == NOOP or not change.reversible:
+            raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in the "
+                                  "wanted state before this run", where=change.target)
+        prior = str(applied.get("status") or change.undo.get("status")
+                    or change.before.get("status") or "active")
+        back = "credential.enable" if change.action == "credential.disable" \
+            else "credential.disable"
+        return Change(
+            op_id=f"{change.op_id}:undo", integration=change.integration,
+            step=f"undo-{change.step}", action=back, backend=change.backend,
+            adapter=change.adapter, target=change.target, ref=dict(change.ref),
+            before=dict(change.after), after={"status": prior}, reversible=True,
+            undo={**change.undo, "status": change.after.get("status")},
+            note=f"sets {change.target} back to {prior}", inverse_of=change.op_id)
+
+    # -- proof of death -------------------------------------------------------------------
+
+    def probe(self, value: str) -> Verdict:
+        """``GET /v1/models`` with the key in ``x-api-key``, exactly as an application would."""
+        return probe_key(PROVIDER, self.base_url, "/v1/models",
+                         {"x-api-key": value, "anthropic-version": self.version}, value,
+                         self.timeout)

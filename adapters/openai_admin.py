@@ -1,0 +1,246 @@
+"""OpenAI Admin API adapter (httpx): delete project API keys and project service accounts.
+
+OpenAI offers no way to disable a key: the only kill is DELETE, which is permanent. Both
+``credential.disable`` and ``credential.destroy`` therefore plan the delete as irreversible
+(``reversible=False``); the engine refuses it without ``--allow-irreversible``. The plan's
+note says so and names the containment that stays reversible (flags off, egress block).
+
+Backend options::
+
+    [backends.openai-sandbox]
+    type = "openai"
+    base_url = "http://127.0.0.1:8381/v1"      # default https://api.openai.com/v1
+    admin_key_env = "OPENAI_ADMIN_KEY"         # env var NAME holding the admin key (default)
+    admin_key_file = ".sandbox/openai-admin.key"  # fallback file (optional)
+    request_timeout = 30                       # seconds per HTTP call (``timeout`` too)
+
+Inventory references::
+
+    {backend = "openai-sandbox", project = "proj_abc", api_key_id = "key_abc"}
+    {backend = "openai-sandbox", project = "proj_abc", service_account_id = "svc_acct_abc"}
+
+State shapes (``before`` / ``after`` / :meth:`OpenAIAdminAdapter.read`)::
+
+    api key          {"exists": true, "name": "support-bot", "redacted_value": "sk-...abcd"}
+    service account  {"exists": true, "name": "support-bot", "role": "member"}
+    deleted          {"exists": false}
+
+``redacted_value`` is kept only when the API returns it visibly redacted (``...``, ``*``).
+
+Example runbook step::
+
+    [[steps]]
+    id = "revoke-openai"
+    action = "credential.destroy"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
+from console.errors import AdapterError, UndoUnsupported
+
+__all__ = ["OpenAIAdminAdapter"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+PROVIDER = "OpenAI"
+
+_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "backend": {"type": "string"},
+        "label": {"type": "string"},
+        "project": {"type": "string", "description": "project id, proj_..."},
+        "api_key_id": {"type": "string", "description": "project API key id, key_..."},
+        "service_account_id": {"type": "string",
+                               "description": "project service account id (all its keys)"},
+    },
+    "required": ["project"],
+    "oneOf": [{"required": ["api_key_id"]}, {"required": ["service_account_id"]}],
+}
+_PERMS = (
+    "admin API key (organization owner): api.management.read",
+    "admin API key (organization owner): api.management.write "
+    "(DELETE /organization/projects/{project}/api_keys|service_accounts/{id})",
+)
+_CONTAINMENT = ("flag.disable (flags off) and egress.block stay reversible; run them first "
+                "if containment is enough")
+
+
+def _redacted(value: Any) -> str | None:
+    """``value`` when it is visibly redacted, else None (never keep a possible real key)."""
+    if not isinstance(value, str) or not value:
+        return None
+    if ("..." in value or "*" in value or "\u2026" in value) and len(value) <= 40:
+        return value
+    return None
+
+
+class OpenAIAdminAdapter(Adapter):
+    """Kill OpenAI project API keys and service accounts through the Admin API.
+
+    Both ``credential.disable`` and ``credential.destroy`` delete the key (OpenAI has no
+    disable): irreversible, consent required; undo means issuing a new key.
+    """
+
+    name: ClassVar[str] = "openai"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "base_url": f"API root including /v1 (default {DEFAULT_BASE_URL})",
+        "admin_key_env": "environment variable NAME holding the admin key "
+                         "(default OPENAI_ADMIN_KEY)",
+        "admin_key_file": "fallback file holding the admin key (optional)",
+        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g}); "
+                           "alias `timeout`",
+    }
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
+        "credential.disable": ActionSpec("credential.disable", "credentials", False, "",
+                                         _PERMS, _SCHEMA),
+        "credential.destroy": ActionSpec("credential.destroy", "credentials", False, "",
+                                         _PERMS, _SCHEMA),
+    }
+    SUPPORTS_UNDO: ClassVar[bool] = False
+    CAN_PROBE: ClassVar[bool] = True
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        super().__init__(backend, options)
+        url = str(self.options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise AdapterError(f"backend {backend!r}: option base_url must be an http(s) URL, "
+                               f"got {url!r}", where=backend,
+                               hint=f'e.g. base_url = "{DEFAULT_BASE_URL}"')
+        self.base_url = url
+        self.key_env = str(self.options.get("admin_key_env") or "OPENAI_ADMIN_KEY")
+        kf = self.options.get("admin_key_file")
+        self.key_file = Path(str(kf)).expanduser() if kf else None
+        raw = self.options.get("request_timeout") or self.options.get("timeout")
+        try:
+            self.timeout = float(raw) if raw else DEFAULT_TIMEOUT
+        except (TypeError, ValueError) as exc:
+            raise AdapterError(f"backend {backend!r}: request_timeout must be a number of "
+                               f"seconds, got {raw!r}", where=backend) from exc
+        self._api: ProviderApi | None = None
+
+    # -- clients --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Build the HTTP client (reads the admin key; no request is sent)."""
+        if self._api is None:
+            key = admin_key(self.backend, PROVIDER, self.key_env, self.key_file)
+            self._api = ProviderApi(PROVIDER, self.backend, self.base_url, self.timeout,
+                                    {"Authorization": f"Bearer {key}"})
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    @property
+    def api(self) -> ProviderApi:
+        """The admin API client, opened on first use."""
+        if self._api is None:
+            self.open()
+        assert self._api is not None
+        return self._api
+
+    # -- references -----------------------------------------------------------------------
+
+    def _ref(self, ref: Mapping[str, Any]) -> tuple[str, str, str, str]:
+        """``(kind, path, target, id)`` of a reference; kind is ``key`` or ``service_account``."""
+        project = str(ref.get("project") or "").strip()
+        key_id = str(ref.get("api_key_id") or "").strip()
+        sa_id = str(ref.get("service_account_id") or "").strip()
+        if not project or bool(key_id) == bool(sa_id):
+            raise AdapterError("openai reference needs `project` and exactly one of "
+                               "`api_key_id` / `service_account_id`", where=self.backend,
+                               hint='e.g. {backend = "openai", project = "proj_...", '
+                               'api_key_id = "key_..."}')
+        base = f"/organization/projects/{project}"
+        if key_id:
+            return "key", f"{base}/api_keys/{key_id}", \
+                f"project {project} API key {key_id}", key_id
+        return "service_account", f"{base}/service_accounts/{sa_id}", \
+            f"project {project} service account {sa_id}", sa_id
+
+    def _state(self, kind: str, path: str, target: str) -> dict[str, Any]:
+        obj = self.api.request("GET", path, target, missing_ok=True)
+        if obj is None:
+            return {"exists": False}
+        state: dict[str, Any] = {"exists": True, "name": str(obj.get("name") or "")}
+        if kind == "key":
+            red = _redacted(obj.get("redacted_value"))
+            if red:
+                state["redacted_value"] = red
+        else:
+            state["role"] = str(obj.get("role") or "")
+        return state
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """Current state of the key or service account (``{"exists": false}`` once deleted)."""
+        kind, path, target, _ = self._ref(change.ref)
+        return self._state(kind, path, target)
+
+    # -- plan -----------------------------------------------------------------------------
+
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """GET the key (read-only) and plan its DELETE as irreversible."""
+        if action not in self.ACTIONS:
+            raise AdapterError(f"the openai adapter does not offer {action}: OpenAI keys "
+                               "cannot be re-enabled once deleted", where=self.backend,
+                               hint="issue a new key and redistribute it to the stores")
+        kind, path, target, ident = self._ref(ref)
+        base: dict[str, Any] = {
+            "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
+            "action": action, "backend": self.backend, "adapter": self.name,
+            "target": f"{self.backend}:{target}", "ref": dict(ref)}
+        before = self._state(kind, path, target)
+        if not before["exists"]:
+            return [Change(**base, before=before, after=before, reversible=False, status=NOOP,
+                           note=f"{target} is already deleted (GET answers 404)")]
+        undo = {"project": str(ref.get("project")), "kind": kind, "id": ident,
+                "name": before.get("name", "")}
+        what = "" if kind == "key" else " together with all its keys"
+        note = (f"IRREVERSIBLE: OpenAI has no disable, so this DELETES {target} "
+                f"({before.get('name') or 'unnamed'}){what} for good; undo means issuing a new "
+                f"key and redistributing it to every store. Safer containment: {_CONTAINMENT}; "
+                "consent with --allow-irreversible only if the key must die")
+        return [Change(**base, before=before, after={"exists": False}, reversible=False,
+                       undo=undo, note=note)]
+
+    # -- apply / verify -------------------------------------------------------------------
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """DELETE the key or service account; an already-deleted one (404) is fine."""
+        _, path, target, _ = self._ref(change.ref)
+        gone = self.api.request("DELETE", path, target, missing_ok=True)
+        return {"deleted": True, "already_gone": gone is None}
+
+    def verify(self, change: Change) -> Verdict:
+        """GET the key: 404 means it is deleted (an application's key is refused from now)."""
+        kind, path, target, _ = self._ref(change.ref)
+        state = self._state(kind, path, target)
+        if not state["exists"]:
+            return Verdict(True, "dead", f"GET {target} answers 404: deleted at OpenAI")
+        return Verdict(False, "live", f"GET {target} still finds it")
+
+    def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
+        """Deletes cannot be undone.
+
+        Raises:
+            UndoUnsupported: Always.
+        """
+        raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: the "
+                              "OpenAI key was deleted", where=change.target,
+                              hint="issue a new key (dashboard, or POST .../service_accounts/"
+                              "{id}/api_keys) and redistribute it to the secret stores")
+
+    # -- proof of death -------------------------------------------------------------------
+
+    def probe(self, value: str) -> Verdict:
+        """``GET /models`` with the key as a Bearer token, exactly as an application would."""
+        return probe_key(PROVIDER, self.base_url, "/models",
+                         {"Authorization": f"Bearer {value}"}, value, self.timeout)
