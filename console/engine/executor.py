@@ -66,6 +66,7 @@ class Executor:
         self.progress = progress
         self.proof = proof
         self.proofs: dict[str, Proof] = {}
+        self.started: set[str] = set()
 
     def _emit(self, phase: str, res: OpResult, **extra: Any) -> None:
         if self.progress is not None:
@@ -77,16 +78,25 @@ class Executor:
             action=change.action, target=change.target, outcome=outcome, detail=detail)
 
     # -- one operation ------------------------------------------------------------------
-    async def _attempt(self, change: Change, res: OpResult, step: StepInfo | None) -> bool:
-        """One attempt; True when the operation reached a final outcome."""
+    async def _attempt(self, change: Change, res: OpResult, step: StepInfo | None,
+                       maybe_sent: list[bool]) -> bool:
+        """One attempt; True when the operation reached a final outcome.
+
+        ``maybe_sent[0]`` is True once an apply may have reached the target (an earlier
+        attempt timed out, or a crashed run had started this operation): finding the target
+        as planned then means *our* change landed, and it is recorded as applied so that
+        ``restore`` undoes it.
+        """
         backend, timeout = change.backend, self.rt.timeout(change.backend,
                                                           step.timeout if step else None)
         state = await self.rt.call(backend, lambda a: a.read(change), timeout)
         now = fingerprint(state)
         if now == fingerprint(change.after):
-            res.outcome = "noop"
-            res.message = ("already as planned (verified before retrying)" if res.attempts > 1
-                           else "already as planned")
+            if maybe_sent[0]:
+                res.outcome = "applied"
+                res.message = "applied: confirmed by reading back before retrying"
+            else:
+                res.outcome, res.message = "noop", "already as planned"
             return True
         if change.precondition and now != change.precondition and \
                 not on_the_way(change.before, state, change.after):
@@ -94,13 +104,19 @@ class Executor:
             drift = drift_summary(change.before, state)
             res.message = f"precondition drifted since planning: {drift}"
             return True
+        maybe_sent[0] = True
         res.undo = dict(await self.rt.call(backend, lambda a: a.apply(change), timeout) or {})
         res.outcome = "applied"
         return True
 
-    async def run_op(self, change: Change, step: StepInfo | None) -> OpResult:
-        """Apply one change with retries, journaled before and after."""
+    async def run_op(self, change: Change, step: StepInfo | None,
+                     started_before: bool = False) -> OpResult:
+        """Apply one change with retries, journaled before and after.
+
+        ``started_before``: a previous (crashed or cancelled) run journaled its start.
+        """
         res = OpResult(change.op_id)
+        maybe_sent = [started_before]
         if change.status == UNSUPPORTED:
             res.outcome, res.message = "unsupported", change.note
         elif change.status == ERROR:
@@ -122,7 +138,7 @@ class Executor:
         while True:
             res.attempts += 1
             try:
-                if await self._attempt(change, res, step):
+                if await self._attempt(change, res, step, maybe_sent):
                     break
             except AdapterError as exc:
                 delay = self.rt.retry.delay(res.attempts, exc)
@@ -160,7 +176,8 @@ class Executor:
                 results[change.op_id] = res
                 self._emit("apply", res)
             return False
-        outcomes = await asyncio.gather(*(self.run_op(c, step) for c in pending))
+        outcomes = await asyncio.gather(*(self.run_op(c, step, c.op_id in self.started)
+                                          for c in pending))
         for res in outcomes:
             results[res.op_id] = res
         return all(results[c.op_id].outcome in ("applied", "noop") for c in ops)
@@ -174,6 +191,7 @@ class Executor:
         started = time.monotonic()
         results: dict[str, OpResult] = dict(previous or {})
         done = {op for op, r in results.items() if r.outcome in FINAL_OUTCOMES}
+        self.started = {op for op, r in results.items() if r.outcome == "pending"}
         by_step: dict[tuple[str, str], list[Change]] = {}
         for c in plan.changes:
             by_step.setdefault((c.integration, c.step), []).append(c)

@@ -141,11 +141,16 @@ async def test_permanent_failure_reports_provider_message_and_skips_dependents(m
 
 async def test_unknown_outcome_is_verified_before_retry(make_config):
     s = session(make_config(backend="apply_latency = 0.6\ntimeout = 0.2"))
-    result = await s.apply(await s.plan("contain", ["app-0"]), reason="slow")
+    plan = await s.plan("contain", ["app-0"])
+    result = await s.apply(plan, reason="slow")
     flag = result.results["app-0/flags-off/0"]
-    assert flag.outcome == "noop" and "verified before retrying" in flag.message
+    # the first apply timed out but landed; the retry read it back instead of applying again
+    assert flag.outcome == "applied" and "confirmed by reading back" in flag.message
     assert flag.attempts >= 2
     assert len([a for a in applied() if a["op"] == "app-0/flags-off/0"]) == 1
+    # and because it counts as applied, restore undoes it
+    undo = s.restore_plan(plan.run_id)
+    assert {c.inverse_of for c in undo.changes} == {"app-0/flags-off/0", "app-0/revoke/0"}
 
 
 async def test_blast_radius_and_irreversible_guards(make_config):
