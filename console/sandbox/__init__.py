@@ -88,27 +88,26 @@ SERVICES = ("openbao", "moto", "unleash", "standins")
 """Process services, in start order; each module has start / status / stop(config)."""
 
 
-def _services() -> list[Any]:
+def _services(config: Any) -> list[Any]:
+    """The service modules the config needs (a module without ``wanted`` always is)."""
     import importlib
 
     out = []
     for name in SERVICES:
-        try:
-            out.append(importlib.import_module(f"console.sandbox.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"console.sandbox.{name}":
-                raise
+        module = importlib.import_module(f"console.sandbox.{name}")
+        if getattr(module, "wanted", lambda _c: True)(config):
+            out.append(module)
     return out
 
 
 def start(config: Any) -> list[ServiceStatus]:
     """Start (or keep) every sandbox service and seed what the inventory references."""
-    return [*(svc.start(config) for svc in _services()), *_seed_flags(config)]
+    return [*(svc.start(config) for svc in _services(config)), *_seed_flags(config)]
 
 
 def status(config: Any) -> list[ServiceStatus]:
     """Report every sandbox service without changing anything."""
-    out = [svc.status(config) for svc in _services()]
+    out = [svc.status(config) for svc in _services(config)]
     for backend, (path, keys) in flag_refs(config).items():
         out.append(ServiceStatus(f"flagfile:{backend}", path.as_uri(), None, path.exists(),
                                  f"{len(keys)} flag(s) referenced"
@@ -118,4 +117,4 @@ def status(config: Any) -> list[ServiceStatus]:
 
 def stop(config: Any) -> list[ServiceStatus]:
     """Stop the processes this sandbox started (flag files are left in place)."""
-    return [svc.stop(config) for svc in reversed(_services())]
+    return [svc.stop(config) for svc in reversed(_services(config))]

@@ -389,22 +389,10 @@ def _refs(config: Any, types: tuple[str, ...]) -> list[tuple[str, dict[str, Any]
 
 
 def _provider_value(config: Any, integration: str) -> str:
-    """The sandbox provider key of ``integration`` (same value the provider stand-in issues).
+    """The sandbox provider key of ``integration`` (see ``seedkeys``), else a fake value."""
+    from console.sandbox.seedkeys import integration_key_value
 
-    Storing the same value lets proof of death work end to end; without a provider key on a
-    sandbox backend, a fresh fake value.
-    """
-    try:
-        from console.sandbox.seedkeys import credential_refs, sandbox_key_value
-
-        for provider in ("openai", "anthropic"):
-            for integ, ref in credential_refs(config, provider):
-                kid = ref.get("api_key_id") or ref.get("service_account_id")
-                if integ == integration and kid:
-                    return sandbox_key_value(config, provider, str(kid))
-    except (ImportError, OSError, AttributeError):
-        pass
-    return _fake_value()
+    return integration_key_value(config, integration) or _fake_value()
 
 
 def secret_name(ref: dict[str, Any], options: dict[str, Any]) -> str:

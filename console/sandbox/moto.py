@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -39,6 +38,7 @@ from console.sandbox.process import (
     terminate,
     write_secret_file,
 )
+from console.sandbox.seedkeys import store_value
 
 __all__ = ["PROFILE", "aws_refs", "binary_path", "seed", "start", "status", "stop", "wanted"]
 
@@ -96,7 +96,10 @@ def _healthy(port: int) -> bool:
 
 
 def aws_refs(config: Any, url: str) -> list[tuple[str, dict[str, Any]]]:
-    """``(backend type, ref fields)`` of credential refs on aws-* backends served at ``url``."""
+    """``(backend type, ref fields)`` of credential refs on aws-* backends served at ``url``.
+
+    Each ref's fields carry ``_integration`` (the integration id) for the seeder.
+    """
     wanted_urls = {url.rstrip("/"), url.replace("127.0.0.1", "localhost").rstrip("/")}
     out = []
     for integ in config.integrations:
@@ -105,12 +108,8 @@ def aws_refs(config: Any, url: str) -> list[tuple[str, dict[str, Any]]]:
             if backend is None or not str(backend.type).startswith("aws-"):
                 continue
             if str(backend.options.get("endpoint_url") or "").rstrip("/") in wanted_urls:
-                out.append((str(backend.type), dict(ref.fields())))
+                out.append((str(backend.type), {**ref.fields(), "_integration": integ.id}))
     return out
-
-
-def _fake() -> str:
-    return json.dumps({"api_key": "sk-sandbox-" + secrets.token_hex(16)})
 
 
 def seed(config: Any, url: str, state_dir: Path) -> list[str]:
@@ -137,14 +136,16 @@ def seed(config: Any, url: str, state_dir: Path) -> list[str]:
                 try:
                     sm.describe_secret(SecretId=name)
                 except ClientError:
-                    sm.create_secret(Name=name, SecretString=_fake())
+                    sm.create_secret(Name=name,
+                                     SecretString=store_value(config, ref["_integration"]))
                     created.append(f"secret {name}")
             elif kind == "aws-ssm" and ref.get("name"):
                 name = str(ref["name"])
                 try:
                     ssm.get_parameter(Name=name)
                 except ClientError:
-                    ssm.put_parameter(Name=name, Value=_fake(), Type="SecureString")
+                    ssm.put_parameter(Name=name, Value=store_value(config, ref["_integration"]),
+                                      Type="SecureString")
                     created.append(f"parameter {name}")
             elif kind == "aws-iam" and ref.get("user"):
                 user = str(ref["user"])

@@ -11,6 +11,7 @@ memory, so a restart starts from scratch and is reseeded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from console.sandbox.process import (
     terminate,
     write_secret_file,
 )
+from console.sandbox.seedkeys import store_value
 
 __all__ = ["binary_path", "ports_free", "seed", "start", "status", "stop", "vault_refs"]
 
@@ -86,7 +88,7 @@ def vault_refs(config: Any, url: str) -> list[dict[str, Any]]:
             if backend is None or backend.type != "vault":
                 continue
             if str(backend.options.get("url") or "").rstrip("/") in wanted:
-                out.append(dict(ref.fields()))
+                out.append({**ref.fields(), "_integration": integ.id})
     return out
 
 
@@ -117,8 +119,9 @@ def seed(config: Any, url: str, token: str) -> list[str]:
                 continue
             except hvac.exceptions.InvalidPath:
                 pass
-            kv.create_or_update_secret(path=path, mount_point=mount,
-                                       secret={"api_key": "sk-sandbox-" + secrets.token_hex(16)})
+            kv.create_or_update_secret(
+                path=path, mount_point=mount,
+                secret=json.loads(store_value(config, str(ref["_integration"]))))
             created.append(f"{mount}/{path}")
         return created
     except hvac.exceptions.VaultError as exc:

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 __all__ = [
     "PREFIXES",
     "credential_refs",
+    "integration_key_value",
+    "store_value",
     "sandbox_admin_key",
     "sandbox_backends",
     "sandbox_dir",
@@ -115,3 +117,25 @@ def credential_refs(config: Any, adapter_type: str) -> list[tuple[str, dict[str,
     backends = set(sandbox_backends(config, adapter_type))
     return [(integ.id, dict(ref.fields())) for integ in config.integrations
             for ref in integ.credentials if ref.backend in backends]
+
+
+def integration_key_value(config: Any, integration: str) -> str | None:
+    """The sandbox provider key of ``integration``, if it has one on a sandbox provider.
+
+    Store seeders (Vault, AWS, GCP) write this value into their copies so that proof of
+    death works end to end; None means the integration has no sandbox provider key.
+    """
+    for provider in PREFIXES:
+        for integ, ref in credential_refs(config, provider):
+            kid = ref.get("api_key_id") or ref.get("service_account_id")
+            if integ == integration and kid:
+                return sandbox_key_value(config, provider, str(kid))
+    return None
+
+
+def store_value(config: Any, integration: str) -> str:
+    """The value a sandbox store copy of ``integration``'s key holds (JSON ``api_key``)."""
+    import json
+
+    value = integration_key_value(config, integration) or "sk-sandbox-" + secrets.token_hex(16)
+    return json.dumps({"api_key": value})

@@ -27,7 +27,7 @@ from typing import Any
 from console.sandbox import ServiceStatus
 from console.sandbox.process import http_ok, ours, ports_taken, spawn, stop_process
 
-__all__ = ["NAME", "modules", "port_of", "serve_all", "start", "status", "stop"]
+__all__ = ["NAME", "modules", "port_of", "serve_all", "start", "status", "stop", "wanted"]
 
 NAME = "standins"
 
@@ -46,6 +46,11 @@ def port_of(config: Any, module: ModuleType) -> int:
     name = module.STANDIN.name
     ports = getattr(getattr(config, "sandbox", None), "ports", None) or {}
     return int(ports.get(name, module.DEFAULT_PORT))
+
+
+def wanted(config: Any) -> bool:
+    """True when some backend needs a stand-in."""
+    return bool(_wanted(config))
 
 
 def _wanted(config: Any) -> list[ModuleType]:
