@@ -18,8 +18,8 @@ inventory. Engine calls run in workers; nothing here talks to a backend directly
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App

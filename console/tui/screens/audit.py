@@ -174,7 +174,7 @@ class AuditScreen(Screen[None]):
         runs = self.query_one("#audit-runs", DataTable)
         runs.add_columns("run", "mode", "incident", "operator", "events", "status")
         events = self.query_one("#audit-events", DataTable)
-        events.add_columns("seq", "phase", "integration", "action", "target", "outcome", "run")
+        events.add_columns("seq", "phase", "integration", "action", "outcome", "target", "run")
         runs.focus()
         self.action_reload()
 
@@ -199,6 +199,12 @@ class AuditScreen(Screen[None]):
             db = {k: v for k, v in fields.items() if k in _DB_FIELDS}
             events = [e for e in audit.events(**db) if _matches(e, fields, words)]
             runs = audit.runs()
+            modes = {r["run_id"]: str(r["modes"] or "") for r in audit.db.query(
+                "SELECT run_id, group_concat(DISTINCT mode) AS modes FROM events "
+                "WHERE run_id IS NOT NULL GROUP BY run_id")}
+            for r in runs:  # a live run's plan events say "plan": show what the run was
+                seen = [m for m in modes.get(r["run_id"], "").split(",") if m]
+                r["mode"] = "/".join(sorted(m for m in seen if m != "plan")) or "plan"
             if fields or words:
                 wanted = {e.get("run_id") for e in events}
                 runs = [r for r in runs if r["run_id"] in wanted]
@@ -219,9 +225,11 @@ class AuditScreen(Screen[None]):
         events = self.query_one("#audit-events", DataTable)
         events.clear()
         for e in message.events:
+            target = str(e.get("target") or "")
+            target = target if len(target) <= 30 else target[:29] + "…"
             events.add_row(str(e["seq"]), e.get("phase") or "", e.get("integration") or "",
-                           e.get("action") or "", e.get("target") or "",
-                           e.get("outcome") or "", e.get("run_id") or "", key=str(e["seq"]))
+                           e.get("action") or "", e.get("outcome") or "", target,
+                           e.get("run_id") or "", key=str(e["seq"]))
         self.refresh_bindings()
 
     def on_chain_verified(self, message: ChainVerified) -> None:

@@ -31,8 +31,10 @@ STATE_COLUMNS = ("keys", "flags", "batches", "egress")
 SHORT_STATE = {"ok": "ok", "disabled": "off", "partial": "part", "unknown": "unk", "-": "-",
                "...": "..."}
 """State words in the narrow layout."""
-PAGE = 200
+PAGE = 60
 """Rows added to the table at a time; more are added as the cursor or scroll nears the end."""
+OBSERVE_CHUNK = 100
+"""Integrations observed per engine call (states fill in chunk by chunk)."""
 MARK = "\u25cf"
 
 # column key -> (label, narrow label, width; 0 = computed)
@@ -119,12 +121,12 @@ class InventoryScreen(Screen[None]):
     class StatesObserved(Message):
         """The live kill-point states were read."""
 
-        def __init__(self, states: dict[str, dict[str, PointState]], seconds: float) -> None:
+        def __init__(self, states: dict[str, dict[str, PointState]], last: bool) -> None:
             super().__init__()
             self.states = states
-            """Integration id -> column -> state."""
-            self.seconds = seconds
-            """How long observing took."""
+            """Integration id -> column -> state (one chunk of the inventory)."""
+            self.last = last
+            """True for the last chunk."""
 
     app: KillswitchApp  # type: ignore[assignment]
 
@@ -137,8 +139,13 @@ class InventoryScreen(Screen[None]):
         self._reverse = False
         self._filter_error = ""
         self._states_note = "states: observing..."
+        self._unknown = 0
+        self._hay: dict[str, str] = {}
+        self._last_text = ""
         self.filter_seconds = 0.0
         """How long the last filter took to update the table (benchmarks)."""
+        self.filter_done_at = 0.0
+        """``perf_counter()`` when the table last showed a new filter result (benchmarks)."""
 
     # -- composition ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -156,11 +163,12 @@ class InventoryScreen(Screen[None]):
     def on_mount(self) -> None:
         """Fill the table, focus it, and start observing states in the background."""
         self._visible = list(self.app.config.integrations)
+        self._unsorted = list(self._visible)
         self._build(self.app.size.width)
         self.table.focus()
         self.watch(self.app, "marked", self._marks_changed, init=False)
         self.watch(self.table, "scroll_y", self._scrolled, init=False)
-        self.action_refresh_states()
+        self.call_after_refresh(self.action_refresh_states)  # first paint first
 
     @property
     def table(self) -> DataTable[str]:
@@ -290,24 +298,48 @@ class InventoryScreen(Screen[None]):
         """Show the integrations matching ``text``; an invalid selector only says so."""
         start = time.perf_counter()
         message = self.query_one("#inventory-message", Label)
-        tokens = text.split()
         error: ConsoleError | None = None
-        while True:
-            try:
-                visible = filter_integrations(self.app.config.integrations, " ".join(tokens))
-                break
-            except ConsoleError as exc:  # say so, and filter by the other tokens meanwhile
-                error = error or exc
-                bad = exc.where if exc.where in tokens else tokens[-1]
-                tokens.remove(bad)
+        if "=" not in text:  # free text only: the fast path, narrowing while typing on
+            visible = self._free_text(text)
+        else:
+            tokens = text.split()
+            while True:  # ends: no tokens cannot fail
+                try:
+                    visible = filter_integrations(self.app.config.integrations,
+                                                  " ".join(tokens))
+                    break
+                except ConsoleError as exc:  # say so, and filter by the other tokens
+                    error = error or exc
+                    tokens.remove(exc.where if exc.where in tokens else tokens[-1])
+        self._last_text = text if error is None else "="
         self._filter_error = error.msg if error else ""
         message.update(f"{error.msg}" + (f" ({error.hint})" if error.hint else "")
                        if error else "")
         message.set_class(error is not None, "-shown")
+        self._unsorted = visible
         self._visible = self._sorted(visible)
         self._loaded = 0
         self._fill()
-        self.filter_seconds = time.perf_counter() - start
+        self.filter_done_at = time.perf_counter()
+        self.filter_seconds = self.filter_done_at - start
+
+    def _free_text(self, text: str) -> list[Integration]:
+        """Same result as :func:`filter_integrations` for text without selectors, faster.
+
+        Each token must be a substring of id, name, owner or provider (as ``matches_text``);
+        when the text only grew, only the previous result is searched.
+        """
+        integrations = self.app.config.integrations
+        if not self._hay:
+            self._hay = {i.id: "\0".join((i.id, i.name, i.owner, i.provider)).lower()
+                         for i in integrations}
+        words = text.lower().split()
+        prev = self._last_text
+        narrowing = "=" not in prev and text.startswith(prev) and bool(prev.strip())
+        base = self._unsorted if narrowing else integrations
+        hay = self._hay
+        out = [i for i in base if all(w in hay[i.id] for w in words)]
+        return out
 
     def action_focus_filter(self) -> None:
         """Type a filter."""
@@ -407,7 +439,7 @@ class InventoryScreen(Screen[None]):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Load more rows near the end."""
-        if event.cursor_row >= self._loaded - 20:
+        if event.cursor_row >= self._loaded - 15:
             self._more()
         self.refresh_bindings()
 
@@ -441,30 +473,48 @@ class InventoryScreen(Screen[None]):
     def action_refresh_states(self) -> None:
         """Observe every kill point again (read-only, in the background)."""
         self._states_note = "states: observing..."
+        self._unknown = 0
         self._status()
         self._observe(list(self.app.config.integrations))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="states",
           description="observe kill-point states")
     def _observe(self, integrations: list[Integration]) -> None:
+        """Observe in chunks, the rows on screen first, so states fill in progressively."""
+        from textual.worker import get_current_worker
+
         from console.engine.observe import observe_states
 
-        start = time.perf_counter()
-        states = asyncio.run(observe_states(self.app.config, integrations))
-        self.post_message(self.StatesObserved(states, time.perf_counter() - start))
+        worker = get_current_worker()
+        first = {i.id for i in self._visible[: self._loaded]}
+        ordered = ([i for i in integrations if i.id in first]
+                   + [i for i in integrations if i.id not in first])
+        for n in range(0, len(ordered), OBSERVE_CHUNK):
+            if worker.is_cancelled:
+                return
+            chunk = ordered[n:n + OBSERVE_CHUNK]
+            states = asyncio.run(observe_states(self.app.config, chunk))
+            self.post_message(self.StatesObserved(states, n + len(chunk) >= len(ordered)))
 
     def on_inventory_screen_states_observed(self, event: StatesObserved) -> None:
         """Show the new states."""
         self.app.states.update(event.states)
-        unknown = sum(1 for row in event.states.values()
-                      for s in row.values() if s.state == "unknown")
-        self._states_note = "states: observed" + (f", {unknown} unknown" if unknown else "")
-        self._refresh_state_cells()
+        self._unknown += sum(1 for row in event.states.values()
+                             for s in row.values() if s.state == "unknown")
+        if event.last:
+            self._states_note = "states: observed" + (
+                f", {self._unknown} unknown" if self._unknown else "")
+        else:
+            done = sum(1 for i in self.app.config.integrations if i.id in self.app.states)
+            self._states_note = f"states: observing... {done}"
+        self._refresh_state_cells(set(event.states))
 
-    def _refresh_state_cells(self) -> None:
+    def _refresh_state_cells(self, only: set[str] | None = None) -> None:
         table = self.table
         narrow = self._layout == "narrow"
         for integ in self._visible[: self._loaded]:
+            if only is not None and integ.id not in only:
+                continue
             row = self.app.states.get(integ.id, {})
             for column in STATE_COLUMNS:
                 word = row[column].state if column in row else "..."

@@ -123,7 +123,7 @@ class RunScreen(Screen[None]):
                               id="run-progress")
             yield Static(id="run-elapsed")
         yield Static(id="run-verdict")
-        yield RichLog(id="run-log", max_lines=2000, wrap=False, markup=False)
+        yield RichLog(id="run-log", max_lines=2000, wrap=True, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -200,12 +200,12 @@ class RunScreen(Screen[None]):
         return Style(color=self.app.theme_variables.get(token) or None, bold=True)
 
     def _cell(self, text: str) -> Text:
-        if text.startswith(("FAILED", "REFUSED", "STILL LIVE", "unknown")) or \
-                "not as planned" in text:
+        if text.startswith(("FAILED", "REFUSED", "STILL LIVE")) or "not as planned" in text:
             return Text(text, style=self._style("error"))
-        if text.startswith(("retrying", "running", "skipped", "unsupported")):
+        if text.startswith(("retrying", "running", "skipped", "unsupported", "unknown",
+                            "propagating")):
             return Text(text, style=self._style("warning"))
-        if text.startswith("done") or text in ("dead", "off", "restored"):
+        if text.startswith("done") or text in ("dead", "off", "restored", "revoked"):
             return Text(text, style=self._style("success"))
         return Text(text)
 

@@ -82,7 +82,7 @@ class RunbookScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Load the runbooks and keep those that apply."""
-        from console.runbook import list_runbooks
+        from console.runbook import load_runbook, runbook_paths
 
         app: Any = self.app
         wanted = set(self.integration_ids)
@@ -92,21 +92,34 @@ class RunbookScreen(Screen[None]):
             f"Runbooks for {len(self.integration_ids)} integration(s): {targets}")
         table = self.query_one("#runbook-steps", DataTable)
         table.add_columns("step", "action", "needs", "when")
+        loaded: list[Runbook] = []
+        broken: list[str] = []
         try:
-            self.runbooks = applicable_runbooks(list_runbooks(app.config), integrations)
-        except Exception as exc:  # noqa: BLE001 - a broken runbook file is shown, not raised
+            paths = runbook_paths(app.config)
+        except Exception as exc:  # noqa: BLE001 - a config problem is shown, not raised
             self._status(f"Cannot load runbooks: {error_text(exc)}", failed=True)
             self.notify(error_text(exc), title=describe_error(exc)[0], severity="error")
             return
+        for name, path in sorted(paths.items()):
+            try:  # one broken runbook file must not hide the others
+                loaded.append(load_runbook(str(path), app.config))
+            except Exception as exc:  # noqa: BLE001 - listed below the picker
+                broken.append(f"{name}: {error_text(exc)}")
+        self.runbooks = applicable_runbooks(loaded, integrations)
         options = self.query_one("#runbook-list", OptionList)
         options.add_options([Option(rb.name, id=rb.name) for rb in self.runbooks])
-        if not self.runbooks:
+        if broken:
+            self._status(f"Cannot load {len(broken)} runbook(s): " + " | ".join(broken),
+                         failed=True)
+            self.notify("\n".join(broken), title="Invalid runbook", severity="error")
+        elif not self.runbooks:
             self._status("No runbook acts on these integrations: they have no kill point "
                          "any runbook step uses.", failed=True)
         else:
-            options.highlighted = 0
             self._status("Enter plans the highlighted runbook. Planning only reads; "
                          "nothing changes until you confirm a run.")
+        if self.runbooks:
+            options.highlighted = 0
         options.focus()
 
     # -- display -------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Snapshots of the runbook picker, plan review, confirmation, run and audit screens.
+
+Fake backend, fixed config, and plans made by the real planner with a fixed run id and
+creation time, so that everything on screen is deterministic (the elapsed time of a run on
+the instant fake backend shows 00:00; the audit screen shows no timestamps).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.engine.model import Plan
+from console.tui.app import make_app
+from tests.tui.flow_helpers import wait_for, wait_screen, write_fake_config
+
+SIZES = [(80, 24), (120, 40)]
+MODES = ["live", "dry-run"]
+RUN_ID = "r-20250101-000000-snap"
+
+
+async def fixed_plan(app: Any, runbook: str, ids: list[str], run_id: str = RUN_ID) -> Plan:
+    """A real plan (observed on the fake backend) with deterministic id, time and path."""
+    from console.engine.planner import make_plan
+    from console.engine.runtime import Runtime
+    from console.inventory import select
+    from console.runbook import load_runbook
+
+    rt = Runtime(app.config)
+    try:
+        plan = await make_plan(rt, load_runbook(runbook, app.config),
+                               select(app.config.integrations, ids), ids,
+                               incident="INC-7", run_id=run_id)
+    finally:
+        rt.close()
+    plan.created = "2025-01-01T00:00:00.000Z"
+    plan.config = "config.toml"
+    return plan
+
+
+def build(tmp_path: Path, mode: str, n: int = 2) -> Any:
+    return make_app(write_fake_config(tmp_path, n), mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_runbook_picker(snap_compare: Any, tmp_path: Path, mode: str,
+                        size: tuple[int, int]) -> None:
+    app = build(tmp_path, mode)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_screen(pilot, "InventoryScreen")
+        app.open_runbooks(["app-0", "app-1"])
+        await wait_screen(pilot, "RunbookScreen")
+        await wait_for(pilot, lambda: bool(app.screen.runbooks))
+        await pilot.press("down")  # flags-off's steps on the right
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_plan_review_with_irreversible_rows(snap_compare: Any, tmp_path: Path, mode: str,
+                                            size: tuple[int, int]) -> None:
+    app = build(tmp_path, mode)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_screen(pilot, "InventoryScreen")
+        app.open_plan(await fixed_plan(app, "destroy-keys", ["app-0", "app-1"]))
+        await wait_screen(pilot, "PlanScreen")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_confirm_modal(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    app = build(tmp_path, "live")
+
+    async def run_before(pilot: Any) -> None:
+        await wait_screen(pilot, "InventoryScreen")
+        app.open_plan(await fixed_plan(app, "destroy-keys", ["app-0", "app-1"]))
+        await wait_screen(pilot, "PlanScreen")
+        await pilot.press("a")
+        await wait_screen(pilot, "ConfirmRunModal")
+        await pilot.press("3", "tab", "x", "enter")  # wrong count: refused, shown in red
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_run_screen_after_finish(snap_compare: Any, tmp_path: Path,
+                                 size: tuple[int, int]) -> None:
+    app = build(tmp_path, "live", n=1)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_screen(pilot, "InventoryScreen")
+        app.open_run(await fixed_plan(app, "kill-switch", ["app-0"]),
+                     "snapshot: key pasted in a ticket", False)
+        await wait_screen(pilot, "RunScreen")
+        await app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: app.screen.result is not None)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_audit_screen(snap_compare: Any, tmp_path: Path, mode: str,
+                      size: tuple[int, int]) -> None:
+    app = build(tmp_path, mode, n=1)  # one integration: the event order is fixed
+
+    async def run_before(pilot: Any) -> None:
+        await wait_screen(pilot, "InventoryScreen")
+        session = app.session()
+        plan = await fixed_plan(app, "kill-switch", ["app-0"])
+        await session.apply(plan, reason="snapshot")
+        app.action_audit()
+        await wait_screen(pilot, "AuditScreen")
+        await app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: any("Chain OK" in str(w.render())
+                                          for w in app.screen.query("#audit-chain")))
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
