@@ -317,7 +317,8 @@ class AuditLog:
         with self._lock, self._errors("read the audit trail"):
             summary = list(self.db.query(
                 "SELECT run_id, min(ts) AS first_ts, max(ts) AS last_ts, "
-                "max(mode) AS mode, max(incident) AS incident, max(operator) AS operator, "
+                "coalesce(max(CASE WHEN mode != 'plan' THEN mode END), max(mode)) AS mode, "
+                "max(incident) AS incident, max(operator) AS operator, "
                 "count(*) AS count, min(seq) AS first_seq FROM events "
                 "WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY first_seq"
             ))

@@ -24,7 +24,10 @@ def short_state(state: dict[str, Any]) -> str:
 def state_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
     """Only the fields a change alters: ``field: old -> new``."""
     def val(v: Any) -> str:
-        return canonical_json(v) if isinstance(v, (dict, list)) else str(v)
+        text = (json.dumps(v, sort_keys=True, ensure_ascii=False)
+                if isinstance(v, (dict, list)) else str(v))
+        text = " / ".join(line.strip() for line in text.splitlines() if line.strip())
+        return text if len(text) <= 48 else text[:47] + "…"
 
     keys = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
     if not keys:

@@ -103,7 +103,7 @@ def aws_refs(config: Any, url: str) -> list[tuple[str, dict[str, Any]]]:
     wanted_urls = {url.rstrip("/"), url.replace("127.0.0.1", "localhost").rstrip("/")}
     out = []
     for integ in config.integrations:
-        for ref in integ.credentials:
+        for ref in [*integ.credentials, *integ.egress]:
             backend = config.backends.get(ref.backend)
             if backend is None or not str(backend.type).startswith("aws-"):
                 continue
@@ -147,6 +147,8 @@ def seed(config: Any, url: str, state_dir: Path) -> list[str]:
                     ssm.put_parameter(Name=name, Value=store_value(config, ref["_integration"]),
                                       Type="SecureString")
                     created.append(f"parameter {name}")
+            elif kind == "aws-sg" and ref.get("group_name"):
+                created += _seed_group(boto3.client("ec2", **kw), ref)
             elif kind == "aws-iam" and ref.get("user"):
                 user = str(ref["user"])
                 try:
@@ -163,6 +165,25 @@ def seed(config: Any, url: str, state_dir: Path) -> list[str]:
         raise ConsoleError(f"seeding the moto sandbox failed: {exc}", where=url) from exc
     seed_file.write_text(json.dumps({"iam": iam_keys}, indent=2, sort_keys=True) + "\n")
     return created
+
+
+def _seed_group(ec2: Any, ref: dict[str, Any]) -> list[str]:
+    """A security group whose egress is HTTPS to each destination CIDR (no allow-all)."""
+    name = str(ref["group_name"])
+    found = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+    if found:
+        return []
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    gid = ec2.create_security_group(GroupName=name, VpcId=vpc["VpcId"],
+                                    Description="Killswitch sandbox egress")["GroupId"]
+    ec2.revoke_security_group_egress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    cidrs = [str(d) for d in ref.get("destinations") or [] if "/" in str(d)]
+    ec2.authorize_security_group_egress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+         "IpRanges": [{"CidrIp": c} for c in [*cidrs, "172.16.0.0/12"]]}])
+    return [f"security group {name}"]
 
 
 def _write_credentials(state_dir: Path) -> Path:
