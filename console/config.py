@@ -210,12 +210,19 @@ class TomlLocator:
     """
 
     def __init__(self, text: str) -> None:
+        self._text: str | None = text
         self.lines: dict[Loc, int] = {}
         self._aot: dict[Loc, int] = {}
-        self._scan(text)
+
+    def _ensure(self) -> None:
+        """Scan on first use: a valid config never pays for line numbers."""
+        if self._text is not None:
+            text, self._text = self._text, None
+            self._scan(text)
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         """Line (1-based) of ``loc``, or of its longest known prefix; None if nothing matches."""
+        self._ensure()
         loc = tuple(loc)
         for n in range(len(loc), 0, -1):
             line = self.lines.get(loc[:n])

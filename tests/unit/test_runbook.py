@@ -33,12 +33,16 @@ SERVED = {
     "credential.disable": ["vault"],
     "credential.enable": ["vault"],
     "credential.destroy": ["vault"],
+    "batch.cancel": ["openai-batch"],
+    "egress.block": ["nftables"],
+    "egress.unblock": ["nftables"],
+    "notify": ["slack"],
 }
 
 
 @pytest.fixture(autouse=True)
 def stub_served(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Adapters as they are today (flags + vault), independent of what is installed."""
+    """A fixed set of served actions (every kind but evidence.preserve), whatever is installed."""
     monkeypatch.setattr(runbook_mod, "served_actions", lambda: dict(SERVED))
 
 
@@ -69,11 +73,17 @@ def load_bad(path: Path, cls: type[RunbookError] = RunbookValidationError) -> Ru
 
 def test_shipped_runbooks_load() -> None:
     books = {b.name: b for b in list_runbooks(None)}
-    assert {"kill-switch", "flags-off", "revoke-credentials", "restore"} <= set(books)
+    assert {"kill-switch", "flags-off", "revoke-credentials", "restore", "cancel-batches",
+            "block-egress"} <= set(books)
     ks = books["kill-switch"]
-    assert [s.action for s in ks.steps] == ["flag.disable", "credential.disable"]
-    assert ks.steps[1].needs == [ks.steps[0].id]
-    assert "egress" in ks.description and "notify" in ks.description
+    order = [s.action for s in ks.steps]
+    assert set(order) == {"flag.disable", "batch.cancel", "egress.block",
+                          "credential.disable", "notify"}
+    # the design's order: flags and batches before egress, egress before credentials
+    steps = {s.action: s for s in ks.steps}
+    assert order.index("batch.cancel") < order.index("credential.disable")
+    assert steps["egress.block"].needs == ["flags-off", "cancel-batches"]
+    assert steps["credential.disable"].needs == ["block-egress"]
     assert "credential.destroy" not in {s.action for b in books.values() for s in b.steps}
     restore = books["restore"]
     assert restore.kind == "restore" and restore.is_restore and restore.steps == []
@@ -221,10 +231,10 @@ def test_unknown_action_suggests(tmp_path: Path, action: str, suggestion: str) -
 
 
 def test_action_no_adapter_serves(tmp_path: Path) -> None:
-    p = write(tmp_path, '[[steps]]\nid = "cancel"\naction = "batch.cancel"\n')
+    p = write(tmp_path, '[[steps]]\nid = "keep"\naction = "evidence.preserve"\n')
     err = load_bad(p)
     assert err.where == f"{p}:3"
-    assert "step 'cancel': no installed adapter serves 'batch.cancel'" in err.msg
+    assert "step 'keep': no installed adapter serves 'evidence.preserve'" in err.msg
     assert "flag.disable" in err.hint
 
 

@@ -1,0 +1,390 @@
+"""Shared logic of the ``batch.cancel`` adapters (OpenAI, Azure OpenAI, Anthropic, Bedrock, Vertex).
+
+A provider module supplies four small hooks on :class:`BatchAdapter`; everything else (the
+plan, the engine-facing state, idempotent apply, verify with a wait) lives here so the five
+providers behave alike::
+
+    _check_ref(ref)           validate an inventory reference (AdapterError if malformed)
+    _scope(ref)               "where the jobs were looked for", for targets and notes
+    _list(ref)                every job of the integration, as a normalised Job
+    _get(ref, job_id)         one job (None when it no longer exists)
+    _cancel(ref, job_id)      request the cancel (provider call; may answer 409 when done)
+
+Normalised job (kept in ``Change.undo["job"]``; references, never secrets)::
+
+    {"id": "batch_abc", "name": "...", "status": "in_progress",      # raw provider status
+     "phase": "running" | "cancelling" | "cancelled" | "ended",
+     "input": {...file ids / URIs...}, "output": {...}, "counts": {...}, "failed": 3}
+
+Engine-facing state (``before`` / ``after`` / :meth:`BatchAdapter.read`): exactly one key, so
+the engine's fingerprint comparison ignores counts that move on their own::
+
+    {"status": "running"}      planned before: the job still consumes tokens
+    {"status": "cancelling"}   planned after: cancel requested, cancelled, or ended anyway
+
+The raw status before the cancel is in ``undo["status_before"]``; apply returns the raw
+status after (``status_after``) and the counts, which the engine journals; verify polls the
+job for up to ``wait`` seconds and puts the final raw status and counts in its detail.
+
+The "no job running" case is one ``noop`` change with state ``{"running": 0}``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+
+from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.llm_http import error_for, translate_error
+from console.errors import AdapterError, AuthError, Conflict
+
+__all__ = [
+    "AFTER",
+    "BEFORE",
+    "BatchAdapter",
+    "HttpApi",
+    "IRREVERSIBLE_NOTE",
+    "action_spec",
+    "batch_key",
+    "number_option",
+]
+
+BEFORE: Mapping[str, str] = {"status": "running"}
+AFTER: Mapping[str, str] = {"status": "cancelling"}
+IRREVERSIBLE_NOTE = ("cancelling cannot be undone; the unprocessed requests must be "
+                     "resubmitted")
+DEFAULT_WAIT = 60.0
+DEFAULT_TIMEOUT = 30.0
+MAX_PAGES = 50
+"""List pages read at most per reference (a runaway paginator stops here)."""
+
+COMMON_OPTIONS: Mapping[str, str] = {
+    "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g}); alias `timeout`",
+    "wait": f"seconds verify waits for cancelling -> cancelled (default {DEFAULT_WAIT:g}); "
+            "keep it below the backend's operation `timeout`",
+}
+
+
+def number_option(backend: str, options: Mapping[str, Any], names: tuple[str, ...],
+                  default: float) -> float:
+    """A positive number option (first of ``names`` that is set), else ``default``.
+
+    Raises:
+        AdapterError: The value is not a non-negative number.
+    """
+    raw = next((options[n] for n in names if options.get(n) not in (None, "")), None)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise AdapterError(f"backend {backend!r}: option {names[0]} must be a number of "
+                           f"seconds, got {raw!r}", where=backend) from exc
+    if value < 0:
+        raise AdapterError(f"backend {backend!r}: option {names[0]} must not be negative",
+                           where=backend)
+    return value
+
+
+def batch_key(backend: str, provider: str, key_env: str, key_file: Path | None) -> str:
+    """The console's batch API key: ``$key_env``, else the first line of ``key_file``.
+
+    Raises:
+        AuthError: Neither holds a key; the message names the variable, never a value.
+    """
+    key = os.environ.get(key_env, "").strip() if key_env else ""
+    if key:
+        return key
+    if key_file is not None and key_file.is_file():
+        try:
+            key = key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise AuthError(f"cannot read {provider} key file {key_file}: {exc.strerror}",
+                            where=backend) from exc
+        if key:
+            return key
+    why = (f" and key file {key_file} does not exist or is empty" if key_file
+           else " and no key_file is configured")
+    raise AuthError(
+        f"no {provider} key for backend {backend!r}: environment variable {key_env} is not "
+        f"set{why}", where=backend,
+        hint=f"export {key_env}=<key> (the integration's project/workspace key or a "
+        "dedicated incident-response key); for the sandbox run `killswitch sandbox start`")
+
+
+class HttpApi:
+    """A JSON HTTP API over httpx with typed errors (provider message + target).
+
+    Args:
+        provider: Display name.
+        backend: Backend name (``where`` of errors).
+        base_url: API root; paths are relative to it.
+        timeout: Seconds per call.
+        headers: Headers of every call (auth); never echoed in errors.
+        auth_hint: Hint attached to a 401.
+    """
+
+    def __init__(self, provider: str, backend: str, base_url: str, timeout: float,
+                 headers: Mapping[str, str], auth_hint: str = "") -> None:
+        self.provider = provider
+        self.backend = backend
+        self.base_url = base_url.rstrip("/")
+        self.auth_hint = auth_hint
+        self.client = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                   headers=dict(headers), follow_redirects=False)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+    @contextmanager
+    def errors(self, target: str) -> Iterator[None]:
+        """Translate transport exceptions raised inside into typed adapter errors."""
+        try:
+            yield
+        except AdapterError as exc:
+            if not exc.where:
+                exc.where = self.backend
+            raise
+        except Exception as exc:  # noqa: BLE001 - the adapter boundary
+            mapped = translate_error(exc, self.provider, target, self.base_url) or \
+                AdapterError(f"{self.provider} call failed for {target}: {type(exc).__name__}")
+            mapped.where = mapped.where or self.backend
+            raise mapped from exc
+
+    def request(self, method: str, path: str, target: str, *,
+                params: Mapping[str, Any] | None = None, body: Any = None,
+                headers: Mapping[str, str] | None = None,
+                missing_ok: bool = False) -> dict[str, Any] | None:
+        """One call: the decoded JSON object, ``{}`` for an empty body, None on a tolerated 404.
+
+        Raises:
+            AdapterError: A typed subclass for every failure.
+        """
+        with self.errors(target):
+            resp = self.client.request(method, path, params=dict(params or {}) or None,
+                                       json=body, headers=dict(headers or {}))
+            if resp.status_code == 404 and missing_ok:
+                return None
+            if resp.status_code >= 400:
+                err = error_for(resp, self.provider, target)
+                if isinstance(err, AuthError):
+                    err.hint = self.auth_hint
+                err.where = self.backend
+                raise err
+            if not resp.content.strip():
+                return {}
+            try:
+                data = resp.json()
+            except ValueError as exc:
+                raise AdapterError(f"{self.provider} answered non-JSON for {target} "
+                                   f"(HTTP {resp.status_code})", where=self.backend) from exc
+            return data if isinstance(data, dict) else {"data": data}
+
+
+def _retryable(exc: AdapterError) -> bool:
+    return bool(exc.retryable)
+
+
+class BatchAdapter(Adapter):
+    """Base of the batch adapters: plan / read / apply / verify over the provider hooks.
+
+    ``batch.cancel`` is irreversible: a cancelled job cannot be resumed, the unprocessed
+    requests must be resubmitted as a new job.
+    """
+
+    provider: ClassVar[str] = ""
+    PHASES: ClassVar[Mapping[str, str]] = {}
+    """Raw status -> phase (running / cancelling / cancelled / ended); unknown = running."""
+    PERMISSIONS: ClassVar[tuple[str, ...]] = ()
+    SCHEMA: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
+        super().__init__(backend, options)
+        self.timeout = number_option(backend, self.options, ("request_timeout", "timeout"),
+                                     DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT
+        self.wait = number_option(backend, self.options, ("wait",), DEFAULT_WAIT)
+
+    # -- provider hooks -------------------------------------------------------------------
+    def _check_ref(self, ref: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _scope(self, ref: Mapping[str, Any]) -> str:
+        raise NotImplementedError
+
+    def _list(self, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _get(self, ref: Mapping[str, Any], job_id: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def _cancel(self, ref: Mapping[str, Any], job_id: str) -> None:
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------------
+    def phase(self, status: str) -> str:
+        """The phase of a raw provider status."""
+        return self.PHASES.get(status, "running")
+
+    def job(self, job_id: str, status: str, *, name: str = "", inputs: Mapping[str, Any],
+            outputs: Mapping[str, Any], counts: Mapping[str, Any], failed: int) -> dict[str, Any]:
+        """A normalised job record (locations not known yet are kept as None)."""
+        return {"id": job_id, "name": name, "status": status, "phase": self.phase(status),
+                "input": dict(inputs), "output": dict(outputs),
+                "counts": dict(counts), "failed": int(failed or 0)}
+
+    @staticmethod
+    def _state(job: Mapping[str, Any] | None) -> dict[str, Any]:
+        if job is None or job["phase"] != "running":
+            return dict(AFTER)
+        return dict(BEFORE)
+
+    def _target(self, job: Mapping[str, Any]) -> str:
+        label = f" ({job['name']})" if job.get("name") and job["name"] != job["id"] else ""
+        return f"{self.backend}:{self.provider} batch {job['id']}{label}"
+
+    # -- the contract ---------------------------------------------------------------------
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """List the integration's jobs (read-only); one change per job still running.
+
+        Jobs already cancelling appear as ``noop`` changes (verify still follows them);
+        ended jobs are only counted in the note. No job at all: one ``noop`` change.
+        """
+        if action not in self.ACTIONS:
+            raise AdapterError(f"the {self.name} adapter does not offer {action}",
+                               where=self.backend)
+        self._check_ref(ref)
+        jobs = self._list(ref)
+        base = {"integration": ctx.integration, "step": ctx.step, "action": action,
+                "backend": self.backend, "adapter": self.name, "ref": dict(ref),
+                "reversible": False}
+        ended = [j for j in jobs if j["phase"] in ("cancelled", "ended")]
+        left = (f"; {len(ended)} ended job{'s' if len(ended) != 1 else ''} left alone"
+                if ended else "")
+        changes: list[Change] = []
+        for job in (j for j in jobs if j["phase"] in ("running", "cancelling")):
+            running = job["phase"] == "running"
+            undo = {"job": job, "status_before": job["status"], "scope": self._scope(ref),
+                    "resubmit": "resubmit the unprocessed requests of this job as a new job"}
+            changes.append(Change(
+                op_id=ctx.op_id(len(changes)), target=self._target(job),
+                before=self._state(job), after=dict(AFTER), undo=undo,
+                status="observed" if running else NOOP,
+                note=(f"cancel {self.provider} job {job['id']} (now {job['status']}, "
+                      f"counts {_counts(job)}): {IRREVERSIBLE_NOTE}{left}") if running else
+                     (f"already {job['status']}: cancel was requested before{left}"),
+                **base))
+        if not changes:
+            changes.append(Change(
+                op_id=ctx.op_id(0), target=f"{self.backend}:{self._scope(ref)}",
+                before={"running": 0}, after={"running": 0}, status=NOOP,
+                undo={"scope": self._scope(ref), "ended": [j["id"] for j in ended]},
+                note=f"no {self.provider} batch job of {ctx.integration} is running in "
+                     f"{self._scope(ref)}: nothing to cancel{left}", **base))
+        return changes
+
+    def _job_of(self, change: Change) -> str:
+        job = change.undo.get("job") or {}
+        return str(job.get("id") or "")
+
+    def read(self, change: Change) -> dict[str, Any]:
+        """``{"status": "running"}`` or ``{"status": "cancelling"}`` (cancelling, cancelled,
+        ended or gone); for the no-job change ``{"running": n}``."""
+        job_id = self._job_of(change)
+        if not job_id:
+            return {"running": sum(j["phase"] == "running" for j in self._list(change.ref))}
+        return self._state(self._get(change.ref, job_id))
+
+    def apply(self, change: Change) -> dict[str, Any]:
+        """Request the cancel (idempotent: the engine reads first; a job that ended or is
+        cancelling meanwhile answers 409/400, which counts as done).
+
+        Returns:
+            ``{"status_after": raw status, "counts": {...}, "failed": n}`` for the journal.
+        """
+        job_id = self._job_of(change)
+        if not job_id:
+            return {}
+        try:
+            self._cancel(change.ref, job_id)
+        except AdapterError as exc:
+            # a job that just ended or is already cancelling: 409 (OpenAI, Anthropic,
+            # Bedrock ConflictException) or 400 FAILED_PRECONDITION (Vertex)
+            if not (isinstance(exc, Conflict) or exc.status in (400, 409)):
+                raise
+            current = self._get(change.ref, job_id)
+            if current is not None and current["phase"] == "running":
+                raise
+        try:  # the cancel is done: the read-back only feeds the journal
+            current = self._get(change.ref, job_id)
+        except AdapterError as exc:
+            if not exc.retryable:
+                raise
+            return {"status_after": "cancel requested (read-back failed: retryable error)"}
+        if current is None:
+            return {"status_after": "gone"}
+        return {"status_after": current["status"], "counts": current["counts"],
+                "failed": current["failed"], "output": current["output"]}
+
+    def verify(self, change: Change) -> Verdict:
+        """Poll the job for up to ``wait`` seconds until cancelled or ended.
+
+        Returns:
+            ``cancelled`` / ``ended`` (ok), ``cancelling`` (ok: cancel accepted, still
+            winding down when the wait ran out) or ``STILL RUNNING`` (not ok).
+        """
+        job_id = self._job_of(change)
+        if not job_id:
+            running = [j["id"] for j in self._list(change.ref) if j["phase"] == "running"]
+            if running:
+                return Verdict(False, "STILL RUNNING", f"{len(running)} job(s) started since "
+                               f"planning: {', '.join(running[:5])}")
+            return Verdict(True, "none running", f"no job running in {self._scope(change.ref)}")
+        job = self._poll(lambda: self._get(change.ref, job_id))
+        if job is None:
+            return Verdict(True, "ended", f"job {job_id} no longer exists")
+        said = f"{self.provider} job {job_id} is {job['status']}; counts {_counts(job)}"
+        if job["phase"] == "running":
+            return Verdict(False, "STILL RUNNING", said)
+        if job["phase"] == "cancelling":
+            return Verdict(True, "cancelling", f"{said} (cancel accepted; still winding down "
+                           f"after {self.wait:g}s)")
+        return Verdict(True, job["phase"], said)
+
+    def _poll(self, get: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Read until the job is cancelled/ended or ``wait`` runs out (transient errors too)."""
+        deadline = time.monotonic() + self.wait
+        delay = 0.1
+        last: dict[str, Any] | None = None
+        seen = False
+        while True:
+            try:
+                last, seen = get(), True
+                if last is None or last["phase"] in ("cancelled", "ended"):
+                    return last
+            except AdapterError as exc:
+                if not _retryable(exc) or time.monotonic() >= deadline:
+                    if seen:
+                        return last
+                    raise
+            if time.monotonic() + delay > deadline:
+                return last
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _counts(job: Mapping[str, Any]) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in job.get("counts", {}).items())
+    return counts or "n/a"
+
+
+def action_spec(permissions: tuple[str, ...], schema: Mapping[str, Any]) -> dict[str, ActionSpec]:
+    """The one action every batch adapter offers."""
+    return {"batch.cancel": ActionSpec("batch.cancel", "batches", False, "", permissions,
+                                       schema)}
