@@ -122,33 +122,33 @@ class Integration(BaseModel):
     """prod / staging / dev."""
     status: Status = "approved"
     """approved / prototype / suspended."""
-    tenants: list[str] = []
+    tenants: list[str] = Field(default_factory=list)
     """Tenants or business units served."""
     region: str | None = None
     """Where the data is processed."""
     provider: str
     """AI provider: ``openai``, ``anthropic``, ``bedrock``, ``vertex``, ..."""
-    models: list[str] = []
+    models: list[str] = Field(default_factory=list)
     """Model ids used."""
-    endpoint_mode: list[EndpointMode] = []
+    endpoint_mode: list[EndpointMode] = Field(default_factory=list)
     """sync / batch / tool-calling / embedding."""
-    data_classes: list[DataClass] = []
+    data_classes: list[DataClass] = Field(default_factory=list)
     """Classes of data sent to the provider."""
     approval_record: str | None = None
     """Link to the security review."""
     review_due: date | None = None
     """When the approval must be reviewed again."""
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
     """Free tags for selection."""
-    credentials: list[KillPointRef] = []
+    credentials: list[KillPointRef] = Field(default_factory=list)
     """Provider keys and every stored copy."""
-    batches: list[KillPointRef] = []
+    batches: list[KillPointRef] = Field(default_factory=list)
     """Where this integration's batch jobs are found."""
-    flags: list[KillPointRef] = []
+    flags: list[KillPointRef] = Field(default_factory=list)
     """Feature flags that switch it off."""
-    egress: list[KillPointRef] = []
+    egress: list[KillPointRef] = Field(default_factory=list)
     """Egress controls and destinations."""
-    contacts: list[Contact] = []
+    contacts: list[Contact] = Field(default_factory=list)
     """Vendor support and notification channels."""
 
     def kill_point_lists(self) -> dict[str, list[KillPointRef]]:

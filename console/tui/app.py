@@ -121,8 +121,30 @@ class KillswitchApp(App[int]):
 
         self.push_screen(InventoryScreen())
 
+    def run_in_progress(self) -> bool:
+        """True while a live run's worker (group ``run``) has not finished."""
+        from textual.worker import WorkerState
+
+        return any(w.group == "run" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                   for w in self.workers)
+
+    def _refuse_while_running(self, what: str) -> bool:
+        if not self.run_in_progress():
+            return False
+        self.notify(f"A run is in progress: {what} now would leave it unwatched or "
+                    "unfinished. Cancel it on the run screen (c) first; in-flight operations "
+                    "finish and are recorded.", title="Run in progress", severity="error")
+        return True
+
+    async def action_quit(self) -> None:
+        """Leave the console, unless a run is still in progress."""
+        if not self._refuse_while_running("quitting"):
+            self.exit()
+
     def action_inventory(self) -> None:
         """Go back to the inventory (the bottom screen)."""
+        if self._refuse_while_running("leaving the run screen"):
+            return
         while len(self.screen_stack) > 2:
             self.pop_screen()
 

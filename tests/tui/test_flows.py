@@ -348,3 +348,25 @@ async def test_lock_held_is_shown_with_who_and_since(tmp_path: Path) -> None:
         assert "alice" in verdict and "2025-01-01" in verdict
         assert app.screen.check_action("resume_run", ()) is None
     assert switches() == {}
+
+
+async def test_quit_is_refused_while_a_run_is_in_progress(tmp_path: Path) -> None:
+    config = write_fake_config(tmp_path, 2, backend="apply_latency = 0.4")
+    app = make_app(config, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, "InventoryScreen")
+        app.open_runbooks(["app-0", "app-1"])
+        await pick_runbook(pilot, "kill-switch")
+        await wait_screen(pilot, "PlanScreen")
+        await pilot.press("a")
+        await confirm(pilot, "2", "quit test")
+        await wait_screen(pilot, "RunScreen")
+        run = app.screen
+        await pilot.press("q")
+        await pilot.press("i")
+        await pilot.pause()
+        assert app.is_running and type(app.screen).__name__ == "RunScreen"
+        assert any("run is in progress" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: run.result is not None, what="run finished")
+        await pilot.press("q")
+    assert run.result.exit_code() == 0

@@ -112,7 +112,7 @@ def test_hostname_is_a_plan_error_and_nothing_changes(moto_server: Moto, adapter
 
 
 RUNBOOK = """
-name = "block-egress"
+name = "sg-block"
 description = "block egress"
 [[steps]]
 id = "block-egress"
@@ -122,7 +122,7 @@ action = "egress.block"
 
 def write_config(root: Path, url: str, gid: str) -> Path:
     (root / "runbooks").mkdir(exist_ok=True)
-    (root / "runbooks" / "block-egress.toml").write_text(RUNBOOK)
+    (root / "runbooks" / "sg-block.toml").write_text(RUNBOOK)
     path = root / "config.toml"
     path.write_text(f"""
 [settings]
@@ -158,7 +158,7 @@ async def test_throttling_converges_through_the_engine(moto_server: Moto, aws_en
     config = load_config(write_config(tmp_path, moto_server.url, gid))
     s = Session(config, operator="tester", incident="INC-5")
     moto_server.faults[:] = [(400, "ThrottlingException"), (503, "RequestLimitExceeded")]
-    plan = await s.plan("block-egress", ["bot"])
+    plan = await s.plan("sg-block", ["bot"])
     [c] = plan.changes
     assert c.status == "observed", c.error
     moto_server.faults[:] = [(400, "ThrottlingException"), (400, "RequestLimitExceeded"),
@@ -169,7 +169,7 @@ async def test_throttling_converges_through_the_engine(moto_server: Moto, aws_en
     assert all(r.verified for r in result.results.values())
     assert "10.0.0.0/8" not in [x[3] for x in outside(moto_server, gid)]
 
-    again = await s.plan("block-egress", ["bot"])
+    again = await s.plan("sg-block", ["bot"])
     assert [x.status for x in again.changes] == ["noop"]
 
     undo = s.restore_plan(plan.run_id)
