@@ -33,6 +33,8 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from adapters.base import map_errors
+from adapters.common import parse_retry_after
+from adapters.secretvalue import json_object, pick_field
 from console.errors import (
     AdapterError,
     AuthError,
@@ -107,21 +109,7 @@ _UNAVAILABLE = frozenset({
 
 
 def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    raw = headers.get("retry-after") or headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except (TypeError, ValueError):
-        pass
-    try:
-        import datetime as dt
-        from email.utils import parsedate_to_datetime
-
-        return max(0.0, (parsedate_to_datetime(str(raw)) - dt.datetime.now(dt.UTC))
-                   .total_seconds())
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
 
 
 def translate_error(exc: BaseException, target: str, service: str,
@@ -329,26 +317,16 @@ def pick_value(raw: str | None, field: str | None) -> str | None:
     """The key inside a stored value, per :meth:`adapters.base.Adapter.reveal`.
 
     A JSON object yields ``field`` if named, else its only string value, else the first of
-    ``api_key``, ``key``, ``token``, ``value``; anything else is returned as is.
+    ``api_key``, ``key``, ``token``, ``value`` (:func:`adapters.secretvalue.pick_field`);
+    anything else is returned as is (None when a ``field`` was asked for). A tombstone
+    holds no key.
     """
     if raw is None or is_tombstone(raw):
         return None
-    try:
-        data = json.loads(raw) if raw.lstrip().startswith("{") else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
+    data = json_object(raw)
+    if data is None:
         return None if field else raw
-    if field:
-        got = data.get(field)
-        return got if isinstance(got, str) else None
-    strings = {k: v for k, v in data.items() if isinstance(v, str)}
-    if len(strings) == 1:
-        return next(iter(strings.values()))
-    for k in ("api_key", "key", "token", "value"):
-        if k in strings:
-            return strings[k]
-    return None
+    return pick_field(data, field)
 
 
 def string_fields(raw: str) -> list[tuple[str | None, str]]:

@@ -31,17 +31,15 @@ The "no job running" case is one ``noop`` change with state ``{"running": 0}``.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
-
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.llm_http import error_for, translate_error
+from adapters.common import http_errors, require_key
+from adapters.llm_http import build_client, error_for
 from console.errors import AdapterError, AuthError, Conflict
 
 __all__ = [
@@ -98,22 +96,8 @@ def batch_key(backend: str, provider: str, key_env: str, key_file: Path | None) 
     Raises:
         AuthError: Neither holds a key; the message names the variable, never a value.
     """
-    key = os.environ.get(key_env, "").strip() if key_env else ""
-    if key:
-        return key
-    if key_file is not None and key_file.is_file():
-        try:
-            key = key_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise AuthError(f"cannot read {provider} key file {key_file}: {exc.strerror}",
-                            where=backend) from exc
-        if key:
-            return key
-    why = (f" and key file {key_file} does not exist or is empty" if key_file
-           else " and no key_file is configured")
-    raise AuthError(
-        f"no {provider} key for backend {backend!r}: environment variable {key_env} is not "
-        f"set{why}", where=backend,
+    return require_key(
+        backend, provider, key_env, key_file, what="key", file_option="key_file",
         hint=f"export {key_env}=<key> (the integration's project/workspace key or a "
         "dedicated incident-response key); for the sandbox run `killswitch sandbox start`")
 
@@ -136,27 +120,15 @@ class HttpApi:
         self.backend = backend
         self.base_url = base_url.rstrip("/")
         self.auth_hint = auth_hint
-        self.client = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                   headers=dict(headers), follow_redirects=False)
+        self.client = build_client(self.base_url, timeout, headers)
 
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
 
-    @contextmanager
-    def errors(self, target: str) -> Iterator[None]:
+    def errors(self, target: str) -> AbstractContextManager[None]:
         """Translate transport exceptions raised inside into typed adapter errors."""
-        try:
-            yield
-        except AdapterError as exc:
-            if not exc.where:
-                exc.where = self.backend
-            raise
-        except Exception as exc:  # noqa: BLE001 - the adapter boundary
-            mapped = translate_error(exc, self.provider, target, self.base_url) or \
-                AdapterError(f"{self.provider} call failed for {target}: {type(exc).__name__}")
-            mapped.where = mapped.where or self.backend
-            raise mapped from exc
+        return http_errors(self.provider, self.backend, target, self.base_url)
 
     def request(self, method: str, path: str, target: str, *,
                 params: Mapping[str, Any] | None = None, body: Any = None,

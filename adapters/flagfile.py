@@ -37,17 +37,13 @@ Example runbook step::
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import tempfile
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import locked, write_atomic
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
 __all__ = ["FLAG_KEYS", "FlagFileAdapter", "evaluate", "load_flag_file", "update_flag_file"]
@@ -67,28 +63,6 @@ _SCHEMA: Mapping[str, Any] = {
 }
 _PERMS = ("write <path> and create files in its directory (atomic replace)",
           "create and lock <path>.lock")
-
-_LOCKS: dict[str, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _thread_lock(path: Path) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(str(path), threading.Lock())
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold the per-file thread lock and an exclusive flock on the sidecar ``<path>.lock``."""
-    with _thread_lock(path):
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
 
 def load_flag_file(path: Path) -> dict[str, Any]:
     """Parse a flagd flag file.
@@ -117,27 +91,7 @@ def load_flag_file(path: Path) -> dict[str, Any]:
 
 
 def _write_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    mode = 0o644
-    with contextlib.suppress(FileNotFoundError):
-        mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", sync_dir=True)
 
 
 def update_flag_file(path: Path, mutate: Callable[[dict[str, Any]], bool],
@@ -154,7 +108,7 @@ def update_flag_file(path: Path, mutate: Callable[[dict[str, Any]], bool],
     """
     path = Path(path)
     try:
-        with _locked(path):
+        with locked(path):
             if create and not path.exists():
                 data: dict[str, Any] = {"$schema": "https://flagd.dev/schema/v0/flags.json",
                                         "flags": {}}

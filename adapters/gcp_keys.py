@@ -38,12 +38,12 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
+from adapters.common import parse_retry_after, toggle_inverse
 from console.errors import (
     AdapterError,
     AuthError,
@@ -53,7 +53,6 @@ from console.errors import (
     RateLimited,
     Timeout,
     Unavailable,
-    UndoUnsupported,
 )
 
 __all__ = ["GcpServiceAccountKeyAdapter", "google_error", "parse_retry_after",
@@ -77,22 +76,6 @@ _SCHEMA: Mapping[str, Any] = {
     "required": ["service_account"],
 }
 _READ = ("iam.serviceAccountKeys.list", "iam.serviceAccountKeys.get")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta seconds or HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        import datetime as dt
-
-        return max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def google_error(status: int | None, status_name: str, message: str, target: str, *,
@@ -417,21 +400,6 @@ class GcpServiceAccountKeyAdapter(Adapter):
         Raises:
             UndoUnsupported: delete (permanent) and changes that did nothing.
         """
-        if change.action == "credential.destroy" or not change.reversible:
-            raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
-                                  f"{_DELETE_NOTE}", where=change.target,
-                                  hint="create a new key and redistribute it")
-        ids = list(applied.get("keys") or change.undo.get("keys") or [])
-        if change.status == NOOP or not ids:
-            raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in the "
-                                  "wanted state before this run", where=change.target)
-        back = "credential.enable" if change.action == "credential.disable" \
-            else "credential.disable"
-        return Change(
-            op_id=f"{change.op_id}:undo", integration=change.integration,
-            step=f"undo-{change.step}", action=back, backend=change.backend,
-            adapter=change.adapter, target=change.target, ref=dict(change.ref),
-            before=dict(change.after), after=dict(change.before), reversible=True,
-            undo={"keys": ids},
-            note=f"{'enables' if back == 'credential.enable' else 'disables'} key(s) "
-            f"{', '.join(ids)}", inverse_of=change.op_id)
+        return toggle_inverse(change, applied, ids_key="keys", noun="key(s)",
+                              irreversible=_DELETE_NOTE,
+                              irreversible_hint="create a new key and redistribute it")

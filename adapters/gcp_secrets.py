@@ -38,7 +38,6 @@ Example runbook step::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
@@ -50,14 +49,15 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import secretmanager_v1 as sm
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
-from adapters.gcp_keys import google_error, parse_retry_after, sandbox_endpoint, with_completion
+from adapters.common import parse_retry_after, toggle_inverse
+from adapters.gcp_keys import google_error, sandbox_endpoint, with_completion
+from adapters.secretvalue import json_object, pick_field
 from console.errors import (
     AdapterError,
     AuthError,
     NotFound,
     Timeout,
     Unavailable,
-    UndoUnsupported,
 )
 
 __all__ = ["GcpSecretManagerAdapter", "pick_value", "translate_error"]
@@ -130,23 +130,13 @@ def translate_error(exc: BaseException, target: str, endpoint: str) -> AdapterEr
 
 
 def pick_value(text: str, field: str | None) -> str:
-    """The key inside a stored value: a JSON field, the only string, or a usual key name."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text
-    if not isinstance(data, dict):
-        return text
-    if field:
-        value = data.get(field)
-        return value if isinstance(value, str) else text
-    strings = {k: v for k, v in data.items() if isinstance(v, str)}
-    if len(strings) == 1:
-        return next(iter(strings.values()))
-    for name in ("api_key", "key", "token", "value"):
-        if isinstance(data.get(name), str):
-            return str(data[name])
-    return text
+    """The key inside a stored value: a JSON field, the only string, or a usual key name.
+
+    The rule is :func:`adapters.secretvalue.pick_field`; when it finds nothing (not a JSON
+    object, no such field) the whole value is the key.
+    """
+    data = json_object(text)
+    return (pick_field(data, field) if data is not None else None) or text
 
 
 class GcpSecretManagerAdapter(Adapter):
@@ -399,24 +389,10 @@ class GcpSecretManagerAdapter(Adapter):
         Raises:
             UndoUnsupported: destroy (irreversible) and changes that did nothing.
         """
-        if change.action == "credential.destroy" or not change.reversible:
-            raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
-                                  f"{_DESTROY_NOTE}", where=change.target,
-                                  hint="issue a new key and add it as a new version")
-        ids = list(applied.get("versions") or change.undo.get("versions") or [])
-        if change.status == NOOP or not ids:
-            raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in the "
-                                  "wanted state before this run", where=change.target)
-        back = "credential.enable" if change.action == "credential.disable" \
-            else "credential.disable"
-        return Change(
-            op_id=f"{change.op_id}:undo", integration=change.integration,
-            step=f"undo-{change.step}", action=back, backend=change.backend,
-            adapter=change.adapter, target=change.target, ref=dict(change.ref),
-            before=dict(change.after), after=dict(change.before), reversible=True,
-            undo={"versions": ids},
-            note=f"{'enables' if back == 'credential.enable' else 'disables'} version(s) "
-            f"{', '.join(ids)} of {change.target}", inverse_of=change.op_id)
+        return toggle_inverse(change, applied, ids_key="versions", noun="version(s)",
+                              irreversible=_DESTROY_NOTE,
+                              irreversible_hint="issue a new key and add it as a new version",
+                              of=f" of {change.target}")
 
     # -- reveal / scan --------------------------------------------------------------------
 

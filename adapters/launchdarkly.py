@@ -44,26 +44,27 @@ Example runbook step::
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
-from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.llm_http import retry_after, translate_error
-from adapters.unleash import read_secret
+from adapters.base import ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import (
+    env_flag_changes,
+    env_flag_inverse,
+    http_errors,
+    read_secret,
+    retry_after,
+    status_error,
+)
 from console.errors import (
     AdapterError,
     AuthError,
-    Conflict,
     NotFound,
-    PermissionDenied,
-    RateLimited,
-    Unavailable,
-    UndoUnsupported,
 )
 
 __all__ = ["SEMANTIC_PATCH", "LaunchDarklyAdapter", "error_for", "patch_body"]
@@ -127,24 +128,15 @@ def error_for(response: httpx.Response, target: str, token_source: str) -> Adapt
     if isinstance(body, dict) and body.get("message"):
         said = f"{body['message']} ({body.get('code') or status})"
     msg = f"{PROVIDER} refused the call on {target}: {said}"
-    kw: dict[str, Any] = {"status": status}
-    if status == 401:
-        return AuthError(f"{msg}; the access token from {token_source} was rejected",
-                         hint=f"set {token_source} to an API access token (personal or "
-                         "service token, not an SDK key)", **kw)
-    if status == 403:
-        return PermissionDenied(msg, hint="the token's role must allow updateOn in the "
-                                "environment; environments requiring approvals refuse "
-                                "direct changes", **kw)
-    if status == 404:
-        return NotFound(f"not found in {PROVIDER}: {target} ({said})", **kw)
-    if status == 409:
-        return Conflict(msg, retryable=True, **kw)
-    if status == 429:
-        return RateLimited(msg, retry_after=_ld_retry_after(response.headers), **kw)
-    if status >= 500:
-        return Unavailable(msg, retry_after=retry_after(response.headers), **kw)
-    return AdapterError(msg, **kw)
+    return status_error(
+        status, msg, not_found=f"not found in {PROVIDER}: {target} ({said})",
+        auth_msg=f"{msg}; the access token from {token_source} was rejected",
+        auth_hint=f"set {token_source} to an API access token (personal or service token, "
+        "not an SDK key)",
+        denied_hint="the token's role must allow updateOn in the environment; environments "
+        "requiring approvals refuse direct changes",
+        retry=retry_after(response.headers), rate_retry=_ld_retry_after(response.headers),
+        conflict_retryable=True)
 
 
 class LaunchDarklyAdapter(Adapter):
@@ -201,7 +193,7 @@ class LaunchDarklyAdapter(Adapter):
         """
         if self._http is not None:
             return
-        token, source = read_secret(self.token_env, self.token_file)
+        token, source = read_secret(self.token_env, self.token_file, "token file")
         if not token:
             raise AuthError(f"no {PROVIDER} access token for backend {self.backend!r}: "
                             f"{source} is not set", where=self.backend,
@@ -228,18 +220,8 @@ class LaunchDarklyAdapter(Adapter):
         assert self._http is not None
         return self._http
 
-    @contextmanager
-    def _errors(self, target: str) -> Iterator[None]:
-        try:
-            yield
-        except AdapterError as exc:
-            exc.where = exc.where or self.backend
-            raise
-        except Exception as exc:  # noqa: BLE001 - the adapter boundary
-            mapped = translate_error(exc, PROVIDER, target, self.base_url) or \
-                AdapterError(f"{PROVIDER} call failed for {target}: {type(exc).__name__}")
-            mapped.where = mapped.where or self.backend
-            raise mapped from exc
+    def _errors(self, target: str) -> AbstractContextManager[None]:
+        return http_errors(PROVIDER, self.backend, target, self.base_url)
 
     def _call(self, method: str, path: str, target: str, **kw: Any) -> dict[str, Any]:
         with self._errors(target):
@@ -298,32 +280,11 @@ class LaunchDarklyAdapter(Adapter):
                                hint="to undo a disable exactly, use `killswitch restore RUN`")
         state = self._environments(project, flag, wanted, target)
         envs = wanted or sorted(state)
-        on = action == "flag.enable"
-        word = "on" if on else "off"
-        kind = "turnFlagOn" if on else "turnFlagOff"
-        changes = []
-        for i, env in enumerate(envs):
-            before = {env: state[env]}
-            base = dict(op_id=ctx.op_id(i), integration=ctx.integration, step=ctx.step,
-                        action=action, backend=self.backend, adapter=self.name,
-                        target=f"{target}/{env}", ref=dict(ref), before=before,
-                        after={env: on},
-                        undo={"project": project, "environments": [env], "prior": before,
-                              "comment": self._comment(ctx)})
-            if state[env] == on:
-                changes.append(Change(**base, status=NOOP,
-                                      note=f"{flag} is already {word} in {env}"))
-                continue
-            note = f"{kind} for {flag} in {env}"
-            if not on:
-                note += "; undo turns it back on there"
-            changes.append(Change(**base, note=note))
-        if not changes:
-            return [Change(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
-                           action=action, backend=self.backend, adapter=self.name,
-                           target=target, ref=dict(ref), status=NOOP,
-                           note=f"{flag} has no environment")]
-        return changes
+        kind = "turnFlagOn" if action == "flag.enable" else "turnFlagOff"
+        return env_flag_changes(self, action, ref, ctx, flag=flag, target=target, state=state,
+                                envs=envs, undo={"project": project,
+                                                 "comment": self._comment(ctx)},
+                                note=lambda env: f"{kind} for {flag} in {env}")
 
     def read(self, change: Change) -> dict[str, Any]:
         """``on`` of each environment of the change, now."""
@@ -361,20 +322,6 @@ class LaunchDarklyAdapter(Adapter):
 
     def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
         """The change that turns back on exactly the environments that were on."""
-        if change.status == NOOP:
-            raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in "
-                                  "that state before this run", where=change.target)
-        prior = dict(applied.get("prior") or change.undo.get("prior") or change.before)
-        back = "flag.enable" if change.action == "flag.disable" else "flag.disable"
         ids = str(change.undo.get("comment") or "killswitch").split(":", 1)[0]
-        on = [e for e, v in prior.items() if v]
-        return Change(
-            op_id=f"{change.op_id}:undo", integration=change.integration,
-            step=f"undo-{change.step}", action=back, backend=change.backend,
-            adapter=change.adapter, target=change.target, ref=dict(change.ref),
-            before=dict(change.after), after=prior,
-            undo={**change.undo, "prior": dict(change.after),
-                  "comment": f"{ids}: restore (undo of {change.op_id})"},
-            note=f"puts back the prior state of {change.target}: on in "
-            f"{', '.join(on) or 'no environment'}, others left as they are",
-            inverse_of=change.op_id)
+        return env_flag_inverse(change, applied,
+                                {"comment": f"{ids}: restore (undo of {change.op_id})"})

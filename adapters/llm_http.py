@@ -1,5 +1,8 @@
 """Shared httpx plumbing of the LLM provider admin adapters (OpenAI, Anthropic).
 
+The provider-neutral parts (Retry-After, status and transport error mapping, key files)
+live in :mod:`adapters.common`; ``retry_after`` and ``translate_error`` are re-exported.
+
 What lives here, so both adapters behave alike::
 
     admin_key(...)        the console's admin key: env var NAME first, then a key file
@@ -16,27 +19,22 @@ providers use) and the target, never a request header, a key or a key value.
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from adapters.base import Verdict
-from console.errors import (
-    AdapterError,
-    AuthError,
-    Conflict,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    Timeout,
-    Unavailable,
+from adapters.common import (
+    http_errors,
+    require_key,
+    retry_after,
+    status_error,
+    translate_error,
 )
+from console.errors import AdapterError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -60,22 +58,8 @@ def admin_key(backend: str, provider: str, key_env: str, key_file: Path | None) 
     Raises:
         AuthError: Neither holds a key; the message names the variable (never a value).
     """
-    key = os.environ.get(key_env, "").strip()
-    if key:
-        return key
-    if key_file is not None and key_file.is_file():
-        try:
-            key = key_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise AuthError(f"cannot read {provider} admin key file {key_file}: "
-                            f"{exc.strerror}", where=backend) from exc
-        if key:
-            return key
-    why = (f" and admin key file {key_file} does not exist or is empty" if key_file
-           else " and no admin_key_file is configured")
-    raise AuthError(
-        f"no {provider} admin key for backend {backend!r}: environment variable {key_env} "
-        f"is not set{why}", where=backend,
+    return require_key(
+        backend, provider, key_env, key_file, what="admin key", file_option="admin_key_file",
         hint=f"export {key_env}=<admin key> (an organization admin key, not a project key); "
         "for the sandbox run `killswitch sandbox start`")
 
@@ -84,28 +68,6 @@ def build_client(base_url: str, timeout: float, headers: Mapping[str, str]) -> h
     """An httpx client for one provider API (no request is sent)."""
     return httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
                         headers=dict(headers), follow_redirects=False)
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """Server-directed delay: ``retry-after-ms`` first, then ``retry-after`` (s or a date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def provider_message(response: httpx.Response) -> str:
@@ -138,38 +100,14 @@ def _request_id(response: httpx.Response) -> str:
 
 def error_for(response: httpx.Response, provider: str, target: str) -> AdapterError:
     """The typed error for a non-2xx answer, with the provider's message and the target."""
-    status = response.status_code
     said = provider_message(response) + _request_id(response)
-    msg = f"{provider} refused the call on {target}: {said}"
-    kw: dict[str, Any] = {"status": status}
-    if status == 401:
-        return AuthError(msg, hint=f"the {provider} admin key was rejected: check the "
-                         "environment variable / key file the backend names", **kw)
-    if status == 403:
-        return PermissionDenied(msg, hint="the admin key lacks the permission listed by "
-                                "`killswitch` for this action", **kw)
-    if status == 404:
-        return NotFound(f"not found at {provider}: {target} ({said})", **kw)
-    if status == 409:
-        return Conflict(msg, **kw)
-    if status == 429:
-        return RateLimited(msg, retry_after=retry_after(response.headers), **kw)
-    if status >= 500:
-        return Unavailable(msg, retry_after=retry_after(response.headers), **kw)
-    return AdapterError(msg, **kw)
-
-
-def translate_error(exc: BaseException, provider: str, target: str,
-                    url: str) -> AdapterError | None:
-    """Map an httpx transport exception; None when ``exc`` is not one."""
-    if isinstance(exc, httpx.TimeoutException):
-        return Timeout(f"{provider} at {url} did not answer in time for {target}")
-    if isinstance(exc, httpx.ConnectError | httpx.NetworkError | httpx.RemoteProtocolError):
-        return Unavailable(f"cannot reach {provider} for {target}: is {url} reachable?")
-    if isinstance(exc, httpx.HTTPError):
-        return AdapterError(f"HTTP call to {provider} at {url} failed for {target}: "
-                            f"{type(exc).__name__}")
-    return None
+    return status_error(
+        response.status_code, f"{provider} refused the call on {target}: {said}",
+        not_found=f"not found at {provider}: {target} ({said})",
+        auth_hint=f"the {provider} admin key was rejected: check the "
+        "environment variable / key file the backend names",
+        denied_hint="the admin key lacks the permission listed by `killswitch` for this action",
+        retry=retry_after(response.headers))
 
 
 class ProviderApi:
@@ -194,19 +132,9 @@ class ProviderApi:
         """Close the HTTP connection pool."""
         self.client.close()
 
-    @contextmanager
-    def errors(self, target: str) -> Iterator[None]:
+    def errors(self, target: str) -> AbstractContextManager[None]:
         """Translate transport exceptions raised inside into typed adapter errors."""
-        try:
-            yield
-        except AdapterError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the adapter boundary
-            mapped = translate_error(exc, self.provider, target, self.base_url) or \
-                AdapterError(f"{self.provider} call failed for {target}: {type(exc).__name__}")
-            if not mapped.where:
-                mapped.where = self.backend
-            raise mapped from exc
+        return http_errors(self.provider, self.backend, target, self.base_url)
 
     def request(self, method: str, path: str, target: str, *, body: Any = None,
                 missing_ok: bool = False) -> dict[str, Any] | None:

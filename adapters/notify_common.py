@@ -17,15 +17,13 @@ resolve) can quote the same integration without looking anything up again.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Iterable, Mapping
-from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from adapters.common import parse_retry_after, read_secret
 from console.errors import AdapterError, Timeout, Unavailable
 
 __all__ = [
@@ -159,35 +157,9 @@ def all_clear_text(f: Mapping[str, str], when: str | None = None) -> str:
     return "\n".join([head, *body])
 
 
-def read_secret(env: str, file: Path | None) -> tuple[str, str]:
-    """``(value, where it came from)`` from ``$env``, else ``file``; ``("", description)``."""
-    value = os.environ.get(env, "").strip() if env else ""
-    if value:
-        return value, f"environment variable {env}"
-    if file is not None and file.is_file():
-        try:
-            value = file.read_text(encoding="utf-8").strip()
-        except OSError:
-            value = ""
-        if value:
-            return value, f"file {file}"
-    where = f"environment variable {env}" if env else "no environment variable"
-    return "", where + (f" (and file {file})" if file else "")
-
-
 def retry_after(headers: httpx.Headers) -> float | None:
     """Seconds from ``Retry-After`` (a number or an HTTP date), or None."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def transport_error(exc: BaseException, provider: str, target: str) -> AdapterError:

@@ -11,9 +11,34 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["PREFERRED_FIELDS", "pick_value"]
+__all__ = ["PREFERRED_FIELDS", "json_object", "pick_field", "pick_value"]
 
 PREFERRED_FIELDS = ("api_key", "key", "token", "value")
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """``text`` parsed when it is a JSON object (leading white space allowed), else None."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def pick_field(data: Mapping[str, Any], field: str | None = None) -> str | None:
+    """The key value inside a decoded object: ``field``, the only string, a usual name."""
+    if field:
+        value = data.get(field)
+        return str(value) if isinstance(value, str) and value else None
+    strings = {k: v for k, v in data.items() if isinstance(v, str) and v}
+    if len(strings) == 1:
+        return next(iter(strings.values()))
+    for name in PREFERRED_FIELDS:
+        if name in strings:
+            return strings[name]
+    return None
 
 
 def pick_value(data: Any, field: str | None = None) -> str | None:
@@ -31,13 +56,4 @@ def pick_value(data: Any, field: str | None = None) -> str | None:
             return text or None
     if not isinstance(data, Mapping):
         return None
-    if field:
-        value = data.get(field)
-        return str(value) if isinstance(value, str) and value else None
-    strings = {k: v for k, v in data.items() if isinstance(v, str) and v}
-    if len(strings) == 1:
-        return next(iter(strings.values()))
-    for name in PREFERRED_FIELDS:
-        if name in strings:
-            return strings[name]
-    return None
+    return pick_field(data, field)

@@ -47,23 +47,19 @@ Example runbook step::
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import re
 import shlex
 import subprocess
-import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import locked, write_atomic
 from console.errors import AdapterError, Timeout, Unavailable, UndoUnsupported
 
 __all__ = ["OUTLIVE_NOTE", "SquidDenylistAdapter", "read_denylist"]
@@ -87,24 +83,6 @@ _PERMS = ("write <denylist> and create files in its directory (atomic replace)",
           "run the reload command (signals the Squid process)")
 _DOMAIN = re.compile(r"^\.?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
                      r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$")
-_LOCKS: dict[str, threading.Lock] = {}
-_GUARD = threading.Lock()
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with _GUARD:
-        lock = _LOCKS.setdefault(str(path), threading.Lock())
-    with lock:
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
 def read_denylist(path: Path) -> list[str]:
     """The file's lines (a missing file reads as empty).
 
@@ -125,24 +103,7 @@ def _entries(lines: list[str]) -> set[str]:
 
 
 def _write_atomic(path: Path, lines: list[str]) -> None:
-    mode, owner = 0o644, None
-    with contextlib.suppress(FileNotFoundError):
-        st = path.stat()
-        mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(f"{ln}\n" for ln in lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        if owner is not None and os.geteuid() == 0:
-            os.chown(tmp, *owner)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, "".join(f"{ln}\n" for ln in lines), keep_owner=True)
 
 
 class SquidDenylistAdapter(Adapter):
@@ -277,7 +238,7 @@ class SquidDenylistAdapter(Adapter):
         domains = self._domains(change.ref)
         wanted = set(change.after.get("denied", []))
         try:
-            with _locked(path):
+            with locked(path):
                 lines = read_denylist(path)
                 have = _entries(lines)
                 add = [d for d in domains if d in wanted and d not in have]

@@ -41,27 +41,28 @@ Example runbook step::
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
-from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.llm_http import retry_after, translate_error
+from adapters.base import ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import (
+    env_flag_changes,
+    env_flag_inverse,
+    http_errors,
+    retry_after,
+    status_error,
+)
+from adapters.common import read_secret as _read_secret
 from console.errors import (
     AdapterError,
     AuthError,
-    Conflict,
     NotFound,
-    PermissionDenied,
-    RateLimited,
-    Unavailable,
-    UndoUnsupported,
 )
 
 __all__ = ["UnleashAdapter", "error_for", "read_secret"]
@@ -106,43 +107,20 @@ def _said(response: httpx.Response) -> str:
 
 def error_for(response: httpx.Response, target: str, token_source: str) -> AdapterError:
     """The typed error for a non-2xx Unleash answer (provider message, target, no token)."""
-    status = response.status_code
     said = _said(response)
     msg = f"{PROVIDER} refused the call on {target}: {said}"
-    kw: dict[str, Any] = {"status": status}
-    if status == 401:
-        return AuthError(f"{msg}; the admin token from {token_source} was rejected",
-                         hint=f"set {token_source} to a valid admin API token or personal "
-                         "access token", **kw)
-    if status == 403:
-        return PermissionDenied(msg, hint="the token needs UPDATE_FEATURE_ENVIRONMENT in the "
-                                "environment; change requests may also block direct toggles",
-                                **kw)
-    if status == 404:
-        return NotFound(f"not found in {PROVIDER}: {target} ({said})", **kw)
-    if status == 409:
-        return Conflict(msg, **kw)
-    if status == 429:
-        return RateLimited(msg, retry_after=retry_after(response.headers), **kw)
-    if status >= 500:
-        return Unavailable(msg, retry_after=retry_after(response.headers), **kw)
-    return AdapterError(msg, **kw)
+    return status_error(
+        response.status_code, msg, not_found=f"not found in {PROVIDER}: {target} ({said})",
+        auth_msg=f"{msg}; the admin token from {token_source} was rejected",
+        auth_hint=f"set {token_source} to a valid admin API token or personal access token",
+        denied_hint="the token needs UPDATE_FEATURE_ENVIRONMENT in the environment; change "
+        "requests may also block direct toggles",
+        retry=retry_after(response.headers))
 
 
 def read_secret(env: str, file: Path | None) -> tuple[str, str]:
     """``(value, where it came from)`` from ``$env`` or ``file``; ``("", description)``."""
-    value = os.environ.get(env, "").strip() if env else ""
-    if value:
-        return value, f"environment variable {env}"
-    if file is not None and file.is_file():
-        try:
-            value = file.read_text(encoding="utf-8").strip()
-        except OSError:
-            value = ""
-        if value:
-            return value, f"token file {file}"
-    where = f"environment variable {env}" if env else "no environment variable"
-    return "", where + (f" (and token file {file})" if file else "")
+    return _read_secret(env, file, "token file")
 
 
 def _token_environment(token: str) -> str:
@@ -236,18 +214,8 @@ class UnleashAdapter(Adapter):
         assert self._http is not None
         return self._http
 
-    @contextmanager
-    def _errors(self, target: str) -> Iterator[None]:
-        try:
-            yield
-        except AdapterError as exc:
-            exc.where = exc.where or self.backend
-            raise
-        except Exception as exc:  # noqa: BLE001 - the adapter boundary
-            mapped = translate_error(exc, PROVIDER, target, self.url) or \
-                AdapterError(f"{PROVIDER} call failed for {target}: {type(exc).__name__}")
-            mapped.where = mapped.where or self.backend
-            raise mapped from exc
+    def _errors(self, target: str) -> AbstractContextManager[None]:
+        return http_errors(PROVIDER, self.backend, target, self.url)
 
     def _call(self, method: str, path: str, target: str) -> httpx.Response:
         with self._errors(target):
@@ -298,30 +266,10 @@ class UnleashAdapter(Adapter):
                                hint="to undo a disable exactly, use `killswitch restore RUN`")
         state = self._environments(project, flag, target)
         envs = self._pick(state, wanted, target)
-        on = action == "flag.enable"
-        word = "on" if on else "off"
-        changes = []
-        for i, env in enumerate(envs):
-            before = {env: state[env]}
-            base = dict(op_id=ctx.op_id(i), integration=ctx.integration, step=ctx.step,
-                        action=action, backend=self.backend, adapter=self.name,
-                        target=f"{target}/{env}", ref=dict(ref), before=before,
-                        after={env: on},
-                        undo={"project": project, "environments": [env], "prior": before})
-            if state[env] == on:
-                changes.append(Change(**base, status=NOOP,
-                                      note=f"{flag} is already {word} in {env}"))
-                continue
-            note = f"turns {flag} {word} in {env}"
-            if not on:
-                note += "; undo turns it back on there"
-            changes.append(Change(**base, note=note))
-        if not changes:
-            return [Change(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
-                           action=action, backend=self.backend, adapter=self.name,
-                           target=target, ref=dict(ref), status=NOOP,
-                           note=f"{flag} has no environment")]
-        return changes
+        word = "on" if action == "flag.enable" else "off"
+        return env_flag_changes(self, action, ref, ctx, flag=flag, target=target, state=state,
+                                envs=envs, undo={"project": project},
+                                note=lambda env: f"turns {flag} {word} in {env}")
 
     def read(self, change: Change) -> dict[str, Any]:
         """``enabled`` of each environment of the change, now."""
@@ -391,18 +339,4 @@ class UnleashAdapter(Adapter):
 
     def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
         """The change that puts back exactly the prior ``enabled`` of each environment."""
-        if change.status == NOOP:
-            raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in "
-                                  "that state before this run", where=change.target)
-        prior = dict(applied.get("prior") or change.undo.get("prior") or change.before)
-        back = "flag.enable" if change.action == "flag.disable" else "flag.disable"
-        on = [e for e, v in prior.items() if v]
-        return Change(
-            op_id=f"{change.op_id}:undo", integration=change.integration,
-            step=f"undo-{change.step}", action=back, backend=change.backend,
-            adapter=change.adapter, target=change.target, ref=dict(change.ref),
-            before=dict(change.after), after=prior,
-            undo={**change.undo, "prior": dict(change.after)},
-            note=f"puts back the prior state of {change.target}: on in "
-            f"{', '.join(on) or 'no environment'}, others left as they are",
-            inverse_of=change.op_id)
+        return env_flag_inverse(change, applied)

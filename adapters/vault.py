@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,6 +53,7 @@ from adapters.base import (
     Verdict,
     map_errors,
 )
+from adapters.common import parse_retry_after
 from adapters.secretvalue import pick_value
 from console.errors import (
     AdapterError,
@@ -111,26 +111,10 @@ class _RetryAfterAdapter(hvac.adapters.JSONAdapter):
             super()._raise_for_error(method, url, response)
         except hvac.exceptions.VaultError as exc:
             exc.ks_status = response.status_code  # type: ignore[attr-defined]
-            exc.ks_retry_after = _retry_after(  # type: ignore[attr-defined]
+            exc.ks_retry_after = parse_retry_after(  # type: ignore[attr-defined]
                 response.headers.get("Retry-After")
             )
             raise
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        import datetime as dt
-
-        when = parsedate_to_datetime(value)
-        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def translate_error(exc: BaseException, target: str, url: str) -> AdapterError | None:

@@ -1,0 +1,395 @@
+"""Helpers shared by several adapters: secrets, HTTP errors, Retry-After, file writes.
+
+What lives here, so adapters that talk to the same kind of thing behave alike::
+
+    read_secret(...)        (value, source) from an env var NAME, else a file
+    require_key(...)        the console's key from an env var NAME or a key file, else AuthError
+    parse_retry_after(...)  one Retry-After value (delta seconds or an HTTP date) -> seconds
+    retry_after(...)        httpx headers: ``retry-after-ms`` first, then ``retry-after``
+    status_error(...)       an HTTP status + message -> the AdapterError subclass
+    translate_error(...)    httpx transport exceptions -> Timeout / Unavailable (naming the URL)
+    http_errors(...)        context manager: the above at an adapter boundary
+    locked(...)             per-path thread lock + ``flock`` on the sidecar ``<path>.lock``
+    write_atomic(...)       temp file in the same directory, fsync, ``os.replace``
+    toggle_inverse(...)     the undo Change of a disable / enable of several keys or versions
+    env_flag_changes(...)   one Change per environment of a flag (``{env: on}`` state)
+    env_flag_inverse(...)   the undo of one of those
+
+Adapters may import only ``console.errors`` from the console; nothing here reads or logs a
+secret value into a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from adapters.base import NOOP, Adapter, Change, PlanContext
+from console.errors import (
+    AdapterError,
+    AuthError,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Timeout,
+    Unavailable,
+    UndoUnsupported,
+)
+
+__all__ = [
+    "env_flag_changes",
+    "env_flag_inverse",
+    "http_errors",
+    "locked",
+    "parse_retry_after",
+    "read_secret",
+    "require_key",
+    "retry_after",
+    "status_error",
+    "toggle_inverse",
+    "translate_error",
+    "write_atomic",
+]
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def read_secret(env: str, file: Path | None, file_label: str = "file") -> tuple[str, str]:
+    """``(value, where it came from)`` from ``$env``, else ``file``; ``("", description)``.
+
+    Args:
+        env: Name of the environment variable ("" for none).
+        file: Fallback file (first the variable, then the file), or None.
+        file_label: How the file is named in the source text (``file``, ``token file``).
+    """
+    value = os.environ.get(env, "").strip() if env else ""
+    if value:
+        return value, f"environment variable {env}"
+    if file is not None and file.is_file():
+        try:
+            value = file.read_text(encoding="utf-8").strip()
+        except OSError:
+            value = ""
+        if value:
+            return value, f"{file_label} {file}"
+    where = f"environment variable {env}" if env else "no environment variable"
+    return "", where + (f" (and {file_label} {file})" if file else "")
+
+
+def require_key(backend: str, provider: str, key_env: str, key_file: Path | None, *,
+                what: str, file_option: str, hint: str) -> str:
+    """The console's key: ``$key_env``, else the content of ``key_file``.
+
+    Args:
+        backend: Backend name (``where`` of the error).
+        provider: Display name of the provider.
+        key_env: Name of the environment variable.
+        key_file: Fallback file, or None.
+        what: What the key is called in messages (``admin key``, ``key``).
+        file_option: The backend option naming the file (``admin_key_file``).
+        hint: Hint of the AuthError when neither holds a key.
+
+    Raises:
+        AuthError: The file cannot be read, or neither holds a key; the message names the
+            variable and the file, never a value.
+    """
+    key = os.environ.get(key_env, "").strip() if key_env else ""
+    if key:
+        return key
+    if key_file is not None and key_file.is_file():
+        try:
+            key = key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise AuthError(f"cannot read {provider} {what} file {key_file}: {exc.strerror}",
+                            where=backend) from exc
+        if key:
+            return key
+    why = (f" and {what} file {key_file} does not exist or is empty" if key_file
+           else f" and no {file_option} is configured")
+    raise AuthError(
+        f"no {provider} {what} for backend {backend!r}: environment variable {key_env} "
+        f"is not set{why}", where=backend, hint=hint)
+
+
+# -- Retry-After --------------------------------------------------------------------------
+
+
+def parse_retry_after(value: Any) -> float | None:
+    """Seconds from a Retry-After value (delta seconds or an HTTP date), or None."""
+    if value is None or value == "":
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = parsedate_to_datetime(str(value))
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Server-directed delay: ``retry-after-ms`` first, then ``retry-after`` (s or a date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    return parse_retry_after(headers.get("retry-after"))
+
+
+# -- HTTP errors --------------------------------------------------------------------------
+
+
+def status_error(status: int, msg: str, *, not_found: str, auth_msg: str | None = None,
+                 auth_hint: str = "", denied_hint: str = "",
+                 retry: float | None = None, rate_retry: float | None = None,
+                 conflict_retryable: bool = False) -> AdapterError:
+    """The typed error for a non-2xx HTTP status.
+
+    Args:
+        status: HTTP status code.
+        msg: The message (provider's words and the target).
+        not_found: The message of a 404.
+        auth_msg: The message of a 401 (default ``msg``).
+        auth_hint: Hint of a 401.
+        denied_hint: Hint of a 403.
+        retry: Retry-After seconds of a 5xx (and of a 429 unless ``rate_retry`` is given).
+        rate_retry: Retry-After seconds of a 429, when it reads other headers.
+        conflict_retryable: Mark a 409 retryable (a concurrent update).
+    """
+    kw: dict[str, Any] = {"status": status}
+    if status == 401:
+        return AuthError(msg if auth_msg is None else auth_msg, hint=auth_hint, **kw)
+    if status == 403:
+        return PermissionDenied(msg, hint=denied_hint, **kw)
+    if status == 404:
+        return NotFound(not_found, **kw)
+    if status == 409:
+        if conflict_retryable:
+            return Conflict(msg, retryable=True, **kw)
+        return Conflict(msg, **kw)
+    if status == 429:
+        return RateLimited(msg, retry_after=retry if rate_retry is None else rate_retry, **kw)
+    if status >= 500:
+        return Unavailable(msg, retry_after=retry, **kw)
+    return AdapterError(msg, **kw)
+
+
+def translate_error(exc: BaseException, provider: str, target: str,
+                    url: str) -> AdapterError | None:
+    """Map an httpx transport exception; None when ``exc`` is not one."""
+    if isinstance(exc, httpx.TimeoutException):
+        return Timeout(f"{provider} at {url} did not answer in time for {target}")
+    if isinstance(exc, httpx.ConnectError | httpx.NetworkError | httpx.RemoteProtocolError):
+        return Unavailable(f"cannot reach {provider} for {target}: is {url} reachable?")
+    if isinstance(exc, httpx.HTTPError):
+        return AdapterError(f"HTTP call to {provider} at {url} failed for {target}: "
+                            f"{type(exc).__name__}")
+    return None
+
+
+@contextlib.contextmanager
+def http_errors(provider: str, backend: str, target: str, url: str) -> Iterator[None]:
+    """Let AdapterErrors through (``where`` defaulting to ``backend``); map the rest."""
+    try:
+        yield
+    except AdapterError as exc:
+        exc.where = exc.where or backend
+        raise
+    except Exception as exc:  # noqa: BLE001 - the adapter boundary
+        mapped = translate_error(exc, provider, target, url) or \
+            AdapterError(f"{provider} call failed for {target}: {type(exc).__name__}")
+        mapped.where = mapped.where or backend
+        raise mapped from exc
+
+
+# -- files --------------------------------------------------------------------------------
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the per-file thread lock and an exclusive flock on the sidecar ``<path>.lock``."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(str(path), threading.Lock())
+    with lock:
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def write_atomic(path: Path, text: str, *, keep_owner: bool = False,
+                 sync_dir: bool = False) -> None:
+    """Replace ``path`` with ``text`` atomically, keeping its mode (default 0644).
+
+    Args:
+        path: The file.
+        text: The new content.
+        keep_owner: Also keep uid/gid (only when running as root).
+        sync_dir: fsync the directory after the rename.
+    """
+    mode, owner = 0o644, None
+    with contextlib.suppress(FileNotFoundError):
+        st = path.stat()
+        mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        if keep_owner and owner is not None and os.geteuid() == 0:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if sync_dir:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+# -- changes ------------------------------------------------------------------------------
+
+
+def toggle_inverse(change: Change, applied: Mapping[str, Any], *, ids_key: str, noun: str,
+                   irreversible: str, irreversible_hint: str, of: str = "") -> Change:
+    """The undo of a disable / enable of several ids (keys, versions): the other one.
+
+    The change's ``before`` / ``after`` are per-id status maps; the undo swaps them and acts
+    on exactly the ids the change acted on (``applied[ids_key]``, else ``undo[ids_key]``).
+
+    Args:
+        change: The change to undo.
+        applied: What apply returned.
+        ids_key: Key of the id list in ``applied`` / ``undo`` (``keys``, ``versions``).
+        noun: How the ids are named in the note (``key(s)``).
+        irreversible: Why a destroy cannot be undone.
+        irreversible_hint: What to do instead.
+        of: Appended to the note (`` of <target>``).
+
+    Raises:
+        UndoUnsupported: A destroy (irreversible), or a change that did nothing.
+    """
+    if change.action == "credential.destroy" or not change.reversible:
+        raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
+                              f"{irreversible}", where=change.target, hint=irreversible_hint)
+    ids = list(applied.get(ids_key) or change.undo.get(ids_key) or [])
+    if change.status == NOOP or not ids:
+        raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in the "
+                              "wanted state before this run", where=change.target)
+    back = "credential.enable" if change.action == "credential.disable" \
+        else "credential.disable"
+    return Change(
+        op_id=f"{change.op_id}:undo", integration=change.integration,
+        step=f"undo-{change.step}", action=back, backend=change.backend,
+        adapter=change.adapter, target=change.target, ref=dict(change.ref),
+        before=dict(change.after), after=dict(change.before), reversible=True,
+        undo={ids_key: ids},
+        note=f"{'enables' if back == 'credential.enable' else 'disables'} {noun} "
+        f"{', '.join(ids)}{of}", inverse_of=change.op_id)
+
+
+def env_flag_changes(adapter: Adapter, action: str, ref: Mapping[str, Any],
+                     ctx: PlanContext, *, flag: str, target: str, state: Mapping[str, bool],
+                     envs: list[str], undo: Mapping[str, Any],
+                     note: Callable[[str], str]) -> list[Change]:
+    """One change per environment of a flag: ``{env: on}`` before and after.
+
+    Environments already in the wanted state are no-ops; a flag without environments is
+    one no-op change.
+
+    Args:
+        adapter: The planning adapter (backend and name of the changes).
+        action: ``flag.disable`` or ``flag.enable``.
+        ref: The inventory reference.
+        ctx: The plan context (op ids, integration, step).
+        flag: Flag key, for notes.
+        target: ``backend:project/flag``; the change's target adds ``/env``.
+        state: ``on`` per environment, as observed.
+        envs: The environments to change.
+        undo: Extra undo data of every change (after ``project``, ``environments``,
+            ``prior``); ``project`` must be in it.
+        note: The note of a change that flips the flag in an environment.
+    """
+    on = action == "flag.enable"
+    word = "on" if on else "off"
+    changes = []
+    for i, env in enumerate(envs):
+        before = {env: state[env]}
+        extra = {k: v for k, v in undo.items() if k != "project"}
+        base = dict(op_id=ctx.op_id(i), integration=ctx.integration, step=ctx.step,
+                    action=action, backend=adapter.backend, adapter=adapter.name,
+                    target=f"{target}/{env}", ref=dict(ref), before=before,
+                    after={env: on},
+                    undo={"project": undo["project"], "environments": [env],
+                          "prior": before, **extra})
+        if state[env] == on:
+            changes.append(Change(**base, status=NOOP,
+                                  note=f"{flag} is already {word} in {env}"))
+            continue
+        text = note(env)
+        if not on:
+            text += "; undo turns it back on there"
+        changes.append(Change(**base, note=text))
+    if not changes:
+        return [Change(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
+                       action=action, backend=adapter.backend, adapter=adapter.name,
+                       target=target, ref=dict(ref), status=NOOP,
+                       note=f"{flag} has no environment")]
+    return changes
+
+
+def env_flag_inverse(change: Change, applied: Mapping[str, Any],
+                     undo: Mapping[str, Any] | None = None) -> Change:
+    """The change that puts back the prior ``on`` of each environment of a flag change.
+
+    Args:
+        change: A change made by :func:`env_flag_changes`.
+        applied: What apply returned (``prior``).
+        undo: Extra undo data of the inverse.
+
+    Raises:
+        UndoUnsupported: The change was a no-op.
+    """
+    if change.status == NOOP:
+        raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in "
+                              "that state before this run", where=change.target)
+    prior = dict(applied.get("prior") or change.undo.get("prior") or change.before)
+    back = "flag.enable" if change.action == "flag.disable" else "flag.disable"
+    on = [e for e, v in prior.items() if v]
+    return Change(
+        op_id=f"{change.op_id}:undo", integration=change.integration,
+        step=f"undo-{change.step}", action=back, backend=change.backend,
+        adapter=change.adapter, target=change.target, ref=dict(change.ref),
+        before=dict(change.after), after=prior,
+        undo={**change.undo, "prior": dict(change.after), **(undo or {})},
+        note=f"puts back the prior state of {change.target}: on in "
+        f"{', '.join(on) or 'no environment'}, others left as they are",
+        inverse_of=change.op_id)
