@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml scripts/install-unleash.sh
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,sandbox]'
 	sh scripts/install-unleash.sh
+	$(BIN)/python -m compileall -q console adapters  # start-up: bytecode even with PYTHONDONTWRITEBYTECODE
 	touch $(STAMP)
 
 run: $(STAMP)

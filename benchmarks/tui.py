@@ -101,6 +101,9 @@ def main() -> None:
     parser.add_argument("--child-first-screen", metavar="CONFIG")
     args = parser.parse_args()
     if args.child_first_screen:
+        import gc
+
+        gc.disable()  # exactly what `killswitch` does before importing the console
         asyncio.run(_first_screen(Path(args.child_first_screen)))
         return
 
@@ -110,7 +113,7 @@ def main() -> None:
         print(f"inventory: {args.n} integrations written in {time.perf_counter() - t0:.2f} s")
 
         firsts = []
-        for _ in range(3):  # states are observed in the background; the child exits at once
+        for _ in range(5):  # states are observed in the background; the child exits at once
             t0 = time.perf_counter()
             out = subprocess.run([sys.executable, __file__, "--child-first-screen",
                                   str(config)], capture_output=True, text=True, check=True,
@@ -120,9 +123,11 @@ def main() -> None:
             firsts.append((total, float(ready.split()[1])))
         best_total = min(t for t, _ in firsts)
         best_inside = min(i for _, i in firsts)
-        print(f"first screen (process start -> table has rows and focus), best of 3: "
-              f"{best_total:.3f} s wall ({best_inside:.3f} s inside the interpreter)  "
-              f"goal < 1.0 s: {'OK' if best_total < 1.0 else 'MISSED'}")
+        median_total = statistics.median(t for t, _ in firsts)
+        print(f"first screen (process start -> table has rows and focus), 5 runs: "
+              f"best {best_total:.3f} s, median {median_total:.3f} s wall "
+              f"(best {best_inside:.3f} s inside the interpreter)  "
+              f"goal < 1.0 s: {'OK' if median_total < 1.0 else 'MISSED'} (median)")
 
         from console.config import load_config
 

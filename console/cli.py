@@ -92,6 +92,9 @@ def cli(ctx: click.Context, exercise: bool, tui_incident: str | None) -> None:
     """
     ctx.ensure_object(dict)
     if ctx.invoked_subcommand is None:
+        import gc
+
+        gc.disable()  # start-up allocates a lot and frees little: the app re-enables it
         from console.tui.app import run_tui
 
         sys.exit(run_tui(_opts().get("config"), mode="exercise" if exercise else "dry-run",

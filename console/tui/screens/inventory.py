@@ -168,7 +168,14 @@ class InventoryScreen(Screen[None]):
         self.table.focus()
         self.watch(self.app, "marked", self._marks_changed, init=False)
         self.watch(self.table, "scroll_y", self._scrolled, init=False)
-        self.call_after_refresh(self.action_refresh_states)  # first paint first
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        """Start-up is over: the collector comes back, states are observed."""
+        startup_finished = getattr(self.app, "startup_finished", None)
+        if startup_finished is not None:
+            startup_finished()
+        self.action_refresh_states()
 
     @property
     def table(self) -> DataTable[str]:
