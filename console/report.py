@@ -189,7 +189,19 @@ def render_report(
         return (f"- seq {e['seq']} {what}{target}: **{_text(e.get('outcome') or '-')}**"
                 + (f" — {_text(msg)}" if msg else ""))
 
+    # what the plan said cannot be guaranteed (egress blocks and open connections, batch
+    # cancels, scheduled deletions...): each distinct caveat once, with where it applies
+    caveats: dict[str, list[str]] = {}
+    for e in events:
+        note = (e.get("detail") or {}).get("note") if e.get("phase") == "plan" else None
+        if note and e.get("action") in ("egress.block", "batch.cancel") and e.get("target"):
+            for sentence in str(note).split(". "):
+                if any(w in sentence for w in ("outlive", "cannot be undone", "resubmit")):
+                    caveats.setdefault(sentence.strip().rstrip(".") + ".", []).append(
+                        str(e["target"]))
     sections = [
+        ("Caveats", [f"- {_text(c)} (`{'`, `'.join(sorted(set(t)))}`)"
+                     for c, t in caveats.items()]),
         ("Failures", [item(e) for e in failures]),
         ("Irreversible changes", [item(e) for e in irreversible]),
         ("Not done", [item(e) for e in not_done]),

@@ -140,3 +140,23 @@ def test_report_shows_a_broken_chain(tmp_path: Path) -> None:
     with AuditLog(path) as log:
         report = render_report(log, run_id="run-42")
     assert "- **Audit chain:** BROKEN at seq 2:" in report
+
+
+def test_report_carries_the_egress_and_batch_caveats(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "caveats.db")
+    note = ("adds a drop rule for 10.0.0.1. DNS answers and already-open connections can "
+            "outlive a block")
+    log.append_many([
+        {"run_id": "r-c", "phase": "plan", "action": "egress.block", "integration": "bot",
+         "target": "fw:10.0.0.1", "outcome": "observed", "detail": {"note": note}},
+        {"run_id": "r-c", "phase": "plan", "action": "egress.block", "integration": "bot",
+         "target": "fw:10.0.0.2", "outcome": "observed", "detail": {"note": note}},
+        {"run_id": "r-c", "phase": "plan", "action": "batch.cancel", "integration": "bot",
+         "target": "oa:batch_1", "outcome": "observed",
+         "detail": {"note": "cancelling cannot be undone; the unprocessed requests must be "
+                            "resubmitted"}},
+    ])
+    text = render_report(log, run_id="r-c")
+    caveats = text.split("### Caveats")[1].split("###")[0]
+    assert "can outlive a block" in caveats and "`fw:10.0.0.1`, `fw:10.0.0.2`" in caveats
+    assert "cannot be undone" in caveats and "oa:batch_1" in caveats
