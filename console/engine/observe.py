@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from adapters.base import ERROR, NOOP, UNSUPPORTED
+from adapters.base import ERROR, NOOP, UNSUPPORTED, Change
 from console.engine.planner import make_plan
 from console.engine.runtime import Runtime
 
@@ -41,6 +41,8 @@ class PointState:
     state: str
     detail: str = ""
     targets: list[str] = field(default_factory=list)
+    per_ref: list[tuple[str, str]] = field(default_factory=list)
+    """(state, detail) of each inventory reference of the column, in inventory order."""
 
 
 class _Step:
@@ -65,6 +67,20 @@ class _Probe:
         self.steps = [_Step(a) for _, a in KILL_POINT_PROBES.values()]
 
 
+def _ref_state(changes: list[Change]) -> tuple[str, str]:
+    """The state of one inventory reference from the changes planned for it."""
+    if not changes:
+        return "unknown", "not observed"
+    if any(c.status == ERROR for c in changes):
+        return "unknown", "; ".join(c.error for c in changes if c.status == ERROR)
+    if all(c.status == UNSUPPORTED for c in changes):
+        return "unknown", "no installed adapter can read it"
+    off = sum(1 for c in changes if c.status == NOOP)
+    if off == len(changes):
+        return "disabled", ""
+    return ("ok", "") if off == 0 else ("partial", f"{off}/{len(changes)} disabled")
+
+
 async def observe_states(config: Config, integrations: list[Integration],
                          timeout: float = 5.0) -> dict[str, dict[str, PointState]]:
     """Observe every kill point of ``integrations``; never raises for a backend failure."""
@@ -75,12 +91,15 @@ async def observe_states(config: Config, integrations: list[Integration],
         plan = await make_plan(rt, _Probe(), integrations, [])  # type: ignore[arg-type]
     finally:
         rt.close()
+    by_integration: dict[str, list[Change]] = {}
+    for c in plan.changes:
+        by_integration.setdefault(c.integration, []).append(c)
     out: dict[str, dict[str, PointState]] = {}
     for integ in integrations:
         row: dict[str, PointState] = {}
+        mine = by_integration.get(integ.id, [])
         for column, (kill_point, action) in KILL_POINT_PROBES.items():
-            changes = [c for c in plan.changes
-                       if c.integration == integ.id and c.action == action]
+            changes = [c for c in mine if c.action == action]
             if not getattr(integ, kill_point, None):
                 row[column] = PointState("-", "none listed in the inventory")
             elif not changes or all(c.status == UNSUPPORTED for c in changes):
@@ -93,5 +112,8 @@ async def observe_states(config: Config, integrations: list[Integration],
                 state = "disabled" if off == len(changes) else "ok" if off == 0 else "partial"
                 row[column] = PointState(state, f"{off}/{len(changes)} disabled",
                                          [c.target for c in changes])
+            if column in row:
+                row[column].per_ref = [_ref_state([c for c in changes if c.ref == ref.fields()])
+                                       for ref in getattr(integ, kill_point, None) or []]
         out[integ.id] = row
     return out

@@ -156,10 +156,13 @@ class DetailScreen(Screen[None]):
             if st and st.detail and refs:
                 head += f"  {escape(st.detail)}"
             lines.append(head if refs else f"  {field:<12}-  none listed")
-            for ref in refs:
+            per_ref = st.per_ref if st else []
+            for n, ref in enumerate(refs):
                 fields = " ".join(f"{k}={v}" for k, v in ref.extra.items())
                 label = f"{ref.label}: " if ref.label else ""
-                lines.append(f"    - {escape(ref.backend)}  {escape(label + fields)}")
+                ref_state, why = per_ref[n] if n < len(per_ref) else ("...", "")
+                lines.append(f"    - [b]{escape(ref_state)}[/b]  {escape(ref.backend)}  "
+                             f"{escape(label + fields)}" + (f"  ({escape(why)})" if why else ""))
         self.query_one("#detail-points", Static).update("\n".join(lines))
 
     def _show_events(self, events: list[dict[str, Any]], note: str) -> None:
