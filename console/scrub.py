@@ -18,6 +18,7 @@ and the values of ``password=``, ``secret:``, ``token=``, ``api_key=``-style ass
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -58,11 +59,12 @@ def _redact(value: str) -> str:
     return f"{REDACTED_PREFIX}{fingerprint_secret(value)}]"
 
 
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_name(name: str) -> bool:
     """Whether a field or key name (``db_password``, ``api-key``) says its value is secret.
 
     ``token_env``, ``max_tokens`` and ``secret_ref`` are not: the sensitive word must end the
-    name.
+    name. Names (not values) are cached: the same few keys recur in every event.
     """
     return _NAME_RE.fullmatch(name) is not None
 
@@ -198,11 +200,17 @@ def scrub(obj: Any) -> Any:
         out: dict[Any, Any] = {}
         for k, v in obj.items():
             key = scrub_text(k) if isinstance(k, str) else k
-            if (isinstance(k, str) and isinstance(v, str) and is_sensitive_name(k)
-                    and v.lower() not in _PLACEHOLDERS and not v.startswith(REDACTED_PREFIX)):
-                out[key] = _redact(v)
-            else:
+            if isinstance(v, str):
+                if (isinstance(k, str) and is_sensitive_name(k)
+                        and v.lower() not in _PLACEHOLDERS
+                        and not v.startswith(REDACTED_PREFIX)):
+                    out[key] = _redact(v)
+                else:
+                    out[key] = scrub_text(v)
+            elif isinstance(v, dict | list | tuple):
                 out[key] = scrub(v)
+            else:
+                out[key] = v  # numbers, booleans, None
         return out
     if isinstance(obj, list | tuple):
         return [scrub(v) for v in obj]

@@ -242,8 +242,7 @@ class Session:
         rt = Runtime(self.config)
         self.cancel = asyncio.Event()
         proof = None
-        if not plan.restore_of and any(c.action.startswith("credential.")
-                                       for c in plan.changes):
+        if not plan.restore_of and self._probe_backends(rt, plan):
             proof = KeyProof(rt, self.config.settings.proof_window,
                              self.config.settings.proof_interval)
         try:
@@ -260,6 +259,17 @@ class Session:
                              detail={"summary": summary, "exit_code": result.exit_code(),
                                      "elapsed": round(result.elapsed, 3)})
         return result
+
+    @staticmethod
+    def _probe_backends(rt: Runtime, plan: Plan) -> bool:
+        """True when some credential change is at a provider that can test keys."""
+        for backend in {c.backend for c in plan.changes if c.action.startswith("credential.")}:
+            try:
+                if rt.adapter(backend).CAN_PROBE:
+                    return True
+            except ConsoleError:
+                continue
+        return False
 
     # -- journal-based commands ---------------------------------------------------------
     def load_run(self, run_id: str) -> tuple[Plan, list[dict[str, Any]]]:
