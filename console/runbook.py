@@ -34,15 +34,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from adapters.base import KILL_POINTS, adapter_names, load_adapter_class
-from console.config import (
-    Config,
+from console.config import Config
+from console.errors import ConfigError, RunbookError, RunbookSyntaxError, RunbookValidationError
+from console.tomlsrc import (
     Problem,
     TomlLocator,
     parse_toml,
     raise_problems,
     validation_problems,
 )
-from console.errors import ConfigError, RunbookError, RunbookSyntaxError, RunbookValidationError
 from console.when import When, compile_when
 
 __all__ = [
