@@ -33,10 +33,10 @@ Example runbook step::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import path_option
 from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
 from console.errors import AdapterError, Conflict, UndoUnsupported
 
@@ -98,8 +98,7 @@ class AnthropicAdminAdapter(Adapter):
                                hint=f'e.g. base_url = "{DEFAULT_BASE_URL}"')
         self.base_url = url.removesuffix("/v1")
         self.key_env = str(self.options.get("admin_key_env") or "ANTHROPIC_ADMIN_KEY")
-        kf = self.options.get("admin_key_file")
-        self.key_file = Path(str(kf)).expanduser() if kf else None
+        self.key_file = path_option(self.options, "admin_key_file")
         self.version = str(self.options.get("anthropic_version") or DEFAULT_VERSION)
         raw = self.options.get("request_timeout") or self.options.get("timeout")
         try:

@@ -42,7 +42,6 @@ Example runbook step::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -55,6 +54,7 @@ from adapters.batch_common import (
     action_spec,
     batch_key,
 )
+from adapters.common import path_option
 from console.errors import AdapterError
 
 __all__ = ["AnthropicBatchAdapter"]
@@ -93,8 +93,7 @@ class AnthropicBatchAdapter(BatchAdapter):
                                f"got {url!r}", where=backend)
         self.base_url = url.removesuffix("/v1")
         self.key_env = str(self.options.get("key_env") or "ANTHROPIC_API_KEY")
-        kf = self.options.get("key_file")
-        self.key_file = Path(str(kf)).expanduser() if kf else None
+        self.key_file = path_option(self.options, "key_file")
         self._api: HttpApi | None = None
 
     def open(self) -> None:

@@ -48,6 +48,8 @@ from console.errors import (
 )
 
 __all__ = [
+    "path_option",
+    "seconds_option",
     "env_flag_changes",
     "env_flag_inverse",
     "http_errors",
@@ -61,6 +63,31 @@ __all__ = [
     "translate_error",
     "write_atomic",
 ]
+
+
+# -- options ------------------------------------------------------------------------------
+
+
+def path_option(options: Mapping[str, Any], key: str) -> Path | None:
+    """The file an option names (``~`` expanded), or None when it is not set."""
+    value = options.get(key)
+    return Path(str(value)).expanduser() if value else None
+
+
+def seconds_option(backend: str, options: Mapping[str, Any], default: float,
+                   keys: tuple[str, ...] = ("request_timeout", "timeout")) -> float:
+    """A duration option in seconds: the first of ``keys`` that is set, else ``default``.
+
+    Raises:
+        AdapterError: The value is not a number (names the backend and the option).
+    """
+    raw = next((options.get(k) for k in keys if options.get(k)), default)
+    try:
+        return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise AdapterError(f"backend {backend!r}: {keys[0]} must be a number of seconds, "
+                           f"got {raw!r}", where=backend,
+                           hint=f'e.g. {keys[0]} = 30') from exc
 
 
 # -- secrets ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
-from adapters.common import parse_retry_after, toggle_inverse
+from adapters.common import parse_retry_after, seconds_option, toggle_inverse
 from console.errors import (
     AdapterError,
     AuthError,
@@ -183,11 +183,7 @@ class GcpServiceAccountKeyAdapter(Adapter):
                                          "https://iam.googleapis.com")
         self.anonymous = bool(self.options.get("anonymous", False))
         self.project = str(self.options.get("project") or "")
-        try:
-            self.request_timeout = float(self.options.get("request_timeout") or 30.0)
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
-                               where=backend) from exc
+        self.request_timeout = seconds_option(backend, self.options, 30.0, ("request_timeout",))
         self._http: httpx.Client | None = None
         self._creds: Any = None
 

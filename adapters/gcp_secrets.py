@@ -49,7 +49,7 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import secretmanager_v1 as sm
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
-from adapters.common import parse_retry_after, toggle_inverse
+from adapters.common import parse_retry_after, seconds_option, toggle_inverse
 from adapters.gcp_keys import google_error, sandbox_endpoint, with_completion
 from adapters.secretvalue import json_object, pick_field
 from console.errors import (
@@ -175,11 +175,7 @@ class GcpSecretManagerAdapter(Adapter):
         self.endpoint = sandbox_endpoint(raw, backend, "") if raw else ""
         self.anonymous = bool(self.options.get("anonymous", False))
         self.project = str(self.options.get("project") or "")
-        try:
-            self.request_timeout = float(self.options.get("request_timeout") or 30.0)
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
-                               where=backend) from exc
+        self.request_timeout = seconds_option(backend, self.options, 30.0, ("request_timeout",))
         self._client: sm.SecretManagerServiceClient | None = None
 
     # -- clients --------------------------------------------------------------------------

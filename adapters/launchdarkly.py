@@ -46,7 +46,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -57,8 +56,10 @@ from adapters.common import (
     env_flag_changes,
     env_flag_inverse,
     http_errors,
+    path_option,
     read_secret,
     retry_after,
+    seconds_option,
     status_error,
 )
 from console.errors import (
@@ -171,15 +172,9 @@ class LaunchDarklyAdapter(Adapter):
                                f"got {url!r}", where=backend)
         self.base_url = url
         self.token_env = str(self.options.get("token_env") or DEFAULT_TOKEN_ENV)
-        tf = self.options.get("token_file")
-        self.token_file = Path(str(tf)).expanduser() if tf else None
+        self.token_file = path_option(self.options, "token_file")
         self.project = str(self.options.get("project") or "default")
-        try:
-            self.timeout = float(self.options.get("request_timeout")
-                                 or self.options.get("timeout") or DEFAULT_TIMEOUT)
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
-                               where=backend) from exc
+        self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
         self._http: httpx.Client | None = None
         self._token_source = f"environment variable {self.token_env}"
 

@@ -37,10 +37,10 @@ Example runbook step::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import path_option
 from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
 from console.errors import AdapterError, UndoUnsupported
 
@@ -114,8 +114,7 @@ class OpenAIAdminAdapter(Adapter):
                                hint=f'e.g. base_url = "{DEFAULT_BASE_URL}"')
         self.base_url = url
         self.key_env = str(self.options.get("admin_key_env") or "OPENAI_ADMIN_KEY")
-        kf = self.options.get("admin_key_file")
-        self.key_file = Path(str(kf)).expanduser() if kf else None
+        self.key_file = path_option(self.options, "admin_key_file")
         raw = self.options.get("request_timeout") or self.options.get("timeout")
         try:
             self.timeout = float(raw) if raw else DEFAULT_TIMEOUT

@@ -47,7 +47,6 @@ Example runbook step::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -60,6 +59,7 @@ from adapters.batch_common import (
     action_spec,
     batch_key,
 )
+from adapters.common import path_option
 from console.errors import AdapterError
 
 __all__ = ["AzureOpenAIBatchAdapter", "OpenAIBatchAdapter"]
@@ -99,8 +99,7 @@ class OpenAIBatchAdapter(BatchAdapter):
         super().__init__(backend, options)
         self.base_url = self._url()
         self.key_env = str(self.options.get("key_env") or self.DEFAULT_KEY_ENV)
-        kf = self.options.get("key_file")
-        self.key_file = Path(str(kf)).expanduser() if kf else None
+        self.key_file = path_option(self.options, "key_file")
         self.organization = str(self.options.get("organization") or "")
         self._api: HttpApi | None = None
 

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import path_option, seconds_option
 from adapters.notify_common import (
     alert_text,
     message_fields,
@@ -137,19 +137,13 @@ class PagerDutyAdapter(Adapter):
                                f"got {url!r}", where=backend)
         self.base_url = url
         self.key_env = str(self.options.get("routing_key_env") or DEFAULT_ROUTING_KEY_ENV)
-        kf = self.options.get("routing_key_file")
-        self.key_file = Path(str(kf)).expanduser() if kf else None
+        self.key_file = path_option(self.options, "routing_key_file")
         self.severity = str(self.options.get("severity") or "critical")
         if self.severity not in SEVERITIES:
             raise AdapterError(f"backend {backend!r}: severity must be one of "
                                f"{', '.join(SEVERITIES)}, got {self.severity!r}", where=backend)
         self.source = str(self.options.get("source") or "killswitch")
-        try:
-            self.timeout = float(self.options.get("request_timeout")
-                                 or self.options.get("timeout") or DEFAULT_TIMEOUT)
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
-                               where=backend) from exc
+        self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
         self._key = ""
         self._source = f"environment variable {self.key_env}"
         self._http: httpx.Client | None = None

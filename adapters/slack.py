@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import path_option, seconds_option
 from adapters.notify_common import (
     alert_text,
     all_clear_text,
@@ -109,14 +109,8 @@ class SlackWebhookAdapter(Adapter):
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         self.webhook_env = str(self.options.get("webhook_env") or DEFAULT_WEBHOOK_ENV)
-        wf = self.options.get("webhook_file")
-        self.webhook_file = Path(str(wf)).expanduser() if wf else None
-        try:
-            self.timeout = float(self.options.get("request_timeout")
-                                 or self.options.get("timeout") or DEFAULT_TIMEOUT)
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
-                               where=backend) from exc
+        self.webhook_file = path_option(self.options, "webhook_file")
+        self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
         self._url = ""
         self._source = f"environment variable {self.webhook_env}"
         self._http: httpx.Client | None = None

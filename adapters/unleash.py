@@ -55,7 +55,9 @@ from adapters.common import (
     env_flag_changes,
     env_flag_inverse,
     http_errors,
+    path_option,
     retry_after,
+    seconds_option,
     status_error,
 )
 from adapters.common import read_secret as _read_secret
@@ -163,18 +165,11 @@ class UnleashAdapter(Adapter):
                                hint='e.g. url = "http://127.0.0.1:4242"')
         self.url = url
         self.token_env = str(self.options.get("token_env") or DEFAULT_TOKEN_ENV)
-        tf = self.options.get("token_file")
-        self.token_file = Path(str(tf)).expanduser() if tf else None
+        self.token_file = path_option(self.options, "token_file")
         self.project = str(self.options.get("project") or "default")
         self.client_token_env = str(self.options.get("client_token_env") or "")
-        cf = self.options.get("client_token_file")
-        self.client_token_file = Path(str(cf)).expanduser() if cf else None
-        try:
-            self.timeout = float(self.options.get("request_timeout")
-                                 or self.options.get("timeout") or DEFAULT_TIMEOUT)
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number",
-                               where=backend) from exc
+        self.client_token_file = path_option(self.options, "client_token_file")
+        self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
         self._http: httpx.Client | None = None
         self._token_source = f"environment variable {self.token_env}"
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import hvac
@@ -52,6 +51,7 @@ from adapters.base import (
     Verdict,
     map_errors,
 )
+from adapters.common import path_option
 from adapters.secretvalue import pick_value
 from adapters.vault_errors import RetryAfterAdapter, translate_error
 from console.errors import (
@@ -135,8 +135,7 @@ class VaultAdapter(Adapter):
                                f"got {url!r}", where=backend, hint='e.g. url = "http://127.0.0.1:8299"')
         self.url = url
         self.token_env = str(self.options.get("token_env") or "VAULT_TOKEN")
-        tf = self.options.get("token_file")
-        self.token_file = Path(str(tf)).expanduser() if tf else None
+        self.token_file = path_option(self.options, "token_file")
         self.namespace = str(self.options.get("namespace") or "") or None
         self.verify_tls = bool(self.options.get("verify_tls", True))
         self._client: hvac.Client | None = None
