@@ -14,6 +14,7 @@ commands and the TUI alike::
     ├── EngineError                                          exit 1
     │   ├── Refused                                          exit 3  nothing was changed
     │   │   ├── PlanStaleError                                       precondition drifted
+    │   │   ├── PlanUntrusted                                        saved plan does not match
     │   │   ├── LockHeld                                             another run holds a lock
     │   │   ├── BlastRadiusExceeded                                  more targets than allowed
     │   │   ├── IrreversibleNotAllowed                               no --allow-irreversible
@@ -40,6 +41,7 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_REFUSED",
     "EXIT_VERIFY",
+    "EXIT_INTERRUPTED",
     "ConsoleError",
     "UsageError",
     "ConfigError",
@@ -51,6 +53,7 @@ __all__ = [
     "EngineError",
     "Refused",
     "PlanStaleError",
+    "PlanUntrusted",
     "LockHeld",
     "BlastRadiusExceeded",
     "IrreversibleNotAllowed",
@@ -79,6 +82,8 @@ EXIT_REFUSED = 3
 """Refused (drift, lock held, blast radius, irreversible without consent, no confirmation)."""
 EXIT_VERIFY = 4
 """Verification failed: a kill did not take effect, or the audit chain does not verify."""
+EXIT_INTERRUPTED = 130
+"""Interrupted (Ctrl-C): in-flight operations finished and were recorded; resume the rest."""
 
 
 class ConsoleError(Exception):
@@ -161,6 +166,10 @@ class Refused(EngineError):
 
 class PlanStaleError(Refused):
     """A change's precondition drifted since it was planned."""
+
+
+class PlanUntrusted(Refused):
+    """A saved plan is not what would be planned now (edited, retargeted, unsigned)."""
 
 
 class LockHeld(Refused):

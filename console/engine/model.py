@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import Change, canonical_json
-from console.errors import UsageError
+from console.errors import PlanUntrusted, UsageError
 
 __all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id", "utcnow"]
 
@@ -85,42 +86,70 @@ class Plan:
         """SHA-256 over the canonical plan body."""
         return self.hash_of(self.body())
 
-    def to_json(self) -> str:
-        """The plan with its hash, pretty-printed."""
+    def to_json(self, key: bytes | None = None) -> str:
+        """The plan with its hash (and, with an audit key, its HMAC ``signature``)."""
         body = self.body()
-        return json.dumps({**body, "hash": self.hash_of(body)}, indent=2, sort_keys=True)
+        data: dict[str, Any] = {**body, "hash": self.hash_of(body)}
+        if key:
+            data["signature"] = self.signature_of(body, key)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @staticmethod
+    def signature_of(body: dict[str, Any], key: bytes) -> str:
+        """HMAC-SHA-256 over a canonical plan body, with the audit key."""
+        return "hmac-sha256:" + hmac.new(key, canonical_json(body).encode(),
+                                         hashlib.sha256).hexdigest()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         """Rebuild a plan (no hash check)."""
-        body = {k: v for k, v in data.items() if k != "hash"}
+        body = {k: v for k, v in data.items() if k not in ("hash", "signature")}
         body["steps"] = [StepInfo(**s) for s in body.get("steps", [])]
         body["changes"] = [Change.from_dict(c) for c in body.get("changes", [])]
         return cls(**body)
 
     @classmethod
-    def load(cls, path: str | Path) -> Plan:
-        """Read a saved plan and check its hash.
+    def load(cls, path: str | Path, key: bytes | None = None) -> Plan:
+        """Read a saved plan and check its hash, and its signature when ``key`` is given.
+
+        A hash only shows the file was not damaged or edited carelessly (anyone can
+        recompute it); a signature shows it was written by someone holding the audit key.
+        Neither makes the plan trusted: ``Session.rederive`` checks it against a fresh plan.
 
         Raises:
-            UsageError: The file is missing, not JSON, or was edited after it was saved.
+            UsageError: The file is missing, not a plan, or does not match its hash.
+            PlanUntrusted: An audit key is configured and the plan is unsigned or its
+                signature does not match.
         """
         p = Path(path)
         try:
+            from console.engine.planfile import read_plan_file
+        except ImportError:  # TEMPORARY until planfile lands
             data = json.loads(p.read_text())
-        except FileNotFoundError as exc:
-            raise UsageError(f"plan file {p} does not exist", where=str(p),
-                             hint="save one with `killswitch plan ... --out FILE`") from exc
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"plan file is not JSON: {exc.msg}", where=f"{p}:{exc.lineno}",
-                             hint="plans are written by `killswitch plan --out`") from exc
+        else:
+            data = read_plan_file(p)
         try:
             plan = cls.from_dict(data)
-        except (TypeError, KeyError) as exc:
-            raise UsageError(f"plan file has an unexpected shape: {exc}", where=str(p)) from exc
-        if data.get("hash") != plan.hash:
+        except (TypeError, KeyError, ValueError) as exc:
+            raise UsageError(f"plan file has an unexpected shape: {exc}", where=str(p),
+                             hint="save a fresh plan with `killswitch plan ... --out FILE`"
+                             ) from exc
+        body = plan.body()
+        if data.get("hash") != cls.hash_of(body):
             raise UsageError("plan file does not match its hash: it was edited after saving",
                              where=str(p), hint="plan again instead of editing a plan")
+        if key:
+            sig = data.get("signature")
+            if not isinstance(sig, str) or not sig:
+                raise PlanUntrusted(
+                    "the saved plan is not signed, and an audit key is configured: refused",
+                    where=str(p), hint="save the plan again with the audit key set "
+                    "(`killswitch plan ... --out FILE`)")
+            if not hmac.compare_digest(sig, cls.signature_of(body, key)):
+                raise PlanUntrusted(
+                    "the saved plan's signature does not match: it was edited, or signed "
+                    "with another key; refused", where=str(p),
+                    hint="plan again with this trail's audit key and review the new plan")
         return plan
 
     @property

@@ -10,9 +10,10 @@ import asyncio
 import getpass
 import os
 from collections.abc import Awaitable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from adapters.base import UNSUPPORTED, Change, fingerprint
+from adapters.base import UNSUPPORTED, Change, canonical_json, fingerprint
 from console.engine.executor import Executor, ProgressHook, drift_summary, on_the_way
 from console.engine.journal import Journal
 from console.engine.locks import LockTable
@@ -27,16 +28,23 @@ from console.errors import (
     IrreversibleNotAllowed,
     PlanStaleError,
     UndoUnsupported,
+    PlanUntrusted,
     UsageError,
 )
 
 if TYPE_CHECKING:
     from console.audit import AuditLog
     from console.config import Config
+    from console.inventory import Integration
 
 __all__ = ["Session", "default_operator"]
 
 T = TypeVar("T")
+
+
+def _identity(c: Change) -> tuple[str, ...]:
+    """What a saved change must share with a freshly planned one (besides precondition)."""
+    return (c.integration, c.step, c.action, c.backend, c.target, canonical_json(c.ref))
 
 
 def default_operator(config: Config) -> str:
@@ -99,16 +107,25 @@ class Session:
         inventory does not list are planned too (marked UNLISTED).
         """
         from console.inventory import select
+
+        integrations = select(self.config.integrations, selectors)
+        if not integrations:
+            raise UsageError(f"no integration matches {' '.join(selectors)!r}",
+                             hint="check with `killswitch inventory list SELECTOR...`")
+        plan = await self._observe(runbook_name, integrations, selectors,
+                                   include_unlisted=include_unlisted)
+        self.record_plan(plan, record_mode)
+        return plan
+
+    async def _observe(self, runbook_name: str, integrations: list[Integration],
+                       selectors: list[str], *, include_unlisted: bool) -> Plan:
+        """Plan ``runbook_name`` over ``integrations`` (read-only, not recorded)."""
         from console.runbook import load_runbook
 
         runbook = load_runbook(runbook_name, self.config)
         if getattr(runbook, "kind", "") == "restore":
             raise UsageError("the restore runbook undoes a previous run",
                              hint="use `killswitch restore RUN_ID`")
-        integrations = select(self.config.integrations, selectors)
-        if not integrations:
-            raise UsageError(f"no integration matches {' '.join(selectors)!r}",
-                             hint="check with `killswitch inventory list SELECTOR...`")
         unlisted: dict[str, list[dict[str, Any]]] = {}
         notes: list[str] = []
         if include_unlisted:
@@ -125,8 +142,82 @@ class Session:
         finally:
             rt.close()
         plan.notes.extend(notes)
-        self.record_plan(plan, record_mode)
         return plan
+
+    async def rederive(self, saved: Plan) -> Plan:
+        """The plan to run for a saved (untrusted) plan, re-derived from what is true now.
+
+        The saved file only *selects*: every target is observed again and the runbook (or,
+        for a restore plan, the journal of the run being undone) is planned again for the
+        plan's integrations. Each saved change must match a freshly planned one on
+        integration, step, action, backend, target, reference and precondition fingerprint;
+        what runs is the fresh changes (reversibility and undo data come from the adapters,
+        never from the file). Steps come from the runbook, not the file.
+
+        Raises:
+            PlanUntrusted: A change does not match, an integration is not in the inventory,
+                a change lies outside ``plan.integrations``, the runbook changed, or the plan
+                was already applied. Names every offending change; nothing is applied.
+            PlanStaleError: The only mismatch is that targets drifted since the plan.
+        """
+        known = {i.id: i for i in self.config.integrations}
+        problems: list[str] = []
+        unknown = [i for i in saved.integrations if i not in known]
+        if unknown:
+            problems.append(f"integration(s) not in the inventory: {', '.join(unknown)}")
+        for c in saved.changes:
+            if c.integration not in saved.integrations:
+                problems.append(f"{c.op_id} ({c.action} {c.target}): integration "
+                                f"{c.integration!r} is outside the plan's integrations")
+        if self.audit.events(run_id=saved.run_id, outcome="started"):
+            problems.append(f"this plan was already applied as run {saved.run_id}")
+        if problems:
+            raise self._untrusted(problems)
+        integrations = [known[i] for i in saved.integrations]
+        if saved.restore_of:
+            fresh = await asyncio.to_thread(self.restore_plan, saved.restore_of)
+        else:
+            fresh = await self._observe(
+                saved.runbook, integrations, saved.selectors,
+                include_unlisted=any(c.target.endswith("(UNLISTED)") for c in saved.changes))
+        if [asdict(s) for s in fresh.steps] != [asdict(s) for s in saved.steps]:
+            problems.append(f"the steps of runbook {saved.runbook!r} are not the ones the plan "
+                            "was made with (the runbook or the file changed)")
+        index = {_identity(c): c for c in fresh.changes}
+        matched: list[Change] = []
+        drifted: list[str] = []
+        for c in saved.changes:
+            f = index.pop(_identity(c), None)
+            if f is None:
+                problems.append(f"{c.op_id} ({c.action} {c.target}): not a change runbook "
+                                f"{saved.runbook!r} plans for {c.integration} now")
+            elif f.precondition != c.precondition or f.status != c.status:
+                drifted.append(f"{c.target}: {drift_summary(c.before, f.before)}"
+                               if f.status == c.status else
+                               f"{c.target}: was {c.status or 'planned'}, now {f.status}")
+            else:
+                matched.append(f)
+        for c in index.values():
+            problems.append(f"{c.op_id} ({c.action} {c.target}): runbook {saved.runbook!r} "
+                            f"plans it for {c.integration} now, but the saved plan lacks it")
+        if problems:
+            raise self._untrusted(problems + [f"drifted: {d}" for d in drifted])
+        if drifted:
+            raise PlanStaleError(
+                "the plan is stale; nothing was changed. Drifted: " + " | ".join(drifted),
+                hint="plan again to see the current state")
+        notes = list(fresh.notes)
+        return Plan(run_id=saved.run_id, runbook=fresh.runbook, selectors=saved.selectors,
+                    integrations=list(saved.integrations), steps=fresh.steps, changes=matched,
+                    notes=notes, restore_of=fresh.restore_of, created=saved.created,
+                    config=str(self.config.path))
+
+    @staticmethod
+    def _untrusted(problems: list[str]) -> PlanUntrusted:
+        return PlanUntrusted(
+            f"the saved plan is not what would be planned now; refused whole, nothing was "
+            f"changed ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems),
+            hint="plan again (`killswitch plan ... --out FILE`) and review the new plan")
 
     def record_plan(self, plan: Plan, mode: str) -> None:
         """Write the plan to the trail: one summary event and one event per change."""
@@ -231,15 +322,16 @@ class Session:
             await journal.record(phase="run", action=plan.runbook, outcome="started",
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
                                          "reason": reason, "restore_of": plan.restore_of})
-            return await self._execute(plan, journal, None, progress)
+            return await self._execute(plan, journal, None, progress, locks)
         finally:
             await journal.aclose()
             locks.release(plan.run_id)
 
     async def _execute(self, plan: Plan, journal: Journal,
                        previous: dict[str, OpResult] | None,
-                       progress: ProgressHook | None) -> RunResult:
+                       progress: ProgressHook | None, locks: LockTable) -> RunResult:
         rt = Runtime(self.config)
+        renewer = asyncio.create_task(self._renew(locks, plan.run_id))
         self.cancel = asyncio.Event()
         proof = None
         if not plan.restore_of and self._probe_backends(rt, plan):
@@ -249,6 +341,7 @@ class Session:
             result = await Executor(rt, journal, self.cancel, progress,
                                     proof).apply(plan, previous)
         finally:
+            renewer.cancel()
             rt.close()
         summary = {o: result.count(o) for o in
                    ("applied", "noop", "failed", "refused", "skipped", "unsupported")}
@@ -259,6 +352,16 @@ class Session:
                              detail={"summary": summary, "exit_code": result.exit_code(),
                                      "elapsed": round(result.elapsed, 3)})
         return result
+
+    @staticmethod
+    async def _renew(locks: LockTable, run_id: str) -> None:
+        """Renew the run's lock leases every third of a lease until cancelled."""
+        while True:
+            await asyncio.sleep(locks.lease / 3)
+            try:
+                await asyncio.to_thread(locks.renew, run_id)
+            except ConsoleError:
+                continue  # a missed renewal only shortens the lease; the next one retries
 
     @staticmethod
     def _probe_backends(rt: Runtime, plan: Plan) -> bool:
@@ -302,27 +405,41 @@ class Session:
         return results
 
     async def resume(self, run_id: str, progress: ProgressHook | None = None) -> RunResult:
-        """Finish a run that stopped (crash, kill -9) without repeating completed effects."""
+        """Finish a run that stopped (crash, kill -9) without repeating completed effects.
+
+        Raises:
+            LockHeld: The run's holder may still be alive (same host: its process runs;
+                another host: its lease has not expired). Nothing is done.
+            UsageError: No such run, or it already finished.
+        """
         plan, events = self.load_run(run_id)
-        if any(e.get("phase") == "run" and e.get("outcome") == "finished" for e in events):
-            raise UsageError(f"run {run_id} already finished; nothing to resume",
-                             hint=f"see `killswitch report {run_id}`")
-        previous = self.op_results(events)
+        self._refuse_finished(run_id, events)
         first = events[0]
         self.incident = self.incident or first.get("incident") or ""
         locks = self.locks
         stale = locks.acquire(plan.integrations, plan.run_id, self.operator, utcnow())
         journal = self._journal(plan.run_id, first.get("mode") or self.mode)
         try:
+            # read again under the lock: the holder may have finished ops (or the run)
+            # between the first read and the takeover
+            events = self.audit.events(run_id=run_id)
+            self._refuse_finished(run_id, events)
+            previous = self.op_results(events)
             await journal.record(phase="run", action=plan.runbook, outcome="resumed",
                                  detail={"taken_over": [s.describe() for s in stale],
                                          "already_final": sum(
                                              1 for r in previous.values()
                                              if r.outcome != "pending")})
-            return await self._execute(plan, journal, previous, progress)
+            return await self._execute(plan, journal, previous, progress, locks)
         finally:
             await journal.aclose()
             locks.release(plan.run_id)
+
+    @staticmethod
+    def _refuse_finished(run_id: str, events: list[dict[str, Any]]) -> None:
+        if any(e.get("phase") == "run" and e.get("outcome") == "finished" for e in events):
+            raise UsageError(f"run {run_id} already finished; nothing to resume",
+                             hint=f"see `killswitch report {run_id}`")
 
     def restore_plan(self, run_id: str) -> Plan:
         """The plan that undoes every change ``run_id`` applied, steps in reverse order."""

@@ -174,7 +174,8 @@ async def test_lock_held_by_live_process_refuses(make_config):
     try:
         conn = sqlite3.connect(config.resolve(config.settings.audit_db))
         LockTable(config.resolve(config.settings.audit_db)).held()  # creates the table
-        conn.execute("INSERT INTO locks VALUES (?,?,?,?,?,?)",
+        conn.execute("INSERT INTO locks (integration, run_id, operator, host, pid, since) "
+                     "VALUES (?,?,?,?,?,?)",
                      ("app-1", "r-other", "alice", socket.gethostname(), holder.pid,
                       "2026-11-22T03:00:00Z"))
         conn.commit()
