@@ -15,6 +15,9 @@ Backend options::
     retry_after = 0.05      # seconds, for throttled calls
     state_file = ""         # JSON file shared across processes; empty = in memory
     simulate = false        # plan without reading (reports "simulated")
+    probe = ""              # act as a key provider for proof of death: "switch" (the key is
+                            # refused once its switch is off), "live", "revoked", "unknown"
+    reveal = false          # act as a secret store: a copy's value is derived from its key
 
 Inventory reference: ``{backend = "sim", key = "support-bot-key"}``.
 
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import SIMULATED, ActionSpec, Adapter, Change, PlanContext, Verdict
-from console.errors import NotFound, RateLimited, Unavailable, UndoUnsupported
+from console.errors import ConfigError, NotFound, RateLimited, Unavailable, UndoUnsupported
 
 __all__ = ["FakeAdapter"]
 
@@ -73,6 +76,8 @@ class FakeAdapter(Adapter):
         "retry_after": "Retry-After of throttled calls, seconds",
         "state_file": "JSON file holding the switches (shared across processes)",
         "simulate": "plan without reading state",
+        "probe": "proof of death: switch / live / revoked / unknown (acts as a provider)",
+        "reveal": "true: acts as a secret store whose copies can be read (proof, scan)",
     }
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
         "credential.disable": _spec("credential.disable", "credentials"),
@@ -102,6 +107,12 @@ class FakeAdapter(Adapter):
         state_file = str(options.get("state_file", "") or "")
         self.state_file = Path(state_file) if state_file else None
         self.calls = 0
+        self.probe_mode = str(options.get("probe", "") or "")
+        if self.probe_mode not in ("", "switch", "live", "revoked", "unknown"):
+            raise ConfigError(f"fake: probe = {self.probe_mode!r} is not one of switch, live, "
+                              "revoked, unknown", where=f"backends.{backend}.probe")
+        self.CAN_PROBE = bool(self.probe_mode)  # type: ignore[misc]
+        self.CAN_REVEAL = bool(options.get("reveal", False))  # type: ignore[misc]
 
     # -- state -------------------------------------------------------------------------
     @contextmanager
@@ -200,6 +211,31 @@ class FakeAdapter(Adapter):
                       _INVERSE[change.action], change.backend, self.name, change.target,
                       dict(change.ref), dict(change.after), dict(change.before), True,
                       inverse_of=change.op_id)
+
+    # -- proof of death (only with the probe / reveal options) -------------------
+    @staticmethod
+    def secret_of(key: str) -> str:
+        """The value every copy of the fake key ``key`` holds (tests and exercises)."""
+        return f"fake-secret-{key.removesuffix('-copy')}"
+
+    def reveal(self, ref: Mapping[str, Any]) -> str | None:
+        """The value of a stored copy while its switch is on (a disabled copy reads nothing)."""
+        key = str(ref.get("key") or "")
+        self._call()
+        return self.secret_of(key) if self.CAN_REVEAL and self._switch(key) == "on" else None
+
+    def probe(self, value: str) -> Verdict:
+        """Answer as configured; ``switch``: refused once the key's switch is off."""
+        self._call()
+        mode = self.probe_mode
+        if mode == "switch":
+            key = value.removeprefix("fake-secret-")
+            mode = "revoked" if self._switch(key) == "off" else "live"
+        if mode == "revoked":
+            return Verdict(True, "revoked", "fake provider refuses the key (401)")
+        if mode == "live":
+            return Verdict(False, "live", "fake provider accepts the key (200)")
+        return Verdict(False, "unknown", "fake provider answered 500")
 
     @classmethod
     def reset(cls) -> None:

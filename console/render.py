@@ -100,10 +100,18 @@ def render_result(result: RunResult) -> str:
         lines.append(table(["integration", "key", "detail"],
                            [[p.integration, p.state, p.detail]
                             for p in result.proofs.values()]))
+    stays = result.plan.not_restored()
+    if stays:
+        lines.append("")
+        lines.append("NOT RESTORED (cannot be undone; stays dead):")
+        lines.extend(f"  {integ}: {line}" for integ, items in stays.items() for line in items)
     verdict = {0: "OK: every change applied and verified",
                1: "INCOMPLETE: some operations did not happen (see outcome)",
-               4: "NOT VERIFIED: some targets or keys are still live, or unknown"
+               4: "NOT VERIFIED: some targets or keys are still live, or could not be checked"
                }[result.exit_code()]
+    if stays and result.exit_code() == 1:
+        verdict = ("INCOMPLETE: restored what could be undone; the rest stays dead "
+                   "(see NOT RESTORED)")
     if result.cancelled:
         verdict = "CANCELLED: operations not started were skipped; `killswitch resume` finishes"
     lines.append("")
@@ -119,4 +127,5 @@ def result_json(result: RunResult) -> str:
         "plan_hash": result.plan.hash,
         "operations": [asdict(r) for r in result.results.values()],
         "proofs": [asdict(p) for p in result.proofs.values()],
+        "not_restored": result.plan.not_restored(),
     }, indent=2)

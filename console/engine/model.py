@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Change, canonical_json
-from console.errors import PlanUntrusted, UsageError
+from adapters.base import UNSUPPORTED, Change, canonical_json
+from console.errors import EXIT_FAILED, EXIT_OK, EXIT_VERIFY, PlanUntrusted, UsageError
 
 __all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id", "utcnow"]
 
@@ -161,6 +161,24 @@ class Plan:
         """The step with this id."""
         return next((s for s in self.steps if s.id == step_id), None)
 
+    def not_restored(self) -> dict[str, list[str]]:
+        """Restore plans: per integration, what stays dead because it cannot be undone."""
+        out: dict[str, list[str]] = {}
+        batches: dict[str, int] = {}
+        for c in self.changes:
+            if not c.inverse_of or c.status != UNSUPPORTED:
+                continue
+            if c.action == "batch.cancel":
+                batches[c.integration] = batches.get(c.integration, 0) + 1
+                continue
+            out.setdefault(c.integration, []).append(
+                f"{c.target}: {c.note.removeprefix('cannot be restored: ')}")
+        for integ, n in batches.items():
+            out.setdefault(integ, []).append(
+                f"{n} batch job{'s' if n != 1 else ''} stay cancelled: resubmit the "
+                "unprocessed requests as new jobs")
+        return dict(sorted(out.items()))
+
 
 @dataclass
 class OpResult:
@@ -219,10 +237,27 @@ class RunResult:
         """Integrations whose key the provider still accepts after the proof window."""
         return [p for p in self.proofs.values() if p.state == "STILL LIVE"]
 
+    @property
+    def unchecked(self) -> list[Any]:
+        """Integrations whose key could not be tested at its provider (proof ``unknown``)."""
+        return [p for p in self.proofs.values() if p.state == "unknown"]
+
+    @property
+    def not_done(self) -> list[OpResult]:
+        """Operations that were in the plan and did not happen (no adapter can do them)."""
+        return [r for r in self.results.values() if r.outcome == "unsupported"]
+
     def exit_code(self) -> int:
-        """0 ok, 1 some failed / cancelled, 4 verification failed (or a key still live)."""
-        if self.failed or self.cancelled:
-            return 1
-        if self.verify_failed or self.still_live:
-            return 4
-        return 0
+        """The CLI's exit code for this run (the table in ``console.errors``).
+
+        4 wins whenever a key is still live or could not be checked: that must never hide
+        behind 1. Then 1 for anything not done (failed, skipped, cancelled, unsupported:
+        a restore that cannot undo everything), then 4 for a change that did not verify.
+        """
+        if self.still_live or self.unchecked:
+            return EXIT_VERIFY
+        if self.failed or self.cancelled or self.not_done:
+            return EXIT_FAILED
+        if self.verify_failed:
+            return EXIT_VERIFY
+        return EXIT_OK

@@ -459,8 +459,8 @@ class Session:
                     inv = Change(f"{c.op_id}:undo", c.integration, f"undo-{c.step}",
                                  c.action, c.backend, c.adapter, c.target, c.ref,
                                  reversible=False, status=UNSUPPORTED, inverse_of=c.op_id,
-                                 note=f"cannot be restored: {exc.msg}")
-                    notes.append(f"{c.target}: {exc.msg}")
+                                 note=f"cannot be restored: {exc.msg}"
+                                      + (f"; {exc.hint}" if exc.hint else ""))
                 changes.append(inv)
         except ConsoleError:
             rt.close()
@@ -472,6 +472,8 @@ class Session:
             steps.append(StepInfo(f"undo-{s.id}", s.action, dependents, "continue", s.timeout))
         if not changes:
             notes.append(f"run {run_id} applied no change that could be undone")
+        for integ, lines in Plan(run_id, "", [], [], [], changes).not_restored().items():
+            notes.extend(f"{integ}: stays dead: {line}" for line in lines)
         return Plan(run_id=new_run_id(), runbook="restore", selectors=[run_id],
                     integrations=sorted({c.integration for c in changes}), steps=steps,
                     changes=changes, notes=notes, restore_of=run_id,
