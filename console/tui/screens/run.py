@@ -275,15 +275,26 @@ class RunScreen(Screen[None]):
         self.query_one("#run-progress", ProgressBar).update(progress=len(self.final))
         self._tick()
         not_done = [r for r in result.results.values() if r.outcome in NOT_DONE]
+        keys = [f"{p.integration} {p.state}" for p in [*result.still_live, *result.unchecked]]
         still = [self._target(r.op_id) for r in result.verify_failed]
-        still += [str(getattr(p, "detail", p)) for p in getattr(result, "still_live", [])]
+        stays = [f"{i}: {line}" for i, lines in result.plan.not_restored().items()
+                 for line in lines]
         if result.cancelled:
             skipped = sum(1 for r in result.results.values() if r.outcome == "skipped")
             text, kind = (f"CANCELLED — {skipped} operation(s) not started were skipped; "
                           "press u to resume the run."), "-warning"
+        elif keys:  # a key still live or unchecked wins over everything else, as exit 4
+            text, kind = ("NOT VERIFIED — key STILL LIVE or could not be checked: "
+                          + ", ".join(keys[:3])), "-failed"
         elif not_done:
             text, kind = (f"INCOMPLETE — {len(not_done)} operation(s) failed or did not run; "
                           "press t to retry them."), "-failed"
+        elif stays:
+            text, kind = ("INCOMPLETE — restored what could be undone; stays dead: "
+                          + "; ".join(stays[:3])), "-failed"
+        elif result.not_done:
+            text, kind = (f"INCOMPLETE — {len(result.not_done)} change(s) no adapter can make "
+                          "did not happen (see the plan)."), "-failed"
         elif still:
             text, kind = (f"NOT VERIFIED — {len(still)} target(s) STILL LIVE or unknown: "
                           + ", ".join(still[:3])), "-failed"
