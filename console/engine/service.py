@@ -27,8 +27,8 @@ from console.errors import (
     ConsoleError,
     IrreversibleNotAllowed,
     PlanStaleError,
-    UndoUnsupported,
     PlanUntrusted,
+    UndoUnsupported,
     UsageError,
 )
 
@@ -351,6 +351,9 @@ class Session:
                              outcome="cancelled" if result.cancelled else "finished",
                              detail={"summary": summary, "exit_code": result.exit_code(),
                                      "elapsed": round(result.elapsed, 3)})
+        from console.witness import checkpoint_run  # the head, witnessed outside the trail
+
+        await asyncio.to_thread(checkpoint_run, self.config, self.audit, plan.run_id)
         return result
 
     @staticmethod

@@ -34,10 +34,25 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 def ports_taken(*ports: int) -> list[int]:
-    """The ports among ``ports`` that cannot be bound on 127.0.0.1."""
+    """The ports among ``ports`` that a sandbox server could not listen on at 127.0.0.1.
+
+    The probe binds with ``SO_REUSEADDR``, as every sandbox server does when it listens
+    (Go's net package for OpenBao, Python's ``HTTPServer`` for moto and the stand-ins,
+    PostgreSQL, node for Unleash). So connections a stopped server left in TIME-WAIT do not
+    count, and a stopped sandbox starts again at once; a socket listening on the port, on
+    127.0.0.1 or on every address, still does count (Linux refuses that bind even with
+    ``SO_REUSEADDR``).
+
+    Args:
+        ports: TCP ports to check.
+
+    Returns:
+        The ports that are taken, in the order given.
+    """
     taken = []
     for p in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", p))
             except OSError:
