@@ -12,14 +12,24 @@ secret (webhook URL, routing key) become ``[redacted]``. Adapters may import onl
 
 The message fields are kept in ``Change.undo["message"]`` so the inverse (an all-clear or a
 resolve) can quote the same integration without looking anything up again.
+
+Chain head: every notification also quotes the audit trail's head *when it is sent*
+(``Chain: seq 42, hash 3f2a9c0d1e2b4f56``), so that the people notified hold a witness of
+the trail (a trail later found shorter, or different at that seq, was tampered with). The
+head is not part of the plan (it does not exist yet when planning, and the saved plan, its
+hash and each change's identity must not depend on it): the engine passes it at apply time
+with :func:`call_with_chain_head`, which sets a context variable for the duration of one
+``apply`` call in the worker thread that makes it; the adapters read it with
+:func:`chain_text`. Outside the engine (no head) nothing is added.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,6 +40,8 @@ __all__ = [
     "REDACTED",
     "alert_text",
     "all_clear_text",
+    "call_with_chain_head",
+    "chain_text",
     "message_fields",
     "read_secret",
     "redact",
@@ -39,6 +51,33 @@ __all__ = [
 ]
 
 REDACTED = "[redacted]"
+
+T = TypeVar("T")
+
+_CHAIN_HEAD: ContextVar[tuple[int, str] | None] = ContextVar("killswitch_chain_head",
+                                                            default=None)
+
+
+def call_with_chain_head(head: tuple[int, str] | None, fn: Callable[[], T]) -> T:
+    """Call ``fn()`` with the audit chain head ``(seq, hash)`` visible to :func:`chain_text`.
+
+    The engine wraps each ``apply`` in it, in the worker thread that runs the call: each
+    thread has its own context, so concurrent applies never see each other's head.
+    """
+    token = _CHAIN_HEAD.set(head)
+    try:
+        return fn()
+    finally:
+        _CHAIN_HEAD.reset(token)
+
+
+def chain_text() -> str:
+    """``seq 42, hash 3f2a9c0d1e2b4f56`` for the head passed in, or "" when there is none."""
+    head = _CHAIN_HEAD.get()
+    if not head:
+        return ""
+    seq, digest = head
+    return f"seq {int(seq)}, hash {re.sub(r'[^0-9a-f]', '', str(digest))[:16]}"
 
 _PATTERNS = [
     re.compile(r"https?://hooks\.slack(?:-gov)?\.com/\S+"),

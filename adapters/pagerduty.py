@@ -23,7 +23,8 @@ Inventory reference: a contact of the integration with this backend::
 ``dedup_key`` ``killswitch-<run id>-<integration>``, so a retried trigger updates the same
 alert instead of opening a second one (provider-apis.md 8.1). The payload carries the
 summary (who / what / when), ``source``, ``severity``, ``timestamp`` and ``custom_details``
-(incident, run, operator, runbook, integration, name, environment, kill-switch owner).
+(incident, run, operator, runbook, integration, name, environment, kill-switch owner, and
+``chain``: the audit trail's head when the engine sends it, ``seq N, hash <16 hex>``).
 Success is 202 with ``status`` ``success``. 429 and 5xx are retried by the engine; 400 fails
 with PagerDuty's own message. The inverse (``killswitch restore``) sends ``resolve`` with the
 same ``dedup_key``.
@@ -46,6 +47,7 @@ from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdic
 from adapters.common import path_option, seconds_option
 from adapters.notify_common import (
     alert_text,
+    chain_text,
     message_fields,
     read_secret,
     redact,
@@ -210,27 +212,32 @@ class PagerDutyAdapter(Adapter):
         return {"sent": False}
 
     def apply(self, change: Change) -> dict[str, Any]:
-        """POST the planned event to /v2/enqueue; success is 202 ``status: success``."""
+        """POST the planned event (a trigger also carries the audit chain head, when the
+        engine passes one) to /v2/enqueue; success is 202 ``status: success``."""
         self.open()
         assert self._http is not None
         target = change.target
+        body = event_body(self._key, change.after, self.source)
+        chain = chain_text()
+        if chain and "payload" in body:
+            body["payload"]["custom_details"]["chain"] = chain
         try:
-            resp = self._http.post("/v2/enqueue",
-                                   json=event_body(self._key, change.after, self.source))
+            resp = self._http.post("/v2/enqueue", json=body)
         except httpx.HTTPError as exc:
             raise transport_error(exc, PROVIDER, target) from exc
         try:
-            body = resp.json()
+            answer = resp.json()
         except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
-        if resp.status_code == 202 and body.get("status") == "success":
+            answer = None
+        answer = answer if isinstance(answer, dict) else {}
+        if resp.status_code == 202 and answer.get("status") == "success":
             at = utcnow_iso()
             with self._lock:
                 self._delivered[change.op_id] = at
             return {"delivered_at": at, "status": 202,
-                    "dedup_key": str(body.get("dedup_key") or change.after["dedup_key"])}
-        raise self._error(resp, body, target)
+                    "dedup_key": str(answer.get("dedup_key") or change.after["dedup_key"]),
+                    **({"chain": chain} if chain and "payload" in body else {})}
+        raise self._error(resp, answer, target)
 
     def _error(self, resp: httpx.Response, body: Mapping[str, Any],
                target: str) -> AdapterError:

@@ -24,9 +24,11 @@ engine; other answers fail with Slack's own error string (``invalid_payload``,
 
 State shape: ``before`` = :meth:`SlackWebhookAdapter.read` = ``{"sent": false}`` (a webhook
 cannot be read back); ``after`` = ``{"sent": true, "text": <the exact text that will be
-sent>}``. Every run with a notify step notifies once: a second plan is not a no-op. After an
-unknown outcome (a timeout) the engine retries and the message may arrive twice: a duplicate
-notification is better than a missing one. ``verify`` reports the 200 ``ok`` recorded by
+sent>}``; when the engine sends it, one line is added: ``Chain: seq N, hash <16 hex>``, the
+audit trail's head at that moment (see :mod:`adapters.notify_common`). Every run with a
+notify step notifies once: a second plan is not a no-op. After an unknown outcome (a
+timeout) the engine retries and the message may arrive twice: a duplicate notification is
+better than a missing one. ``verify`` reports the 200 ``ok`` recorded by
 apply in this session. The inverse (``killswitch restore``) posts an all-clear message.
 """
 
@@ -43,6 +45,7 @@ from adapters.common import path_option, seconds_option
 from adapters.notify_common import (
     alert_text,
     all_clear_text,
+    chain_text,
     message_fields,
     read_secret,
     redact,
@@ -177,10 +180,14 @@ class SlackWebhookAdapter(Adapter):
         return {"sent": False}
 
     def apply(self, change: Change) -> dict[str, Any]:
-        """POST the planned text; success is HTTP 200 with body ``ok``."""
+        """POST the planned text (plus the audit chain head, when the engine passes one);
+        success is HTTP 200 with body ``ok``."""
         self.open()
         assert self._http is not None
         text = str(change.after.get("text") or "")
+        chain = chain_text()
+        if chain:
+            text += f"\nChain: {chain}"
         target = change.target
         try:
             resp = self._http.post(self._url, json=slack_payload(text))
@@ -191,7 +198,7 @@ class SlackWebhookAdapter(Adapter):
             at = utcnow_iso()
             with self._lock:
                 self._delivered[change.op_id] = at
-            return {"delivered_at": at, "status": 200}
+            return {"delivered_at": at, "status": 200, **({"chain": chain} if chain else {})}
         raise self._error(resp.status_code, body, resp.headers, target)
 
     def _error(self, status: int, body: str, headers: httpx.Headers,

@@ -5,9 +5,24 @@ JSON of all its other fields, ``prev_hash`` included, so that editing, deleting 
 any row breaks the chain from that row on. Triggers reject UPDATE and DELETE; the chain
 catches what bypasses them (the ``sqlite3`` CLI after dropping the triggers).
 
+A chain cannot see its own tail deleted, nor a trail rewritten whole: that is what the
+witnessed checkpoints of :mod:`console.witness` are for. :meth:`AuditLog.verify` compares
+the trail with the heads a witness saw (``witnessed``) and takes whether the trail must be
+keyed from its caller (``require_key``: the config and the witness), never from the
+trail's own ``meta`` alone. Verifying never repairs: open the trail with ``readonly=True``
+(what ``audit verify`` does) and a dropped trigger or table is reported, the file left as
+found. A writer that finds the trail damaged restores the missing tables and triggers in
+the same transaction as an ``audit``/``trail.damaged`` event naming what was missing, so the
+repair itself is on the record.
+
 Writes fail closed: if an event cannot be stored, :class:`~console.errors.AuditError` is
 raised and the caller must not perform the side effect. Every text field and the detail pass
-:func:`console.scrub.scrub` before hashing, so secret values never enter the file.
+:func:`console.scrub.scrub` before hashing, so secret values never enter the file; the
+fingerprints the scrubber leaves are keyed with this trail's fingerprint key (derived from
+the audit key, else a random salt in ``meta``), see :mod:`console.scrub`.
+
+The file, its WAL and the folders created for it are private (``0600`` / ``0700``, whatever
+the umask; see :mod:`console.privfile`).
 
 The engine keeps its own tables (journal, locks) in the same database file; this module only
 creates ``events`` and ``meta`` and never drops anything.
@@ -20,27 +35,38 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import sqlite_utils
 
 from console.errors import AuditError, AuditTampered, UsageError
-from console.scrub import scrub
+from console.privfile import PRIVATE_FILE, make_private_dirs, open_private
+from console.scrub import (
+    fingerprint_key_from_audit_key,
+    fingerprint_secret,
+    scrub,
+    use_fingerprint_key,
+)
 
 __all__ = [
     "FIELDS",
     "GENESIS_HASH",
     "KEY_ENV",
     "AuditLog",
+    "ChainHead",
     "ChainReport",
+    "WitnessedHead",
     "canonical_json",
+    "checkpoint_mac",
     "utc_now",
 ]
 
@@ -60,32 +86,83 @@ _TEXT_FIELDS = ("ts", "run_id", "incident", "operator", "host", "mode", "integra
                 "op_id", "phase", "action", "target", "outcome")
 _ASSIGNED = ("seq", "prev_hash", "hash")
 _KEY_CHECK_MSG = b"killswitch audit key check v1"
+_CHECKPOINT_LABEL = b"killswitch checkpoint key v1"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+_TABLES: dict[str, str] = {
+    "events": """CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     ts TEXT NOT NULL, run_id TEXT, incident TEXT, operator TEXT, host TEXT, mode TEXT,
     integration TEXT, step TEXT, op_id TEXT, phase TEXT, action TEXT, target TEXT,
     outcome TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_run_id ON events(run_id);
-CREATE INDEX IF NOT EXISTS events_incident ON events(incident);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'audit events are append-only: UPDATE rejected'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'audit events are append-only: DELETE rejected'); END;
-CREATE TRIGGER IF NOT EXISTS meta_no_update BEFORE UPDATE ON meta
-BEGIN SELECT RAISE(ABORT, 'audit meta is append-only: UPDATE rejected'); END;
-CREATE TRIGGER IF NOT EXISTS meta_no_delete BEFORE DELETE ON meta
-BEGIN SELECT RAISE(ABORT, 'audit meta is append-only: DELETE rejected'); END;
-"""
-_TRIGGERS = ("events_no_update", "events_no_delete", "meta_no_update", "meta_no_delete")
+)""",
+    "meta": "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+}
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_run_id ON events(run_id)",
+    "CREATE INDEX IF NOT EXISTS events_incident ON events(incident)",
+)
+_TRIGGERS: dict[str, str] = {
+    "events_no_update": "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events "
+                        "BEGIN SELECT RAISE(ABORT, 'audit events are append-only: UPDATE "
+                        "rejected'); END",
+    "events_no_delete": "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
+                        "BEGIN SELECT RAISE(ABORT, 'audit events are append-only: DELETE "
+                        "rejected'); END",
+    "meta_no_update": "CREATE TRIGGER IF NOT EXISTS meta_no_update BEFORE UPDATE ON meta "
+                      "BEGIN SELECT RAISE(ABORT, 'audit meta is append-only: UPDATE "
+                      "rejected'); END",
+    "meta_no_delete": "CREATE TRIGGER IF NOT EXISTS meta_no_delete BEFORE DELETE ON meta "
+                      "BEGIN SELECT RAISE(ABORT, 'audit meta is append-only: DELETE "
+                      "rejected'); END",
+}
+_OBJECTS = (*_TABLES, *_TRIGGERS)
+
+
+class WitnessedHead(Protocol):
+    """A chain head seen by a witness (see :class:`console.witness.Checkpoint`)."""
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the head event."""
+        ...
+
+    @property
+    def hash(self) -> str:
+        """Its hash."""
+        ...
+
+    @property
+    def time(self) -> str:
+        """When the witness saw it (UTC)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The newest event of a trail: its ``seq`` and ``hash``, and how many events there are.
+
+    An empty trail has ``seq`` 0 and the genesis hash.
+    """
+
+    seq: int
+    hash: str
+    count: int
+
+    def short(self) -> str:
+        """``seq 42, hash 3f2a9c0d1e2b4f56`` (the form notifications quote)."""
+        return f"seq {self.seq}, hash {self.hash[:16]}"
 
 
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` deterministically (sorted keys, no spaces) for hashing."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def checkpoint_mac(key: bytes, body: bytes) -> str:
+    """HMAC-SHA-256 of a witness checkpoint's canonical ``body``, with a key derived from the
+    audit ``key`` (so the chain key signs events only)."""
+    derived = hmac.new(key, _CHECKPOINT_LABEL, hashlib.sha256).digest()
+    return hmac.new(derived, body, hashlib.sha256).hexdigest()
 
 
 def utc_now() -> str:
@@ -98,68 +175,154 @@ class ChainReport:
     """Result of :meth:`AuditLog.verify`.
 
     Attributes:
-        ok: Whether every event verifies.
+        ok: Whether every event verifies, the structure is intact and every witnessed head
+            is in the trail.
         count: Number of events checked.
-        first_bad_seq: The first sequence number that does not verify (None when ok).
-        reason: Why it does not verify, in one sentence ("" when ok).
+        first_bad_seq: The first sequence number that does not verify (None when ok, or
+            when the failure is not at one event: a missing trigger, a missing key).
+        reason: Why it does not verify ("" when ok; else every problem found).
+        last_good_seq: The last sequence number that can be trusted: every event up to it
+            verifies and matches every witness that saw it (None when nothing can be said).
+        checkpoints: How many witnessed heads the trail was compared with.
     """
 
     ok: bool
     count: int
     first_bad_seq: int | None = None
     reason: str = ""
+    last_good_seq: int | None = None
+    checkpoints: int = 0
 
 
 class AuditLog:
     """The hash-chained audit trail in one SQLite file; safe to share between threads.
 
     Args:
-        path: The database file; missing parent folders are created.
+        path: The database file; missing parent folders are created ``0700`` and a new
+            file ``0600``.
         key: HMAC key. Defaults to ``$KILLSWITCH_AUDIT_KEY`` (UTF-8); None or empty means an
             unkeyed SHA-256 chain. A trail's first event fixes whether it is keyed.
         busy_timeout: Seconds to wait for another writer before failing.
+        readonly: Open the file read-only (SQLite ``mode=ro``): nothing is created, migrated
+            or repaired, and writing raises. What verifying uses.
 
     Raises:
-        AuditError: The file cannot be opened or its schema created.
+        AuditError: The file cannot be opened (or, read-only, does not exist) or its schema
+            cannot be created.
     """
 
     def __init__(
-        self, path: str | Path, key: bytes | None = None, *, busy_timeout: float = 30.0
+        self, path: str | Path, key: bytes | None = None, *, busy_timeout: float = 30.0,
+        readonly: bool = False,
     ) -> None:
         if key is None:
             env = os.environ.get(KEY_ENV, "")
             key = env.encode("utf-8") if env else None
         self.path = Path(path).expanduser()
+        self.readonly = readonly
         self._key = key or None
         self._lock = threading.RLock()
         self._host = socket.gethostname()
+        self._damage: list[str] = []
+        self._fp_key: bytes | None = None
         with self._errors("open the audit trail"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if readonly:
+                if not self.path.is_file():
+                    raise AuditError(f"no audit trail at {self.path}", where=str(self.path),
+                                     hint="check settings.audit_db")
+                target, uri = self.path.resolve().as_uri() + "?mode=ro", True
+            else:
+                self._create_private_file()
+                target, uri = str(self.path), False
             conn = sqlite3.connect(
-                str(self.path),
+                target,
                 timeout=busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
+                uri=uri,
             )
             self._conn = conn
             try:
                 self.db = sqlite_utils.Database(conn)
-                conn.execute("PRAGMA journal_mode=WAL")
+                if not readonly:
+                    conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
-                existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-                if not {"events", "meta", *_TRIGGERS} <= existing:
-                    conn.executescript(_SCHEMA)  # also restores dropped triggers
+                if not readonly:
+                    self._prepare_trail()
+                self._fp_key = self._fingerprint_key(self._meta_or_empty())
             except BaseException:
                 conn.close()
                 raise
+        if not readonly and self._fp_key is not None:
+            use_fingerprint_key(self._fp_key)
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _errors(self, doing: str) -> _ErrorContext:
         return _ErrorContext(self, doing)
 
+    def _create_private_file(self) -> None:
+        """Create the database file ``0600`` (folders ``0700``) before SQLite does (``0644``)."""
+        if self.path.exists():
+            return
+        make_private_dirs(self.path.parent)
+        os.close(open_private(self.path, os.O_RDWR))
+
+    def _tighten(self) -> None:
+        """A new trail: the file (maybe created by the lock table) and its WAL become 0600."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            p = Path(f"{self.path}{suffix}")
+            try:
+                if p.is_file() and p.stat().st_mode & 0o777 != PRIVATE_FILE:
+                    os.chmod(p, PRIVATE_FILE)
+            except OSError:  # not ours (another user's file): leave it
+                continue
+
+    def _names(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+
     def _meta(self) -> dict[str, str]:
         return {k: v for k, v in self._conn.execute("SELECT key, value FROM meta")}
+
+    def _meta_or_empty(self) -> dict[str, str]:
+        return self._meta() if "meta" in self._names() else {}
+
+    def _new_meta_rows(self) -> list[tuple[str, str]]:
+        return [("trail_id", str(uuid.uuid4())), ("fp_salt", secrets.token_hex(32))]
+
+    def _prepare_trail(self) -> None:
+        """Create a new trail; note (never silently repair) a damaged one; migrate old ones."""
+        conn = self._conn
+        names = self._names()
+        if not {"events", "meta"} & names:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not {"events", "meta"} & self._names():  # nobody created it meanwhile
+                    for sql in (*_TABLES.values(), *_INDEXES, *_TRIGGERS.values()):
+                        conn.execute(sql)
+                    conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                                     self._new_meta_rows())
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._tighten()
+            names = self._names()
+        self._damage = [name for name in _OBJECTS if name not in names]
+        if not self._damage and not {"trail_id", "fp_salt"} <= set(self._meta()):
+            # A trail written before trail ids and salts: add them (INSERT only).
+            conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                             self._new_meta_rows())
+
+    def _fingerprint_key(self, meta: Mapping[str, str]) -> bytes | None:
+        if self._key is not None:
+            return fingerprint_key_from_audit_key(self._key)
+        salt = meta.get("fp_salt")
+        try:
+            return bytes.fromhex(salt) if salt else None
+        except ValueError:
+            return None
 
     def _key_check(self) -> str:
         assert self._key is not None
@@ -177,7 +340,8 @@ class AuditLog:
             rows = [("schema_version", "1"), ("keyed", "1" if self._key else "0")]
             if self._key is not None:
                 rows.append(("key_check", self._key_check()))
-            self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
+            self._conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                                   rows)
         elif keyed == "1" and self._key is None:
             raise AuditError(
                 "this audit trail is keyed (HMAC) and no key is configured",
@@ -202,24 +366,84 @@ class AuditLog:
         for name in ("prev_hash", "hash"):
             if raw.get(name) is not None:
                 raise UsageError(f"audit event field {name!r} is assigned by the audit log")
+        fp_key = self._fp_key
         event: dict[str, Any] = {}
         for name in _TEXT_FIELDS:
             value = raw.get(name)
             if isinstance(value, datetime):
                 value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            event[name] = None if value is None else scrub(str(value))
+            event[name] = None if value is None else scrub(str(value), key=fp_key)
         event["ts"] = event["ts"] or utc_now()
-        event["host"] = event["host"] or scrub(self._host)
+        event["host"] = event["host"] or scrub(self._host, key=fp_key)
         detail = raw.get("detail")
         if detail is None:
             detail = {}
         if not isinstance(detail, Mapping):
             raise UsageError("audit event detail must be a dict")
         # Round-trip through canonical JSON so what is hashed is exactly what is stored.
-        event["detail"] = json.loads(canonical_json(scrub(dict(detail))))
+        event["detail"] = json.loads(canonical_json(scrub(dict(detail), key=fp_key)))
         return event
 
     # -- writing ----------------------------------------------------------------------------
+
+    def _insert(self, events: list[dict[str, Any]],
+                prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Chain and insert ``prepared`` inside the caller's write transaction."""
+        conn = self._conn
+        self._check_key_for_write(self._meta())
+        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        stored: list[dict[str, Any]] = []
+        for raw, event in zip(events, prepared, strict=True):
+            seq += 1
+            wanted = raw.get("seq")
+            if wanted is not None and wanted != seq:
+                raise UsageError(f"audit event seq {wanted} given, next is {seq}")
+            event.update(seq=seq, prev_hash=prev)
+            event["hash"] = prev = self._digest(event)
+            stored.append({k: event[k] for k in FIELDS})
+        conn.executemany(
+            f"INSERT INTO events ({', '.join(FIELDS)}) "
+            f"VALUES ({', '.join('?' for _ in FIELDS)})",
+            [tuple(canonical_json(e[k]) if k == "detail" else e[k] for k in FIELDS)
+             for e in stored],
+        )
+        return stored
+
+    def _repair(self) -> None:
+        """Restore what an attacker (or an accident) removed, on the record, in one go.
+
+        Runs before the first write to a damaged trail: recreates the missing tables and
+        triggers and appends a ``trail.damaged`` event naming them, in one transaction.
+        Verifying never gets here.
+        """
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            names = self._names()
+            missing = [name for name in _OBJECTS if name not in names]
+            for name in missing:
+                if name in _TABLES:
+                    conn.execute(_TABLES[name])
+            for sql in (*_INDEXES, *(_TRIGGERS[n] for n in missing if n in _TRIGGERS)):
+                conn.execute(sql)
+            conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                             self._new_meta_rows())
+            self._fp_key = self._fingerprint_key(self._meta())
+            if missing:
+                raw = {"phase": "audit", "action": "trail.damaged", "outcome": "repaired",
+                       "detail": {"missing": missing,
+                                  "message": "found missing when writing; recreated: "
+                                             "run `killswitch audit verify`"}}
+                self._insert([raw], [self._prepare(raw)])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._damage = []
+        if self._fp_key is not None:
+            use_fingerprint_key(self._fp_key)
 
     def append_many(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append events in one transaction: all of them are stored, or none.
@@ -237,35 +461,19 @@ class AuditLog:
             UsageError: An event has unknown fields, a non-dict detail or a set hash.
             AuditError: The events could not be written (nothing was written).
         """
-        prepared = [self._prepare(e) for e in events]
-        if not prepared:
+        if self.readonly:
+            raise AuditError("this audit trail was opened read-only", where=str(self.path))
+        if not events:
             return []
+        with self._lock, self._errors("append to the audit trail"):
+            if self._damage or self._fp_key is None:
+                self._repair()
+        prepared = [self._prepare(e) for e in events]
         with self._lock, self._errors("append to the audit trail"):
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._check_key_for_write(self._meta())
-                last = conn.execute(
-                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
-                stored: list[dict[str, Any]] = []
-                for raw, event in zip(events, prepared, strict=True):
-                    seq += 1
-                    wanted = raw.get("seq")
-                    if wanted is not None and wanted != seq:
-                        raise UsageError(f"audit event seq {wanted} given, next is {seq}")
-                    event.update(seq=seq, prev_hash=prev)
-                    event["hash"] = prev = self._digest(event)
-                    stored.append({k: event[k] for k in FIELDS})
-                conn.executemany(
-                    f"INSERT INTO events ({', '.join(FIELDS)}) "
-                    f"VALUES ({', '.join('?' for _ in FIELDS)})",
-                    [
-                        tuple(canonical_json(e[k]) if k == "detail" else e[k] for k in FIELDS)
-                        for e in stored
-                    ],
-                )
+                stored = self._insert(events, prepared)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -280,6 +488,56 @@ class AuditLog:
             The stored event.
         """
         return self.append_many([fields])[0]
+
+    # -- facts about the trail -----------------------------------------------------------
+
+    def head(self) -> ChainHead:
+        """The newest event's ``seq`` and ``hash`` and the number of events (one snapshot).
+
+        Raises:
+            AuditError: The trail cannot be read.
+        """
+        with self._lock, self._errors("read the audit trail"):
+            row = self._conn.execute(
+                "SELECT (SELECT count(*) FROM events), seq, hash FROM events "
+                "ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return ChainHead(0, GENESIS_HASH, 0)
+        return ChainHead(int(row[1]), str(row[2]), int(row[0]))
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the trail is keyed (its ``meta``; before its first event: whether a key is
+        configured)."""
+        with self._lock, self._errors("read the audit trail"):
+            keyed = self._meta_or_empty().get("keyed")
+        return keyed == "1" if keyed is not None else self._key is not None
+
+    @property
+    def trail_id(self) -> str:
+        """The random id the trail was created with ("" for a trail that has none)."""
+        with self._lock, self._errors("read the audit trail"):
+            return self._meta_or_empty().get("trail_id", "")
+
+    def checkpoint_mac(self, body: bytes) -> str | None:
+        """HMAC-SHA-256 of a checkpoint's canonical body with a key derived from the audit
+        key, or None when no key is configured."""
+        return None if self._key is None else checkpoint_mac(self._key, body)
+
+    def fingerprint(self, value: str) -> str:
+        """The fingerprint this trail stores for the secret ``value`` (``hmac:...``).
+
+        Lets an investigator who holds a suspected key (and, for a keyed trail, the audit
+        key) find it in the trail without the trail ever holding it.
+
+        Raises:
+            AuditError: The trail has no fingerprint key yet (no salt and no audit key).
+        """
+        if self._fp_key is None:
+            raise AuditError("this audit trail has no fingerprint key yet",
+                             where=str(self.path))
+        return fingerprint_secret(value, self._fp_key)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -334,71 +592,129 @@ class AuditLog:
             run["outcomes"] = dict(sorted(outcomes.get(run["run_id"], {}).items()))
         return summary
 
-    def verify(self) -> ChainReport:
-        """Recompute every hash and ``prev_hash`` link and check ``seq`` continuity.
+    def verify(
+        self, *, require_key: bool = False, witnessed: Sequence[WitnessedHead] = ()
+    ) -> ChainReport:
+        """Check the whole trail: structure, keying, every hash and link, and the witnesses.
+
+        Recomputes every hash and ``prev_hash`` link and checks ``seq`` continuity; checks
+        that the tables and the append-only triggers are all there (and reports, never
+        restores, what is missing); compares the trail with every head a witness saw: a
+        trail shorter than a witnessed head, or whose hash at a witnessed seq differs, does
+        not verify. Nothing is written.
+
+        Args:
+            require_key: The trail must be keyed (``settings.audit_keyed``, or a witness saw
+                it keyed): an unkeyed trail, or no key to check it with, does not verify.
+            witnessed: Heads seen by witnesses (:class:`console.witness.Checkpoint`).
 
         Returns:
             A :class:`ChainReport`; ``first_bad_seq`` names the first event that does not
-            verify (a missing event counts as bad at its own sequence number).
+            verify (a missing event counts as bad at its own sequence number) and
+            ``last_good_seq`` the last one that can be trusted.
 
         Raises:
-            AuditError: The trail is keyed and no key is configured, or it cannot be read.
+            AuditError: The trail cannot be read.
         """
         with self._lock, self._errors("verify the audit trail"):
-            meta = self._meta()
-            keyed = meta.get("keyed")
-            if keyed == "1" and self._key is None:
-                raise AuditError(
-                    "this audit trail is keyed (HMAC); verifying it needs the key",
-                    where=str(self.path), hint=f"set {KEY_ENV} to the trail's key",
-                )
-            if keyed == "1" and meta.get("key_check") != self._key_check():
-                return ChainReport(False, 0, 1, "the configured key is not this trail's key")
-            count = self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
-            if keyed != "1" and self._key is not None and count:
-                return ChainReport(
-                    False, 0, 1,
-                    "a key is configured but the trail is not keyed: it may have been "
-                    "rewritten without the key",
-                )
-            expected, prev, checked = 1, GENESIS_HASH, 0
-            cursor = self._conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq")
-            for values in cursor:
-                row = dict(zip(FIELDS, values, strict=True))
-                seq = row["seq"]
-                if seq != expected:
-                    return ChainReport(False, checked, expected,
-                                       f"event {expected} is missing (found {seq} next)")
-                if row["prev_hash"] != prev:
-                    return ChainReport(False, checked, seq,
-                                       "prev_hash does not link to the previous event")
-                try:
-                    row["detail"] = json.loads(row["detail"])
-                except (TypeError, ValueError):
-                    return ChainReport(False, checked, seq, "detail is not valid JSON")
-                if not hmac.compare_digest(self._digest(row), str(row["hash"])):
-                    return ChainReport(False, checked, seq,
-                                       "hash does not match the event's content (edited)")
-                prev, expected, checked = row["hash"], expected + 1, checked + 1
-            high = self._conn.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
-            ).fetchone()
-            if high is not None and high[0] >= expected:
-                return ChainReport(False, checked, expected,
-                                   f"events {expected}..{high[0]} were deleted from the end")
-        return ChainReport(True, checked)
+            return self._verify(require_key, sorted(witnessed, key=lambda w: w.seq))
 
-    def verify_or_raise(self) -> ChainReport:
-        """Like :meth:`verify`, but raise when the chain does not verify.
+    def _verify(self, require_key: bool, witnessed: list[WitnessedHead]) -> ChainReport:
+        witnessed = [w for w in witnessed if w.seq > 0]  # an empty trail's head says nothing
+        n_witnessed = len(witnessed)
+
+        def fail(count: int, first_bad: int | None, reason: str,
+                 last_good: int | None) -> ChainReport:
+            return ChainReport(False, count, first_bad, "; ".join([reason, *structure]),
+                               last_good, n_witnessed)
+
+        names = self._names()
+        structure: list[str] = []
+        fresh = not {"events", "meta"} & names  # an empty file: no trail was ever created
+        if not fresh:
+            structure += [f"table {t} is missing (dropped?)" for t in _TABLES if t not in names]
+            structure += [f"trigger {t} is missing: rows could be edited or deleted"
+                          for t in _TRIGGERS if t not in names]
+        meta = self._meta() if "meta" in names else {}
+        count = (self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+                 if "events" in names else 0)
+        keyed = meta.get("keyed")
+        if keyed == "1" and self._key is None:
+            return fail(count, None, "this audit trail is keyed (HMAC) and no key is "
+                        f"configured: it cannot be verified (set {KEY_ENV})", None)
+        if require_key and self._key is None:
+            return fail(count, None, "this audit trail must be keyed (settings.audit_keyed, "
+                        "or a witness saw it keyed) and no key is configured: it cannot be "
+                        f"verified (set {KEY_ENV})", None)
+        if keyed == "1" and meta.get("key_check") != self._key_check():
+            return fail(count, 1 if count else None,
+                        "the configured key is not this trail's key", None)
+        if keyed != "1" and self._key is not None and count:
+            return fail(count, 1, "a key is configured but the trail is not keyed: it may "
+                        "have been rewritten without the key", 0)
+        if count and keyed is None and "meta" in names:
+            structure.append("the trail's metadata lost its 'keyed' row")
+
+        expected, prev, checked = 1, GENESIS_HASH, 0
+        pending = list(witnessed)  # heads not yet reached, by seq
+        last_matched = 0  # highest witnessed seq found as witnessed
+        rows = (self._conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq")
+                if "events" in names else iter(()))
+        for values in rows:
+            row = dict(zip(FIELDS, values, strict=True))
+            seq = row["seq"]
+            if seq != expected:
+                return fail(checked, expected, f"event {expected} is missing (found {seq} "
+                            "next)", expected - 1)
+            if row["prev_hash"] != prev:
+                return fail(checked, seq, "prev_hash does not link to the previous event",
+                            seq - 1)
+            try:
+                row["detail"] = json.loads(row["detail"])
+            except (TypeError, ValueError):
+                return fail(checked, seq, "detail is not valid JSON", seq - 1)
+            if not hmac.compare_digest(self._digest(row), str(row["hash"])):
+                return fail(checked, seq, "hash does not match the event's content (edited)",
+                            seq - 1)
+            while pending and pending[0].seq <= seq:
+                head = pending.pop(0)
+                if head.seq < seq:  # cannot happen: seqs are contiguous from 1
+                    continue
+                if not hmac.compare_digest(str(head.hash).encode(), str(row["hash"]).encode()):
+                    return fail(checked, seq, f"event {seq} is not the one witnessed at "
+                                f"{head.time} (hash {str(head.hash)[:16]} witnessed, "
+                                f"{str(row['hash'])[:16]} found): the trail was rewritten",
+                                last_matched)
+                last_matched = seq
+            prev, expected, checked = row["hash"], expected + 1, checked + 1
+        last = expected - 1
+        high = (self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+                .fetchone() if "sqlite_sequence" in names else None)
+        if high is not None and high[0] >= expected:
+            return fail(checked, expected, f"events {expected}..{high[0]} were deleted from "
+                        "the end", last)
+        if pending:
+            newest = pending[-1]
+            what = "is empty" if last == 0 else f"ends at seq {last}"
+            return fail(checked, last + 1, f"the trail {what} but a witness saw seq "
+                        f"{newest.seq} at {newest.time}: events {last + 1}..{newest.seq} "
+                        "were deleted", last)
+        if structure:
+            return ChainReport(False, checked, None, "; ".join(structure), last, n_witnessed)
+        return ChainReport(True, checked, None, "", last, n_witnessed)
+
+    def verify_or_raise(self, **kw: Any) -> ChainReport:
+        """Like :meth:`verify` (same keywords), but raise when the trail does not verify.
 
         Raises:
-            AuditTampered: With ``seq`` set to the first bad sequence number.
+            AuditTampered: With ``seq`` set to the first bad sequence number (0 when the
+                failure is not at one event).
         """
-        report = self.verify()
+        report = self.verify(**kw)
         if not report.ok:
             seq = report.first_bad_seq or 0
             raise AuditTampered(
-                f"audit chain does not verify at seq {seq}: {report.reason}",
+                f"audit trail does not verify at seq {seq}: {report.reason}",
                 seq=seq, where=str(self.path),
                 hint="keep the file as evidence; compare with an export or a backup",
             )

@@ -3,7 +3,9 @@
 Exit codes (also in the README):
     0 ok; 1 some operations failed; 2 usage / config / input error;
     3 refused (drift, lock held, blast radius, irreversible without consent, no confirmation);
-    4 verification failed (a kill did not take effect, or the audit chain does not verify).
+    4 verification failed (a kill did not take effect, or the audit chain does not verify);
+    130 interrupted by Ctrl-C (in-flight operations finished and were recorded).
+The numbers live in ``console.errors`` only: no literal exit code appears here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import click
 
 from console.errors import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_REFUSED,
     EXIT_USAGE,
     ConsoleError,
@@ -70,6 +73,16 @@ def _session(incident: str | None = None, mode: str = "live") -> Session:
     from console.engine.service import Session
 
     return Session(_config(), incident=incident, mode=mode)
+
+
+def _audit_key() -> bytes | None:
+    """The audit key (signs and checks saved plans), if one is set."""
+    import os
+
+    from console.audit import KEY_ENV
+
+    value = os.environ.get(KEY_ENV, "")
+    return value.encode("utf-8") if value else None
 
 
 def _out(text: str) -> None:
@@ -130,9 +143,9 @@ def inventory_list(selectors: tuple[str, ...]) -> None:
 @click.argument("integration_id")
 def inventory_show(integration_id: str) -> None:
     """Everything the inventory says about one integration."""
-    from console.inventory import select
+    from console.inventory import select_one
 
-    (item,) = select(_config().integrations, [integration_id])
+    item = select_one(_config().integrations, integration_id)  # UsageError unless exactly one
     data = item.model_dump(mode="json")
     if _json():
         _out(json.dumps(data, indent=2))
@@ -171,9 +184,11 @@ def _emit_plan(plan: Plan, out: str | None, dry_run: bool) -> None:
     from console.render import render_plan
 
     if out:
-        Path(out).write_text(plan.to_json())
+        from console.privfile import write_private
+
+        write_private(out, plan.to_json(_audit_key()))
     if _json():
-        _out(plan.to_json())
+        _out(plan.to_json(_audit_key()))
     else:
         _out(render_plan(plan, dry_run=dry_run))
         if out:
@@ -231,7 +246,10 @@ def _run_live(session: Session, plan: Plan, reason: str, allow_irreversible: boo
     async def go() -> RunResult:
         loop = asyncio.get_running_loop()
 
+        opts = _opts()
+
         def on_sigint() -> None:
+            opts["interrupted"] = True
             if session.cancel is not None and not session.cancel.is_set():
                 click.echo("\ncancelling: no new operations start; in-flight ones finish and "
                            "are recorded", err=True)
@@ -252,6 +270,10 @@ def _finish(result: RunResult) -> None:
     from console.render import render_result, result_json
 
     _out(result_json(result) if _json() else render_result(result))
+    if _opts().get("interrupted"):
+        click.echo("interrupted: in-flight operations finished and were recorded; "
+                   f"`killswitch resume {result.run_id}` finishes the rest", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(result.exit_code())
 
 
@@ -282,9 +304,9 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
                          "support-bot --dry-run")
     session = _session(incident, mode="live")
     if plan_file:
-        the_plan = PlanModel.load(plan_file)
+        # untrusted input: signature (with an audit key), then re-derived from a fresh plan
+        the_plan = session.sync(session.rederive(PlanModel.load(plan_file, _audit_key())))
         if dry_run:
-            session.sync(session.check_drift(the_plan))
             _emit_plan(the_plan, None, dry_run=True)
             return
     else:
@@ -350,10 +372,16 @@ def credentials() -> None:
 @common
 @click.argument("selectors", nargs=-1, required=True)
 def credentials_scan(selectors: tuple[str, ...]) -> None:
-    """Fingerprint each key and search every store for copies the inventory does not list."""
+    """Fingerprint each key and search every store for copies the inventory does not list.
+
+    Exits 1 (``EXIT_FAILED``) when some store or key could not be scanned: the copies found
+    are still shown, and each problem is printed on stderr as ``warning: could not scan
+    ...`` (with ``--json`` too, where ``problems`` lists them as well).
+    """
     from console.engine.scan import scan_copies
     from console.inventory import select
     from console.render import table
+    from console.scrub import scrub_text
 
     config = _config()
     integrations = select(config.integrations, list(selectors))
@@ -365,11 +393,14 @@ def credentials_scan(selectors: tuple[str, ...]) -> None:
         _out(table(["integration", "copy", "fingerprint", "inventory"],
                    [[c.integration, c.target, c.fingerprint,
                      "listed" if c.listed else "UNLISTED"] for c in report.copies]))
-        for p in report.problems:
-            _out(f"note: {p}")
         n = sum(1 for c in report.copies if not c.listed)
         _out(f"{n} unlisted cop{'y' if n == 1 else 'ies'}"
-             + ("; include them with `killswitch plan ... --include-unlisted`" if n else ""))
+             + ("; include them with `killswitch plan ... --include-unlisted`" if n else "")
+             + (" (incomplete: see the warnings)" if report.problems else ""))
+    for p in report.problems:
+        click.echo(scrub_text(f"warning: {p}"), err=True)
+    if report.problems:
+        sys.exit(EXIT_FAILED)
 
 
 # -- audit / report ------------------------------------------------------------------------
@@ -380,18 +411,95 @@ def audit() -> None:
 
 @audit.command("verify")
 @common
-def audit_verify() -> None:
-    """Check the hash chain: exit 0, or name the first bad sequence number (exit 4)."""
-    session = _session()
-    report = session.audit.verify()
+@click.option("--witness", "witness_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Also check against this witness file (a copy kept elsewhere); "
+                   "repeatable.")
+def audit_verify(witness_files: tuple[str, ...]) -> None:
+    """Check the trail (read-only, never repaired): its hash chain, tables and triggers,
+    keying (settings.audit_keyed) and every witnessed checkpoint. Exit 0, or exit 4 naming
+    the first bad and the last good sequence number."""
+    from console.errors import EXIT_VERIFY
+    from console.witness import WitnessFile, read_checkpoints, verify_configured, witness_path
+
+    config = _config()
+    db = config.resolve(config.settings.audit_db)
+    configured = read_checkpoints(witness_path(config))
+    exported: list[WitnessFile] = []
+    for name in witness_files:
+        wf = read_checkpoints(Path(name))
+        if not wf.exists:
+            raise UsageError(f"no witness file {name}", hint="give the path of a witness "
+                             "file (JSON Lines written by `killswitch audit checkpoint`)")
+        exported.append(wf)
+    report = verify_configured(config, exported)
+    files = [str(w.path) for w in (configured, *exported) if w.exists]
     if _json():
-        _out(json.dumps(report.__dict__, indent=2, default=str))
+        _out(json.dumps({**report.__dict__, "db": str(db), "witness_files": files},
+                        indent=2, default=str))
     elif report.ok:
-        _out(f"audit chain OK: {report.count} events verified")
+        if not db.is_file():
+            _out(f"audit trail OK: no audit trail at {db} yet (0 events)")
+        else:
+            _out(f"audit chain OK: {report.count} events verified (through sequence "
+                 f"{report.last_good_seq})")
+        if report.checkpoints:
+            _out(f"witness: {report.checkpoints} checkpoint(s) in {', '.join(files)} match")
+        elif report.count:
+            _out(f"note: no witnessed checkpoint of this trail ({witness_path(config)}): "
+                 "its newest events could be deleted unnoticed; `killswitch audit "
+                 "checkpoint` writes one")
     else:
-        _out(f"audit chain BROKEN at sequence {report.first_bad_seq}: {report.reason}")
+        at = f" at sequence {report.first_bad_seq}" if report.first_bad_seq else ""
+        _out(f"audit trail BROKEN{at}: {report.reason}")
+        if report.last_good_seq is not None:
+            _out(f"last good sequence: {report.last_good_seq}")
+        _out("the database was left as found; keep it, and the witness file, as evidence")
     if not report.ok:
-        sys.exit(4)
+        sys.exit(EXIT_VERIFY)
+
+
+@audit.command("checkpoint")
+@common
+@click.option("--witness", "witness_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Also append the checkpoint to this file (a copy kept elsewhere); "
+                   "repeatable.")
+def audit_checkpoint(witness_files: tuple[str, ...]) -> None:
+    """Verify the trail, then witness its head (seq, hash, count, time, HMAC when keyed) in
+    the witness file (settings.witness). Exit 4, writing nothing, if it does not verify."""
+    from console.audit import AuditLog
+    from console.errors import EXIT_VERIFY
+    from console.witness import (
+        append_checkpoint,
+        checkpoint_or_raise,
+        read_checkpoints,
+        verify_trail,
+        witness_path,
+    )
+
+    config = _config()
+    db = config.resolve(config.settings.audit_db)
+    path = witness_path(config)
+    report = verify_trail(db, witnesses=[read_checkpoints(path)],
+                          require_key=config.settings.audit_keyed)
+    if not report.ok:
+        at = f" at sequence {report.first_bad_seq}" if report.first_bad_seq else ""
+        click.echo(f"audit trail BROKEN{at}: {report.reason}; no checkpoint written "
+                   "(run `killswitch audit verify`)", err=True)
+        sys.exit(EXIT_VERIFY)
+    with AuditLog(db, readonly=True) as log:
+        cp = checkpoint_or_raise(log, path)
+        for extra in witness_files:
+            try:
+                append_checkpoint(extra, cp)
+            except OSError as exc:
+                raise UsageError(f"cannot write the witness file: {exc.strerror or exc}",
+                                 where=extra) from exc
+    if _json():
+        _out(cp.to_json())
+    else:
+        where = ", ".join([str(path), *witness_files])
+        _out(f"checkpoint: {cp.short()} ({cp.count} events, "
+             f"{'keyed' if cp.keyed else 'unkeyed'}) witnessed in {where}")
 
 
 @audit.command("show")
@@ -429,10 +537,12 @@ def audit_show(run_id: str | None, incident: str | None, integration: str | None
 @click.option("--run", "run_id", help="Only this run.")
 @click.option("--out", type=click.Path(dir_okay=False), help="File (default: stdout).")
 def audit_export(fmt: str, run_id: str | None, out: str | None) -> None:
-    """Export events as JSONL or CSV."""
+    """Export events as JSONL or CSV (a file is created 0600: it names operators, targets)."""
+    from console.privfile import open_private_text
+
     session = _session()
     if out:
-        with open(out, "w", newline="") as fh:
+        with open_private_text(out, newline="") as fh:
             n = session.audit.export(fmt, fh, run_id=run_id)
         click.echo(f"{n} events written to {out}", err=True)
     else:
@@ -450,9 +560,13 @@ def report(run_id: str | None, incident: str | None, out: str | None) -> None:
 
     if not run_id and not incident:
         raise UsageError("give RUN_ID or --incident ID")
-    text = render_report(_session().audit, run_id=run_id, incident=incident)
+    session = _session()
+    text = render_report(session.audit, run_id=run_id, incident=incident,
+                         config=session.config)
     if out:
-        Path(out).write_text(text)
+        from console.privfile import write_private
+
+        write_private(out, text)
         click.echo(f"report written to {out}", err=True)
     else:
         _out(text)
@@ -465,14 +579,40 @@ def sandbox() -> None:
 
 
 def _show_services(services: list[Any]) -> None:
-    from console.render import table
+    """Print sandbox services (or JSON); every text line fits 80 columns.
+
+    One row per service: its name, whether it runs, its pid, then where it is reached (one
+    URL per line: the stand-ins list several) and the detail below them. A cell too wide
+    for its column wraps inside the column; nothing is cut off.
+    """
+    import textwrap
 
     if _json():
         _out(json.dumps([s.__dict__ for s in services], indent=2, default=str))
         return
-    _out(table(["service", "url", "pid", "running", "detail"],
-               [[s.name, s.url, s.pid or "-", "yes" if s.running else "no", s.detail]
-                for s in services]))
+    width, gap = 80, "  "
+    name_w = min(max([len("service"), *(len(s.name) for s in services)]), 20)
+    pid_w = max([len("pid"), *(len(str(s.pid)) for s in services if s.pid)])
+    run_w = len("running")
+    text_w = width - name_w - run_w - pid_w - 3 * len(gap)
+
+    def wrap(text: str, w: int) -> list[str]:
+        return textwrap.wrap(text, w, break_long_words=True, break_on_hyphens=False)
+
+    lines = [gap.join(["SERVICE".ljust(name_w), "RUNNING", "PID".ljust(pid_w),
+                       "WHERE / DETAIL"])]
+    for s in services:
+        where = [u.strip() for u in str(s.url or "").split(", ") if u.strip()]
+        text = [piece for part in (*where, str(s.detail or "")) for piece in wrap(part, text_w)]
+        names = wrap(s.name, name_w) or [""]
+        for i in range(max(len(names), len(text), 1)):
+            first = i == 0
+            lines.append(gap.join([
+                (names[i] if i < len(names) else "").ljust(name_w),
+                ("yes" if s.running else "no").ljust(run_w) if first else " " * run_w,
+                str(s.pid or "-").ljust(pid_w) if first else " " * pid_w,
+                text[i] if i < len(text) else ""]).rstrip())
+    _out("\n".join(lines))
 
 
 @sandbox.command("start")
@@ -531,4 +671,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_INTERRUPTED)

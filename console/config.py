@@ -53,6 +53,7 @@ __all__ = [
     "SandboxSettings",
     "Settings",
     "TomlLocator",
+    "expand_user",
     "load_config",
     "parse_toml",
     "raise_problems",
@@ -76,6 +77,14 @@ class Settings(BaseModel):
 
     audit_db: str = "~/.local/state/killswitch/audit.db"
     """SQLite audit database; relative paths are relative to the config file."""
+    audit_keyed: bool = False
+    """The trail must be keyed (HMAC, ``$KILLSWITCH_AUDIT_KEY``): `audit verify` fails
+    (exit 4) on an unkeyed trail or without the key, whatever the trail's own metadata says."""
+    witness: str = ""
+    """Witness file of chain-head checkpoints (JSON Lines, appended at the end of every run
+    and by `audit checkpoint`); relative to the config file. Empty: next to ``audit_db`` as
+    ``<audit_db stem>.witness.jsonl``. Point it outside the database's folder (another disk,
+    an append-only or synced folder) for a witness an intruder cannot reach as easily."""
     runbook_dirs: list[str] = []
     """User runbook folders, in addition to the shipped ``runbooks/``."""
     max_targets: int = Field(default=10, ge=1)
@@ -166,8 +175,12 @@ class Config(BaseModel):
     _origins: list[tuple[str, int]] = PrivateAttr(default_factory=list)
 
     def resolve(self, p: str | Path) -> Path:
-        """Resolve ``p`` (``~`` expanded) relative to the config file's folder."""
-        q = Path(p).expanduser()
+        """Resolve ``p`` (``~`` expanded) relative to the config file's folder.
+
+        Raises:
+            ConfigError: ``p`` starts with ``~user`` and there is no such user.
+        """
+        q = expand_user(p, where=str(self.path))
         return q if q.is_absolute() else (self.path.parent / q)
 
     def integration(self, integration_id: str) -> Integration | None:
@@ -201,6 +214,35 @@ class Config(BaseModel):
 _TOP_LEVEL = ("settings", "sandbox", "backends", "integrations")
 
 
+def expand_user(p: str | Path, *, where: str = "", what: str = "path") -> Path:
+    """``Path(p).expanduser()``, raising :class:`ConfigError` where pathlib raises.
+
+    Raises:
+        ConfigError: ``~user`` names no user, or there is no home folder to expand ``~`` to.
+    """
+    try:
+        return Path(p).expanduser()
+    except RuntimeError as exc:  # pathlib: "Could not determine home directory."
+        raise ConfigError(
+            f"cannot expand '~' in {what} {str(p)[:200]!r}: no such user, or no home folder",
+            where=where or str(p)[:200],
+            hint="write the path in full, or start it with ~/ for your own home folder",
+        ) from exc
+
+
+def _probe(p: Path) -> str:
+    """``file``, ``folder``, ``missing``, ``special`` (a device, a FIFO), or why ``p``
+    cannot be looked at. Never raises."""
+    try:
+        if p.is_file():
+            return "file"
+        if p.is_dir():
+            return "folder"
+        return "special" if p.exists() else "missing"
+    except OSError as exc:  # a name too long, a loop of links, ...
+        return f"unusable ({exc.strerror or exc})"
+
+
 def _find_config(path: str | Path | None) -> Path:
     looked = (
         f"--config ({path or 'not given'}), ${ENV_CONFIG} "
@@ -208,13 +250,16 @@ def _find_config(path: str | Path | None) -> Path:
     )
     hint = f"looked at: {looked}; copy config.example.toml to start"
     if path:
-        candidate, source = Path(path).expanduser(), "--config"
+        raw, source = str(path), "--config"
     elif os.environ.get(ENV_CONFIG):
-        candidate, source = Path(os.environ[ENV_CONFIG]).expanduser(), f"${ENV_CONFIG}"
+        raw, source = os.environ[ENV_CONFIG], f"${ENV_CONFIG}"
     else:
-        candidate, source = Path(DEFAULT_CONFIG_PATH).expanduser(), "the default location"
-    if not candidate.is_file():
-        what = "is a folder, not a file" if candidate.is_dir() else "not found"
+        raw, source = DEFAULT_CONFIG_PATH, "the default location"
+    candidate = expand_user(raw, what=f"the config path (from {source})")
+    kind = _probe(candidate)
+    if kind != "file":
+        what = {"folder": "is a folder, not a file", "missing": "not found",
+                "special": "is not a regular file"}.get(kind, f"is {kind}")
         raise ConfigError(
             f"config file {candidate} (from {source}) {what}",
             where=str(candidate),
@@ -329,12 +374,13 @@ def _load_config(path: str | Path | None = None) -> Config:
     found, bad = _integration_list(doc, loc_cfg)
     problems += bad
     raws += [("config", i, r) for i, r in enumerate(found)]
-    if settings.inventory:
-        inv_path = (cfg_path.parent / Path(settings.inventory).expanduser()).resolve()
+    problems += _check_paths(settings, sandbox, loc_cfg)
+    inv_path = _inventory_path(cfg_path, settings)
+    if inv_path is not None:
         try:
             inv_doc, inv_text = parse_toml(inv_path)
         except ConfigError as exc:
-            if inv_path.exists():
+            if _probe(inv_path) != "missing":
                 problems.append(Problem(exc.where, exc.msg, exc.hint))
             else:
                 problems.append(
@@ -393,6 +439,35 @@ def _load_config(path: str | Path | None = None) -> Config:
     config._sources = sources
     config._origins = origins
     return config
+
+
+def _inventory_path(cfg_path: Path, settings: Settings) -> Path | None:
+    """The separate inventory file, or None (none set, or its path is refused elsewhere)."""
+    if not settings.inventory:
+        return None
+    try:
+        return (cfg_path.parent / expand_user(settings.inventory)).resolve()
+    except (ConfigError, ValueError, OSError):  # reported by _check_paths
+        return None
+
+
+def _check_paths(
+    settings: Settings, sandbox: SandboxSettings | None, locate: Callable[[Loc], str]
+) -> list[Problem]:
+    """File and folder settings that no file system call could use (``~nosuchuser/x``)."""
+    paths: list[tuple[Loc, str]] = [(("settings", "audit_db"), settings.audit_db)]
+    if settings.inventory:
+        paths.append((("settings", "inventory"), settings.inventory))
+    paths += [(("settings", "runbook_dirs", i), d) for i, d in enumerate(settings.runbook_dirs)]
+    if sandbox is not None:
+        paths.append((("sandbox", "dir"), sandbox.dir))
+    problems: list[Problem] = []
+    for loc, value in paths:
+        try:
+            expand_user(value, what=".".join(map(str, loc)))
+        except ConfigError as exc:
+            problems.append(Problem(locate(loc), exc.msg, exc.hint))
+    return problems
 
 
 def _check_references(

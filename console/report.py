@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.audit import AuditLog
 from console.errors import AuditError, UsageError
+
+if TYPE_CHECKING:
+    from console.config import Config
 
 __all__ = ["FAILED_OUTCOMES", "NOT_DONE_OUTCOMES", "render_report"]
 
@@ -91,18 +94,25 @@ def _is_irreversible(event: dict[str, Any]) -> bool:
     return event.get("action") == "credential.destroy" or detail.get("reversible") is False
 
 
-def _chain_status(audit: AuditLog) -> str:
+def _chain_status(audit: AuditLog, config: Config | None) -> str:
     try:
-        report = audit.verify()
+        if config is not None:
+            from console.witness import verify_configured
+
+            report = verify_configured(config)
+        else:
+            report = audit.verify()
     except AuditError as exc:
         return f"NOT VERIFIED ({exc.msg})"
     if report.ok:
         return f"verified ({report.count} events in the trail)"
-    return f"BROKEN at seq {report.first_bad_seq}: {report.reason}"
+    at = f" at seq {report.first_bad_seq}" if report.first_bad_seq else ""
+    return f"BROKEN{at}: {report.reason}"
 
 
 def render_report(
-    audit: AuditLog, run_id: str | None = None, incident: str | None = None
+    audit: AuditLog, run_id: str | None = None, incident: str | None = None,
+    config: Config | None = None,
 ) -> str:
     """Render the Markdown postmortem timeline of one run or of every run of an incident.
 
@@ -110,6 +120,7 @@ def render_report(
         audit: The audit trail to read.
         run_id: The run to report on.
         incident: The incident to report on (all its runs); used when ``run_id`` is None.
+        config: When given, the chain is verified against its witness and keying rules.
 
     Returns:
         The report as Markdown text.
@@ -141,7 +152,7 @@ def render_report(
         ("End (UTC)", events[-1]["ts"] if end is None else _iso(end)),
         ("Duration", _duration((end - start).total_seconds()) if start and end else "-"),
         ("Events", f"{len(events)} (seq {events[0]['seq']}..{events[-1]['seq']})"),
-        ("Audit chain", _chain_status(audit)),
+        ("Audit chain", _chain_status(audit, config)),
     ]
     lines += [f"- **{name}:** {_text(value)}" for name, value in header]
 

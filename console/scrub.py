@@ -1,10 +1,20 @@
 """Scrubber for key-shaped strings: secret values never reach the audit trail, logs or screen.
 
-Every match is replaced by ``[REDACTED sha256:<12 hex>]``, a fingerprint of the value, so
+Every match is replaced by ``[REDACTED hmac:<12 hex>]``, a fingerprint of the value, so
 the same key is recognisable across events without being shown::
 
     >>> scrub_text("Authorization: Bearer abc.def-123456789")
-    'Authorization: Bearer [REDACTED sha256:...]'
+    'Authorization: Bearer [REDACTED hmac:...]'
+
+Fingerprints are keyed (HMAC-SHA-256), never a plain hash of the secret. A plain SHA-256
+prefix of a weak stored password (``password=hunter2``) is brute-forced from the trail, an
+export or a report in seconds; keyed, it cannot be without the key. The key is derived from
+the audit key (``$KILLSWITCH_AUDIT_KEY``) when one is set, else it is the random salt that
+each audit trail keeps in its ``meta`` table (:class:`console.audit.AuditLog` installs it
+with :func:`use_fingerprint_key` when it opens the trail, so the trail, the screen and the
+logs of one process agree). With neither, a random per-process key is used: fingerprints
+still match each other within the process (credential scans compare them there). The
+``hmac:`` prefix keeps them visibly different from the old ``sha256:`` fingerprints.
 
 Covered: OpenAI (``sk-``, ``sk-proj-``, ``sk-svcacct-``, ``sk-admin-``), Anthropic
 (``sk-ant-``), AWS secret access keys after an ``aws_secret_access_key``-like name (access
@@ -20,13 +30,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import logging
+import os
 import re
+import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["REDACTED_PREFIX", "ScrubFilter", "fingerprint_secret", "is_sensitive_name", "scrub",
-           "scrub_text"]
+__all__ = ["FINGERPRINT_PREFIX", "REDACTED_PREFIX", "ScrubFilter", "fingerprint_key_from_audit_key",
+           "fingerprint_secret", "is_sensitive_name", "scrub", "scrub_text", "use_fingerprint_key"]
 
 REDACTED_PREFIX = "[REDACTED "
 """Every replacement starts with this; a value that already does is not scrubbed again."""
@@ -43,20 +57,63 @@ _PLACEHOLDERS = frozenset(
 )
 
 
-def fingerprint_secret(value: str) -> str:
-    """Fingerprint of a secret value: ``sha256:`` and the first 12 hex digits of its SHA-256.
+FINGERPRINT_PREFIX = "hmac:"
+"""Every fingerprint starts with this (a keyed HMAC-SHA-256, not a plain hash)."""
+
+_AUDIT_KEY_ENV = "KILLSWITCH_AUDIT_KEY"  # console.audit.KEY_ENV (audit imports this module)
+_FP_LABEL = b"killswitch fingerprint key v1"
+_key_lock = threading.Lock()
+_installed_key: bytes | None = None
+_process_key: bytes | None = None
+
+
+def fingerprint_key_from_audit_key(audit_key: bytes) -> bytes:
+    """The fingerprint key derived from an audit key (not the key itself: one key, one use)."""
+    return hmac.new(audit_key, _FP_LABEL, hashlib.sha256).digest()
+
+
+def use_fingerprint_key(key: bytes | None) -> None:
+    """Make ``key`` the default fingerprint key of this process (None: back to the default).
+
+    :class:`console.audit.AuditLog` calls it with its trail's key when it opens the trail.
+    """
+    global _installed_key
+    with _key_lock:
+        _installed_key = key or None
+
+
+def _default_key() -> bytes:
+    global _process_key
+    with _key_lock:
+        if _installed_key is not None:
+            return _installed_key
+        env = os.environ.get(_AUDIT_KEY_ENV, "")
+        if env:
+            return fingerprint_key_from_audit_key(env.encode("utf-8"))
+        if _process_key is None:
+            _process_key = secrets.token_bytes(32)
+        return _process_key
+
+
+def fingerprint_secret(value: str, key: bytes | None = None) -> str:
+    """Keyed fingerprint of a secret: ``hmac:`` and 12 hex digits of its HMAC-SHA-256.
 
     Args:
         value: The secret; it is hashed as UTF-8 and never returned.
+        key: The fingerprint key; default: the key installed by :func:`use_fingerprint_key`,
+            else one derived from ``$KILLSWITCH_AUDIT_KEY``, else a random per-process key.
 
     Returns:
-        For example ``sha256:5e884898da28``.
+        For example ``hmac:5e884898da28``. The same value and key give the same fingerprint;
+        without the key it cannot be tested against guesses.
     """
-    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    digest = hmac.new(key or _default_key(), value.encode("utf-8", "surrogatepass"),
+                      hashlib.sha256).hexdigest()
+    return FINGERPRINT_PREFIX + digest[:12]
 
 
-def _redact(value: str) -> str:
-    return f"{REDACTED_PREFIX}{fingerprint_secret(value)}]"
+def _redact(value: str, key: bytes | None = None) -> str:
+    return f"{REDACTED_PREFIX}{fingerprint_secret(value, key)}]"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -126,7 +183,7 @@ _TRIGGER = re.compile(
 )
 
 
-def _sub_group(rule: _Rule, s: str) -> str:
+def _sub_group(rule: _Rule, s: str, fp_key: bytes | None) -> str:
     pattern, group, valid = rule
 
     def repl(m: re.Match[str]) -> str:
@@ -135,19 +192,19 @@ def _sub_group(rule: _Rule, s: str) -> str:
             return m.group(0)
         start, end = m.start(group) - m.start(0), m.end(group) - m.start(0)
         whole = m.group(0)
-        return whole[:start] + _redact(value) + whole[end:]
+        return whole[:start] + _redact(value, fp_key) + whole[end:]
 
     return pattern.sub(repl, s)
 
 
-def _sub_assignment(m: re.Match[str]) -> str:
+def _sub_assignment(m: re.Match[str], fp_key: bytes | None) -> str:
     idx = next(i for i in (4, 5, 6) if m.group(i) is not None)
     value = m.group(idx)
     if value.lower() in _PLACEHOLDERS or value.startswith(REDACTED_PREFIX.strip()):
         return m.group(0)
     start, end = m.start(idx) - m.start(0), m.end(idx) - m.start(0)
     whole = m.group(0)
-    return whole[:start] + _redact(value) + whole[end:]
+    return whole[:start] + _redact(value, fp_key) + whole[end:]
 
 
 # Short strings already found clean (action names, targets, outcomes repeat thousands of
@@ -157,24 +214,26 @@ _CLEAN_MAX = 50_000
 _CLEAN_MAX_LEN = 256
 
 
-def scrub_text(s: str) -> str:
+def scrub_text(s: str, *, key: bytes | None = None) -> str:
     """Replace every key-shaped substring of ``s`` with its fingerprint.
 
     Args:
         s: Any text: a log line, an error message from a provider, a target reference.
+        key: Fingerprint key (the audit trail passes its own); default: the process's,
+            see :func:`fingerprint_secret`.
 
     Returns:
-        The text with secrets replaced by ``[REDACTED sha256:<12 hex>]``.
+        The text with secrets replaced by ``[REDACTED hmac:<12 hex>]``.
     """
     if not s or s in _CLEAN:
         return s
     if not _TRIGGER.search(s):
         out = s
     else:
-        out = _PEM.sub(lambda m: _redact(m.group(0)), s)
-        out = _ASSIGNMENT.sub(_sub_assignment, out)
+        out = _PEM.sub(lambda m: _redact(m.group(0), key), s)
+        out = _ASSIGNMENT.sub(lambda m: _sub_assignment(m, key), out)
         for rule in _RULES:
-            out = _sub_group(rule, out)
+            out = _sub_group(rule, out, key)
     if out == s and len(s) <= _CLEAN_MAX_LEN:
         if len(_CLEAN) >= _CLEAN_MAX:
             _CLEAN.clear()
@@ -182,7 +241,7 @@ def scrub_text(s: str) -> str:
     return out
 
 
-def scrub(obj: Any) -> Any:
+def scrub(obj: Any, *, key: bytes | None = None) -> Any:
     """Scrub a JSON-like value recursively: strings, dict keys and values, lists, tuples.
 
     String values under sensitive keys (``password``, ``api_key``, ``client_secret``, ...)
@@ -190,30 +249,31 @@ def scrub(obj: Any) -> Any:
 
     Args:
         obj: The value to scrub; it is not modified.
+        key: Fingerprint key; see :func:`scrub_text`.
 
     Returns:
         A scrubbed copy (dicts and lists are new objects; tuples become lists).
     """
     if isinstance(obj, str):
-        return scrub_text(obj)
+        return scrub_text(obj, key=key)
     if isinstance(obj, dict):
         out: dict[Any, Any] = {}
         for k, v in obj.items():
-            key = scrub_text(k) if isinstance(k, str) else k
+            name = scrub_text(k, key=key) if isinstance(k, str) else k
             if isinstance(v, str):
                 if (isinstance(k, str) and is_sensitive_name(k)
                         and v.lower() not in _PLACEHOLDERS
                         and not v.startswith(REDACTED_PREFIX)):
-                    out[key] = _redact(v)
+                    out[name] = _redact(v, key)
                 else:
-                    out[key] = scrub_text(v)
+                    out[name] = scrub_text(v, key=key)
             elif isinstance(v, dict | list | tuple):
-                out[key] = scrub(v)
+                out[name] = scrub(v, key=key)
             else:
-                out[key] = v  # numbers, booleans, None
+                out[name] = v  # numbers, booleans, None
         return out
     if isinstance(obj, list | tuple):
-        return [scrub(v) for v in obj]
+        return [scrub(v, key=key) for v in obj]
     return obj
 
 

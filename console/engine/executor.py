@@ -104,8 +104,13 @@ class Executor:
             drift = drift_summary(change.before, state)
             res.message = f"precondition drifted since planning: {drift}"
             return True
+        from adapters.notify_common import call_with_chain_head  # (httpx: import lazily)
+
         maybe_sent[0] = True
-        res.undo = dict(await self.rt.call(backend, lambda a: a.apply(change), timeout) or {})
+        head = getattr(self.journal, "head", None)  # notifications quote the chain head
+        res.undo = dict(await self.rt.call(
+            backend, lambda a: call_with_chain_head(head, lambda: a.apply(change)), timeout)
+            or {})
         res.outcome = "applied"
         return True
 

@@ -4,6 +4,10 @@ Events are group-committed: every event queued while the previous transaction wa
 written goes into the next one, so a run with 64 operations in flight pays for a handful of
 fsyncs instead of 128, and each caller still waits until *its* event is durable before it
 touches the outside world (fail closed).
+
+:attr:`Journal.head` is the ``(seq, hash)`` of the newest event this journal has committed:
+the trail's head as this run last wrote it, which notifications quote (``Chain: seq N, hash
+...``) so that their recipients hold a witness of the trail.
 """
 
 from __future__ import annotations
@@ -41,10 +45,19 @@ class Journal:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self.failed: AuditError | None = None
         self.transactions = 0
+        self.head: tuple[int, str] | None = None
+        """``(seq, hash)`` of the newest event this journal committed (None before any)."""
+
+    def _committed(self, stored: Any) -> None:
+        """Remember the newest committed event as the head."""
+        if isinstance(stored, list) and stored and isinstance(stored[-1], dict):
+            seq, digest = stored[-1].get("seq"), stored[-1].get("hash")
+            if isinstance(seq, int) and isinstance(digest, str):
+                self.head = (seq, digest)
 
     def write_now(self, **fields: Any) -> None:
         """Write one event synchronously (outside the event loop)."""
-        self.audit.append_many([{**self.base, **fields}])
+        self._committed(self.audit.append_many([{**self.base, **fields}]))
 
     async def record(self, **fields: Any) -> None:
         """Queue an event and wait until it is committed.
@@ -70,8 +83,9 @@ class Journal:
                 batch.append(self._queue.get_nowait())
             events = [e for e, _ in batch]
             try:
-                await loop.run_in_executor(self._pool, self.audit.append_many, events)
+                stored = await loop.run_in_executor(self._pool, self.audit.append_many, events)
                 self.transactions += 1
+                self._committed(stored)
             except Exception as exc:  # noqa: BLE001 - converted and handed to every waiter
                 err = exc if isinstance(exc, AuditError) else AuditError(
                     f"audit trail write failed: {exc}",

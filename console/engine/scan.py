@@ -1,8 +1,9 @@
 """Find copies of an integration's key that the inventory does not list.
 
-The key value is read from a listed store copy and fingerprinted (SHA-256 prefix) in memory;
-every configured store that can be read is scanned and each stored value fingerprinted the
-same way. Only fingerprints and references leave this module.
+The key value is read from a listed store copy and fingerprinted in memory (keyed: see
+``console.scrub.fingerprint_secret``); every configured store that can be read is scanned
+and each stored value fingerprinted the same way. Only fingerprints and references leave
+this module.
 """
 
 from __future__ import annotations

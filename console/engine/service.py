@@ -23,6 +23,7 @@ from console.engine.proof import KeyProof
 from console.engine.runtime import Runtime
 from console.errors import (
     AdapterError,
+    AuditError,
     BlastRadiusExceeded,
     ConsoleError,
     IrreversibleNotAllowed,
@@ -77,8 +78,13 @@ class Session:
     def audit(self) -> AuditLog:
         """The audit trail (opened on first use)."""
         if self._audit is None:
-            from console.audit import AuditLog
+            from console.audit import KEY_ENV, AuditLog
 
+            if self.config.settings.audit_keyed and not os.environ.get(KEY_ENV):
+                raise AuditError(
+                    "this config requires a keyed audit trail (settings.audit_keyed) and "
+                    f"{KEY_ENV} is not set; nothing was recorded or changed",
+                    where=str(self.config.path), hint=f"set {KEY_ENV} to the trail's key")
             self._audit = AuditLog(self.config.resolve(self.config.settings.audit_db))
         return self._audit
 

@@ -68,7 +68,8 @@ def test_appended_events_chain_and_verify(db_path: Path) -> None:
         assert first["ts"].endswith("Z") and len(first["ts"]) == len("2024-01-01T00:00:00.000000Z")
         assert first["host"]
         report = log.verify()
-    assert report == ChainReport(ok=True, count=3, first_bad_seq=None, reason="")
+    assert report == ChainReport(ok=True, count=3, first_bad_seq=None, reason="",
+                                 last_good_seq=3, checkpoints=0)
     # Reopening keeps the chain going.
     with AuditLog(db_path) as log:
         assert log.append(**event(4))["seq"] == 4
@@ -172,9 +173,13 @@ def test_keyed_chain_needs_the_right_key(db_path: Path,
     assert not wrong.ok and wrong.first_bad_seq == 1 and "key" in wrong.reason
     monkeypatch.delenv(KEY_ENV)
     with AuditLog(db_path) as log:
-        with pytest.raises(AuditError) as info:
-            log.verify()
-        assert KEY_ENV in info.value.hint
+        # Verifying a keyed trail without its key is a failed verification (exit 4), not
+        # an error (exit 1): nothing about the trail can be vouched for.
+        report = log.verify()
+        assert not report.ok and KEY_ENV in report.reason
+        with pytest.raises(AuditTampered) as info:
+            log.verify_or_raise()
+        assert info.value.exit_code == 4
         with pytest.raises(AuditError):
             log.append(**event(4))  # would mix unkeyed events into a keyed chain
     with AuditLog(db_path, key=b"wrong key") as log, pytest.raises(AuditError):
@@ -240,14 +245,17 @@ def test_planted_secrets_never_reach_the_file_or_exports(db_path: Path) -> None:
         assert log.export("jsonl", jsonl) == 2
         assert log.export("csv", csv_out) == 2
         stored = log.events()
+        fp_openai, fp_vault = log.fingerprint(openai), log.fingerprint(vault)
     assert verify(db_path).ok
     blob = b"".join(p.read_bytes() for p in db_path.parent.iterdir())
     for secret in (openai, vault):
         assert secret.encode() not in blob
         assert secret not in jsonl.getvalue() and secret not in csv_out.getvalue()
     # Fingerprints let an investigator match the key without seeing it.
-    assert fingerprint_secret(openai) in stored[0]["target"]
-    assert stored[0]["detail"]["token"] == f"[REDACTED {fingerprint_secret(vault)}]"
+    assert fp_openai in stored[0]["target"]
+    assert stored[0]["detail"]["token"] == f"[REDACTED {fp_vault}]"
+    # The scrubber's default in this process is the open trail's key: screen and trail agree.
+    assert fingerprint_secret(vault).startswith("hmac:")
 
 
 def test_events_filters_and_runs_summary(db_path: Path) -> None:

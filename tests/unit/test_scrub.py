@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import logging
 import re
@@ -49,13 +50,46 @@ def test_key_shaped_strings_are_replaced_by_their_fingerprint(name: str) -> None
     assert out == f"calling provider with [REDACTED {fingerprint_secret(value)}] now"
 
 
-def test_fingerprint_is_sha256_prefix_and_stable() -> None:
+def test_fingerprint_is_keyed_and_stable() -> None:
     value = SECRETS["openai project"]
-    expected = "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
-    assert fingerprint_secret(value) == expected
+    fp = fingerprint_secret(value)
+    assert re.fullmatch(r"hmac:[0-9a-f]{12}", fp)
+    # Not a plain hash: nobody can test guesses against it without the key.
+    assert fp[5:] != hashlib.sha256(value.encode()).hexdigest()[:12]
+    assert fingerprint_secret(value, b"k1") == "hmac:" + hmac.new(
+        b"k1", value.encode(), hashlib.sha256).hexdigest()[:12]
+    assert fingerprint_secret(value, b"k1") != fingerprint_secret(value, b"k2")
     # The same key is recognisable across messages, different keys are told apart.
     assert scrub_text(value) == scrub_text(f"{value}")
     assert scrub_text(value) != scrub_text(SECRETS["openai admin"])
+    assert scrub_text(value, key=b"k1") == f"[REDACTED {fingerprint_secret(value, b'k1')}]"
+
+
+def test_weak_password_cannot_be_brute_forced_from_its_fingerprint() -> None:
+    """A dictionary attack on a stored fingerprint finds nothing without the key."""
+    words = ["123456", "password", "hunter2", "letmein", "qwerty", "dragon"]
+    out = scrub_text("db password=hunter2", key=secrets.token_bytes(32))
+    assert "hunter2" not in out
+    stored = re.search(r"\[REDACTED (\S+)\]", out)
+    assert stored is not None
+    guesses = {"sha256:" + hashlib.sha256(w.encode()).hexdigest()[:12] for w in words}
+    guesses |= {"hmac:" + hashlib.sha256(w.encode()).hexdigest()[:12] for w in words}
+    assert stored.group(1) not in guesses
+
+
+def test_audit_key_derives_the_default_fingerprint_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import console.scrub
+    from console.scrub import fingerprint_key_from_audit_key
+
+    monkeypatch.setattr(console.scrub, "_installed_key", None)  # no trail opened
+    monkeypatch.setenv("KILLSWITCH_AUDIT_KEY", "incident key")
+    derived = fingerprint_key_from_audit_key(b"incident key")
+    assert derived != b"incident key"
+    assert fingerprint_secret("hunter2") == fingerprint_secret("hunter2", derived)
+    monkeypatch.delenv("KILLSWITCH_AUDIT_KEY")
+    # Without one: a random per-process key, stable within the process.
+    assert fingerprint_secret("hunter2") == fingerprint_secret("hunter2")
+    assert fingerprint_secret("hunter2") != fingerprint_secret("hunter2", derived)
 
 
 def test_aws_secret_access_key_after_its_name() -> None:
@@ -74,7 +108,7 @@ def test_pem_private_key_block_is_redacted_whole() -> None:
     out = scrub_text(f"before\n{pem}\nafter")
     assert "PRIVATE KEY" not in out
     assert body.splitlines()[2] not in out
-    assert out.startswith("before\n[REDACTED sha256:") and out.endswith("]\nafter")
+    assert out.startswith("before\n[REDACTED hmac:") and out.endswith("]\nafter")
 
 
 def test_truncated_pem_block_is_still_redacted() -> None:
@@ -144,7 +178,7 @@ def test_scrubbing_twice_changes_nothing() -> None:
     text = f"password={SECRETS['openai admin']} and {SECRETS['anthropic']}"
     once = scrub_text(text)
     assert scrub_text(once) == once
-    assert len(re.findall(r"\[REDACTED sha256:[0-9a-f]{12}\]", once)) == 2
+    assert len(re.findall(r"\[REDACTED hmac:[0-9a-f]{12}\]", once)) == 2
 
 
 def test_scrub_filter_scrubs_messages_args_and_tracebacks() -> None:
@@ -166,7 +200,7 @@ def test_scrub_filter_scrubs_messages_args_and_tracebacks() -> None:
     text = stream.getvalue()
     assert key not in text and SECRETS["slack bot"] not in text
     assert f"provider rejected [REDACTED {fingerprint_secret(key)}]" in text
-    assert "RuntimeError: bad key [REDACTED sha256:" in text
+    assert "RuntimeError: bad key [REDACTED hmac:" in text
 
 
 def test_json_structure_after_sensitive_key_names_is_kept() -> None:

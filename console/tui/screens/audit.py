@@ -186,7 +186,9 @@ class AuditScreen(Screen[None]):
 
     @work(exclusive=True, group="audit-verify", exit_on_error=False)
     async def _verify(self) -> None:
-        report = await asyncio.to_thread(self.session.audit.verify)
+        from console.witness import verify_configured
+
+        report = await asyncio.to_thread(verify_configured, self.session.config)
         self.post_message(ChainVerified(report))
 
     @work(exclusive=True, group="audit-load", exit_on_error=False)
@@ -238,7 +240,8 @@ class AuditScreen(Screen[None]):
         if report.ok:
             text = f"Chain OK: {report.count} events verified"
         else:
-            text = f"Chain BROKEN at seq {report.first_bad_seq}: {report.reason}"
+            at = f" at seq {report.first_bad_seq}" if report.first_bad_seq else ""
+            text = f"Chain BROKEN{at}: {report.reason}"
         self._chain(text, ok=report.ok)
 
     def _chain(self, text: str, *, ok: bool) -> None:
@@ -330,7 +333,7 @@ class AuditScreen(Screen[None]):
         from console.report import render_report
 
         try:
-            text = render_report(self.session.audit, run_id=run_id)
+            text = render_report(self.session.audit, run_id=run_id, config=self.session.config)
         except Exception as exc:  # noqa: BLE001 - shown, never raised
             self.notify(error_text(exc), title=describe_error(exc)[0], severity="error")
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -14,6 +15,21 @@ from console.engine.service import Session
 from tests.adapters.notify.conftest import CANARY, ROUTING_KEY, Receivers
 
 SECRET_TOKEN = CANARY[8:]
+
+
+def assert_chain_head(s: Session, op_id: str, chain: str) -> None:
+    """``chain`` (``seq N, hash <16 hex>``) names a real event of the trail, committed after
+    the operation's ``started`` event and before its outcome: the head when it was sent."""
+    m = re.fullmatch(r"seq (\d+), hash ([0-9a-f]{16})", chain)
+    assert m, chain
+    seq = int(m.group(1))
+    events = {e["seq"]: e for e in s.audit.events()}
+    assert events[seq]["hash"].startswith(m.group(2))
+    mine = [e["seq"] for e in events.values() if e["op_id"] == op_id and e["phase"] == "apply"]
+    started, outcome = mine[0], mine[-1]
+    assert events[started]["outcome"] == "started" and events[outcome]["outcome"] == "applied"
+    assert started <= seq < outcome
+    assert events[outcome]["detail"]["undo"]["chain"] == chain, "the trail records it too"
 
 
 def _no_secret(text: str, r: Receivers) -> None:
@@ -38,7 +54,10 @@ async def test_notify_apply_verify_restore(make_config: Callable[..., Config],
     assert {r.verdict for r in result.results.values()} == {"sent"}
 
     [msg] = receivers.messages()
-    assert msg["text"] == slack.after["text"], "the plan shows the exact text sent"
+    planned, _, chain_line = msg["text"].rpartition("\n")
+    assert planned == slack.after["text"], "the plan shows the exact text sent"
+    assert_chain_head(s, slack.op_id, chain_line.removeprefix("Chain: "))
+    assert chain_line.startswith("Chain: seq ")
     for word in ("INC-77", plan.run_id, "alice", "support-bot", "Support bot", "tell",
                  "Priya Natarajan", "prod", "(UTC)"):
         assert word in msg["text"], word
@@ -49,6 +68,7 @@ async def test_notify_apply_verify_restore(make_config: Callable[..., Config],
     assert event["event_action"] == "trigger" and event["dedup_key"] == key
     assert pd.after["dedup_key"] == key
     details = event["payload"]["custom_details"]
+    assert_chain_head(s, pd.op_id, details["chain"])
     assert details["incident"] == "INC-77" and details["run_id"] == plan.run_id
     assert details["operator"] == "alice" and details["integration"] == "support-bot"
     assert details["runbook"] == "tell" and details["environment"] == "prod"
@@ -62,6 +82,7 @@ async def test_notify_apply_verify_restore(make_config: Callable[..., Config],
     assert {r.verdict for r in back.results.values()} == {"restored", "resolved"}
     first, clear = receivers.messages()
     assert "all clear" in clear["text"] and "restored" in clear["text"]
+    assert_chain_head(s, f"{slack.op_id}:undo", clear["text"].rsplit("\nChain: ", 1)[1])
     assert plan.run_id in clear["text"] and "INC-77" in clear["text"]
     resolve = receivers.events()[-1]
     assert resolve["event_action"] == "resolve" and resolve["dedup_key"] == key

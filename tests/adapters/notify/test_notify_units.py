@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from adapters.base import PlanContext
-from adapters.notify_common import REDACTED, redact
+from adapters.notify_common import REDACTED, call_with_chain_head, chain_text, redact
 from adapters.pagerduty import PagerDutyAdapter
 from adapters.slack import SlackWebhookAdapter
 from console.config import load_config
@@ -154,3 +154,56 @@ routing_key_file = ".sandbox/pagerduty-routing.key"
     key = (tmp_path / ".sandbox" / "pagerduty-routing.key").read_text().strip()
     assert pd["routing_keys"] == [key] and len(key) == 32
     assert api_pagerduty.seed(config)["routing_keys"] == [key]
+
+
+def test_chain_head_is_per_call_and_per_thread() -> None:
+    import threading
+
+    assert chain_text() == ""
+    head = (42, "3f2a9c0d1e2b4f56" + "0" * 48)
+    assert call_with_chain_head(head, chain_text) == "seq 42, hash 3f2a9c0d1e2b4f56"
+    assert chain_text() == "", "reset after the call"
+    seen: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def worker(n: int) -> None:
+        def body() -> None:
+            barrier.wait(timeout=10)  # both threads hold their own head at the same time
+            seen.append(chain_text())
+        call_with_chain_head((n, f"{n:x}" * 16), body)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (10, 11)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == ["seq 10, hash aaaaaaaaaaaaaaaa", "seq 11, hash bbbbbbbbbbbbbbbb"]
+
+
+def test_notifications_carry_the_chain_head_when_given(receivers: Receivers,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KS_UNIT_HOOK", receivers.webhook_url)
+    monkeypatch.setenv("KS_UNIT_PD", ROUTING_KEY)
+    slack = SlackWebhookAdapter("s", {"webhook_env": "KS_UNIT_HOOK"})
+    pd = PagerDutyAdapter("p", {"base_url": receivers.pd_url, "routing_key_env": "KS_UNIT_PD"})
+    head = (7, "ab" * 32)
+    try:
+        [sc] = slack.plan("notify", REF, CTX)
+        [pc] = pd.plan("notify", {**REF, "backend": "p"}, CTX)
+        bare = slack.apply(sc)
+        applied = call_with_chain_head(head, lambda: slack.apply(sc))
+        paged = call_with_chain_head(head, lambda: pd.apply(pc))
+        resolved = call_with_chain_head(head, lambda: pd.apply(pd.inverse(pc, paged)))
+    finally:
+        slack.close()
+        pd.close()
+    first, second = receivers.messages()
+    assert first["text"] == sc.after["text"] and "chain" not in bare
+    assert second["text"] == sc.after["text"] + "\nChain: seq 7, hash abababababababab"
+    assert applied["chain"] == "seq 7, hash abababababababab"
+    trigger, resolve = receivers.events()
+    assert trigger["payload"]["custom_details"]["chain"] == "seq 7, hash abababababababab"
+    assert paged["chain"] == "seq 7, hash abababababababab"
+    assert not resolve.get("payload") and "chain" not in resolved  # a resolve has no payload
+    # The head is never part of the plan: the planned change is unchanged by sending.
+    assert "Chain" not in sc.after["text"] and "chain" not in pc.after["custom_details"]
