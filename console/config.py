@@ -456,8 +456,9 @@ def _check_paths(
 ) -> list[Problem]:
     """File and folder settings that no file system call could use (``~nosuchuser/x``)."""
     paths: list[tuple[Loc, str]] = [(("settings", "audit_db"), settings.audit_db)]
-    if settings.inventory:
-        paths.append((("settings", "inventory"), settings.inventory))
+    for name, value in (("inventory", settings.inventory), ("witness", settings.witness)):
+        if value:
+            paths.append((("settings", name), value))
     paths += [(("settings", "runbook_dirs", i), d) for i, d in enumerate(settings.runbook_dirs)]
     if sandbox is not None:
         paths.append((("sandbox", "dir"), sandbox.dir))

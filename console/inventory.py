@@ -49,6 +49,7 @@ __all__ = [
     "lint",
     "matches_text",
     "select",
+    "select_one",
 ]
 
 Environment = Literal["prod", "staging", "dev"]
@@ -272,6 +273,26 @@ def select(integrations: Sequence[Integration], selectors: Sequence[str]) -> lis
         ):
             out.append(integ)
     return out
+
+
+def select_one(integrations: Sequence[Integration], selector: str) -> Integration:
+    """The one integration ``selector`` names (an id, or filters that match exactly one).
+
+    Raises:
+        UsageError: The selector is invalid (see :func:`select`), or matches none or
+            several; the message lists the matches and the hint the command listing them.
+    """
+    matches = select(integrations, [selector])
+    if len(matches) == 1:
+        return matches[0]
+    shown = ", ".join(i.id for i in matches[:20]) + (", ..." if len(matches) > 20 else "")
+    listing = " ".join(["killswitch inventory list", selector.strip()]).strip()
+    raise UsageError(
+        f"{selector!r} matches {len(matches)} integrations: {shown}" if matches
+        else f"{selector!r} matches no integration",
+        where=selector,
+        hint=f"give exactly one integration id; see the matches with `{listing}`",
+    )
 
 
 def matches_text(integration: Integration, text: str) -> bool:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from adapters.base import KILL_POINTS, adapter_names, load_adapter_class
-from console.config import Config
+from console.config import Config, expand_user
 from console.errors import ConfigError, RunbookError, RunbookSyntaxError, RunbookValidationError
 from console.tomlsrc import (
     Problem,
@@ -410,11 +410,12 @@ def load_runbook(name_or_path: str, config: Config | None = None) -> Runbook:
         ConfigError: A runbook folder is missing, or two runbooks share a name.
     """
     if name_or_path.endswith(".toml") or "/" in name_or_path:
-        p = Path(name_or_path).expanduser()
-        if not p.is_absolute() and not p.exists() and config is not None:
+        p = expand_user(name_or_path, what="the runbook path")
+        if not p.is_absolute() and not _is(p, "exists") and config is not None:
             p = config.resolve(p)
-        if not p.is_file():
-            raise RunbookError(f"runbook file {p} not found", where=str(p))
+        if not _is(p, "is_file"):
+            raise RunbookError(f"runbook file {p} not found", where=str(p),
+                               hint="give a runbook name, or the path of a .toml file")
         return _load_file(p.resolve())
     paths = runbook_paths(config)
     if name_or_path not in paths:
@@ -426,6 +427,14 @@ def load_runbook(name_or_path: str, config: Config | None = None) -> Runbook:
             + f"runbooks: {', '.join(sorted(paths)) or 'none'}",
         )
     return _load_file(paths[name_or_path])
+
+
+def _is(p: Path, test: Literal["exists", "is_file"]) -> bool:
+    """``p.exists()`` / ``p.is_file()``, False where pathlib raises (a name too long)."""
+    try:
+        return bool(getattr(p, test)())
+    except OSError:
+        return False
 
 
 def list_runbooks(config: Config | None = None) -> list[Runbook]:

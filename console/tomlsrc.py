@@ -5,7 +5,10 @@ errors, locating a key's line, and turning pydantic errors into problems an oper
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
+import sys
 import types
 
 try:  # the compiled tomli parses a 10,000-integration inventory about 4x faster
@@ -21,8 +24,8 @@ from pydantic import BaseModel, ValidationError
 
 from console.errors import ConfigError
 
-__all__ = ["Loc", "Problem", "TomlLocator", "parse_toml", "raise_problems", "suggest",
-           "validation_problems"]
+__all__ = ["MAX_DEPTH", "Loc", "Problem", "TomlLocator", "check_document", "parse_toml",
+           "raise_problems", "suggest", "validation_problems"]
 
 Loc = tuple[str | int, ...]
 """A location inside a TOML document: keys and array indices."""
@@ -221,21 +224,31 @@ def raise_problems(
     raise error("\n".join(lines), where=first.where, title=title)
 
 
+MAX_SOURCE_BYTES = 256 * 1024 * 1024
+"""Largest config, inventory or runbook file read (a 10,000-integration inventory is ~5 MB)."""
+MAX_DEPTH = 32
+"""Deepest nesting of tables and arrays accepted in a config, inventory or runbook."""
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""TOML integers are 64-bit signed (the spec asks parsers to reject the others)."""
+
+
 def parse_toml(path: Path, error: type[ConfigError] = ConfigError) -> tuple[dict[str, Any], str]:
     """Read and parse a TOML file; return the document and its text.
 
+    Bad input of every kind becomes one ``error`` naming the file (and the line when it can
+    be known) with a hint: a missing or unreadable file, one that is not a regular file or
+    is huge, bytes that are not UTF-8, invalid TOML, nesting or dotted keys deeper than the
+    parser allows (which would otherwise surface as ``RecursionError``), integers too long
+    to convert (``ValueError``) or outside TOML's 64-bit range, and documents nested more
+    than :data:`MAX_DEPTH` levels.
+
     Raises:
         ConfigError: (or ``error``) the file cannot be read or is not valid TOML; ``where``
-            carries the line tomllib reported.
+            carries the line when one is known.
     """
+    text = _decode_source(path, _read_source(path, error), error)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise error(f"file not found: {path}", where=str(path)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read {path}: {exc}", where=str(path)) from exc
-    try:
-        return tomllib.loads(text), text
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -251,6 +264,185 @@ def parse_toml(path: Path, error: type[ConfigError] = ConfigError) -> tuple[dict
             where=where,
             hint="check quoting, brackets and '=' on that line (https://toml.io)",
         ) from exc
+    except RecursionError as exc:  # tomli: > 400 nested inline arrays/tables, > 1000 key parts
+        line = _nesting_line(text)
+        raise error(
+            f"invalid TOML: {_recursion_detail(exc)}",
+            where=f"{path}:{line}" if line else str(path),
+            hint=f"a config or runbook is never nested more than {MAX_DEPTH} levels: "
+            "check the brackets and dots on that line",
+        ) from exc
+    except ValueError as exc:  # int("9" * 5000): the interpreter's integer digit limit
+        line = _long_number_line(text)
+        raise error(
+            f"invalid TOML: an integer with more than {sys.get_int_max_str_digits()} digits",
+            where=f"{path}:{line}" if line else str(path),
+            hint=f"TOML integers range from {INT_MIN} to {INT_MAX}",
+        ) from exc
+    except MemoryError as exc:  # pragma: no cover - depends on the machine
+        raise error(f"{path} is too large to parse in memory", where=str(path)) from exc
+    check_document(doc, path, text, error)
+    return doc, text
+
+
+def _read_source(path: Path, error: type[ConfigError]) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_SOURCE_BYTES`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError as exc:
+        raise error(f"file not found: {path}", where=str(path)) from exc
+    except (OSError, ValueError) as exc:  # permissions, a name too long, NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"cannot read {path}: {reason}", where=str(path)) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise error(f"cannot read {path}: it is {what}", where=str(path),
+                        hint="name a TOML file")
+        if info.st_size > MAX_SOURCE_BYTES:
+            raise error(f"{path} is {info.st_size} bytes; the limit is {MAX_SOURCE_BYTES}",
+                        where=str(path), hint="is this the right file?")
+        with open(fd, "rb", closefd=False) as fh:
+            return fh.read(MAX_SOURCE_BYTES + 1)
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}", where=str(path)) from exc
+    finally:
+        os.close(fd)
+
+
+def _decode_source(path: Path, raw: bytes, error: type[ConfigError]) -> str:
+    """UTF-8 text with universal newlines; a bad byte is reported with its line and column."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(
+            f"not valid UTF-8 at byte offset {exc.start} (line {line}, column {column}: "
+            f"{exc.reason})",
+            where=f"{path}:{line}",
+            hint="TOML files are UTF-8: re-save the file as UTF-8 or remove that character",
+        ) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _recursion_detail(exc: RecursionError) -> str:
+    msg = str(exc)
+    if "TOML" in msg:
+        return msg.removeprefix("TOML ")
+    return "nested too deeply to parse"
+
+
+def _nesting_line(text: str) -> int | None:
+    """The line with the deepest inline nesting or the longest dotted key (strings skipped)."""
+    best, best_line = 0, None
+    depth = 0
+    ml: str | None = None
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        peak, parts, i = depth, 1, 0
+        key_part = depth == 0 and ml is None
+        while i < len(line):
+            if ml:
+                end = line.find(ml, i)
+                if end < 0:
+                    break
+                i, ml = end + 3, None
+                continue
+            c = line[i]
+            if c == "#":
+                break
+            if line.startswith(('"""', "'''"), i):
+                ml, i = line[i : i + 3], i + 3
+                continue
+            if c in "\"'":
+                end = i + 1
+                while end < len(line) and line[end] != c:
+                    end += 2 if c == '"' and line[end] == "\\" else 1
+                i = end + 1
+                continue
+            if c == "=" and depth == 0:
+                key_part = False
+            elif c == "." and key_part:
+                parts += 1
+            elif c in "[{":
+                depth += 1
+                peak = max(peak, depth)
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            i += 1
+        score = max(peak, parts)
+        if score > best:
+            best, best_line = score, lineno
+    return best_line
+
+
+def _long_number_line(text: str) -> int | None:
+    """The line of the longest run of digits (underscores allowed, as in ``1_000``)."""
+    best = max(re.finditer(r"[0-9][0-9_]*", text), key=lambda m: m.end() - m.start(),
+               default=None)
+    return text.count("\n", 0, best.start()) + 1 if best else None
+
+
+def check_document(
+    doc: dict[str, Any], path: Path, text: str, error: type[ConfigError] = ConfigError
+) -> None:
+    """Refuse what no config needs and what breaks the code downstream of parsing.
+
+    Refused: nesting deeper than :data:`MAX_DEPTH` levels (it would surface as
+    ``RecursionError`` in validation, messages or JSON output), integers outside TOML's
+    64-bit range, and strings holding a NUL character (``"\\u0000"``: every file system call
+    raises on it).
+
+    Raises:
+        ConfigError: (or ``error``) at the ``file:line`` of the offending key.
+    """
+    # hot path (every load of a 10,000-integration inventory): no location is built here
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for value in node.values() if type(node) is dict else node:
+            kind = type(value)
+            if kind is dict or kind is list:
+                if depth + 1 >= MAX_DEPTH:
+                    _raise_bad(doc, path, text, error)
+                stack.append((value, depth + 1))
+            elif kind is int and not INT_MIN <= value <= INT_MAX:
+                _raise_bad(doc, path, text, error)
+    # a NUL can only come from an escape: look for one only when the text has one
+    if "\\u0000" in text or "\\U00000000" in text:
+        _raise_bad(doc, path, text, error)
+
+
+def _raise_bad(doc: dict[str, Any], path: Path, text: str, error: type[ConfigError]) -> None:
+    """Raise for the first value :func:`check_document` refuses, with its location."""
+    stack: list[tuple[Any, Loc]] = [(doc, ())]
+    while stack:
+        node, loc = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            bad: Loc = (*loc, key)
+            if isinstance(value, dict | list):
+                if len(bad) + 1 >= MAX_DEPTH:
+                    raise error(
+                        f"{_dotted(bad[:6])}...: nested more than {MAX_DEPTH} levels deep",
+                        where=TomlLocator(text).where(path, bad),
+                        hint="a config or runbook is never nested that deep: check the "
+                        "dotted keys and brackets on that line",
+                    )
+                stack.append((value, bad))
+            elif type(value) is int and not INT_MIN <= value <= INT_MAX:
+                raise error(
+                    f"{_dotted(bad)}: integer out of range ({value.bit_length()} bits)",
+                    where=TomlLocator(text).where(path, bad),
+                    hint=f"TOML integers range from {INT_MIN} to {INT_MAX}",
+                )
+            if "\0" in str(key) or (isinstance(value, str) and "\0" in value):
+                raise error(
+                    f"{_dotted(bad)}: contains a NUL character (\\u0000)",
+                    where=TomlLocator(text).where(path, bad),
+                    hint="remove the \\u0000 escape: no name, path or text here needs one",
+                )
 
 
 def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
@@ -299,7 +491,13 @@ def _dotted(loc: Sequence[str | int]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A repr of at most 60 characters; never fails (huge integers, deep nesting)."""
+    if type(value) is int and not INT_MIN <= value <= INT_MAX:
+        return f"<an integer of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

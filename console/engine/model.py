@@ -121,13 +121,10 @@ class Plan:
             PlanUntrusted: An audit key is configured and the plan is unsigned or its
                 signature does not match.
         """
+        from console.engine.planfile import read_plan_file
+
         p = Path(path)
-        try:
-            from console.engine.planfile import read_plan_file
-        except ImportError:  # TEMPORARY until planfile lands
-            data = json.loads(p.read_text())
-        else:
-            data = read_plan_file(p)
+        data = read_plan_file(p)
         try:
             plan = cls.from_dict(data)
         except (TypeError, KeyError, ValueError) as exc:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.base import Adapter, load_adapter_class
 from console.engine.limits import BackendLimits, RetryPolicy
-from console.errors import AdapterError, ConfigError, Timeout
+from console.errors import AdapterError, ConfigError, ConsoleError, Timeout
 
 if TYPE_CHECKING:
     from console.config import Config
@@ -56,7 +56,16 @@ class Runtime:
                         where=str(self.config.path),
                         hint=f"define [backends.{backend}] or fix the reference")
                 cls = load_adapter_class(spec.type)
-                self._adapters[backend] = cls(backend, self._resolved(spec.options))
+                try:
+                    self._adapters[backend] = cls(backend, self._resolved(spec.options))
+                except ConsoleError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - an adapter's option parsing
+                    raise ConfigError(
+                        f"backend {backend!r} ({spec.type}): invalid options: {exc}",
+                        where=f"{self.config.path}: [backends.{backend}]",
+                        hint=f"fix the options of [backends.{backend}] (see the "
+                             f"{spec.type} adapter's OPTIONS)") from exc
             return self._adapters[backend]
 
     def _resolved(self, options: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sqlite3
 import subprocess
@@ -117,6 +118,7 @@ async def test_edited_plan_file_is_rejected(make_config, tmp_path):
 
 
 async def test_faults_at_30_percent_converge(make_config):
+    random.seed(30)  # the fake draws its faults from `random`: no 1-in-70 run without any
     s = session(make_config(backend="fail_rate = 0.15\nthrottle_rate = 0.15\nretry_after = 0.01"))
     s.config.settings.max_attempts = 12
     result = await s.apply(await s.plan("contain", ALL), reason="faults")
@@ -205,3 +207,13 @@ async def test_every_side_effect_is_journaled_before_and_after(make_config):
         outcomes = [e["outcome"] for e in events if e["op_id"] == op and e["phase"] == "apply"]
         assert outcomes == ["started", "applied"], (op, outcomes)
     assert os.path.exists(s.config.resolve(s.config.settings.audit_db))
+
+
+async def test_a_backend_option_the_adapter_cannot_parse_is_named_not_a_traceback(
+        make_config):
+    config = make_config(backend='latency = "x"')
+    plan = await session(config).plan("contain", ALL)
+    assert {c.status for c in plan.changes} == {"error"}
+    assert all("[backends.sim]" in c.error and "latency" not in c.error or "x" in c.error
+               for c in plan.changes)
+    assert "invalid options" in plan.changes[0].error
