@@ -25,13 +25,13 @@ write the audit trail and never put secret values into a Change.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
+from adapters.canonical import canonical_bytes, canonical_json
 from console.errors import AdapterError, ConfigError, UndoUnsupported
 
 __all__ = [
@@ -74,14 +74,9 @@ NOOP = "noop"  # the target is already in the wanted state
 ERROR = "error"  # observing the target failed; see `error`
 
 
-def canonical_json(value: Any) -> str:
-    """Serialise ``value`` deterministically (sorted keys, no spaces) for hashing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def fingerprint(state: Mapping[str, Any] | None) -> str:
     """SHA-256 of a state mapping in canonical form; the precondition of a change."""
-    return hashlib.sha256(canonical_json(state or {}).encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(state or {})).hexdigest()
 
 
 @dataclass
@@ -231,6 +226,9 @@ class Adapter:
     """Secret stores: can read a stored key value (in memory only) and scan for copies."""
     CAN_PROBE: ClassVar[bool] = False
     """Providers: can test a key value the way an application would (proof of death)."""
+    run_id: str = ""
+    """The run this adapter acts for (set by the engine when it builds the adapter; ``""``
+    outside a run); HTTP adapters quote it in their ``User-Agent``."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         """Keep the options; no I/O here. Unknown option keys are ignored."""

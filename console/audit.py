@@ -48,6 +48,8 @@ from typing import IO, Any, Literal, Protocol
 
 import sqlite_utils
 
+from adapters.canonical import canonical_bytes, legacy_json
+from adapters.canonical import canonical_json as _jcs_text
 from console.errors import AuditError, AuditTampered, UsageError
 from console.privfile import PRIVATE_FILE, make_private_dirs, open_private
 from console.scrub import (
@@ -153,9 +155,20 @@ class ChainHead:
         return f"seq {self.seq}, hash {self.hash[:16]}"
 
 
+SCHEMA_VERSION = "2"
+"""Trail schema written to new trails: 2 hashes events over RFC 8785 (JCS) canonical JSON, so a
+verifier in any language can recompute the chain; 1 (Python's sorted-keys JSON) still verifies.
+"""
+
+
 def canonical_json(value: Any) -> str:
-    """Serialise ``value`` deterministically (sorted keys, no spaces) for hashing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    """RFC 8785 canonical JSON of ``value`` (see :mod:`adapters.canonical`)."""
+    return _jcs_text(value)
+
+
+def _chain_bytes(body: Any, schema: str) -> bytes:
+    """What an event's hash covers, in the canonical form of the trail's schema version."""
+    return legacy_json(body).encode() if schema == "1" else canonical_bytes(body)
 
 
 def checkpoint_mac(key: bytes, body: bytes) -> str:
@@ -328,8 +341,8 @@ class AuditLog:
         assert self._key is not None
         return hmac.new(self._key, _KEY_CHECK_MSG, hashlib.sha256).hexdigest()[:16]
 
-    def _digest(self, event: Mapping[str, Any]) -> str:
-        body = canonical_json({k: event.get(k) for k in FIELDS if k != "hash"}).encode()
+    def _digest(self, event: Mapping[str, Any], schema: str = SCHEMA_VERSION) -> str:
+        body = _chain_bytes({k: event.get(k) for k in FIELDS if k != "hash"}, schema)
         if self._key is not None:
             return hmac.new(self._key, body, hashlib.sha256).hexdigest()
         return hashlib.sha256(body).hexdigest()
@@ -337,7 +350,7 @@ class AuditLog:
     def _check_key_for_write(self, meta: dict[str, str]) -> None:
         keyed = meta.get("keyed")
         if keyed is None:
-            rows = [("schema_version", "1"), ("keyed", "1" if self._key else "0")]
+            rows = [("schema_version", SCHEMA_VERSION), ("keyed", "1" if self._key else "0")]
             if self._key is not None:
                 rows.append(("key_check", self._key_check()))
             self._conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
@@ -391,6 +404,7 @@ class AuditLog:
         """Chain and insert ``prepared`` inside the caller's write transaction."""
         conn = self._conn
         self._check_key_for_write(self._meta())
+        schema = self._meta().get("schema_version", SCHEMA_VERSION)
         last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
         stored: list[dict[str, Any]] = []
@@ -400,7 +414,7 @@ class AuditLog:
             if wanted is not None and wanted != seq:
                 raise UsageError(f"audit event seq {wanted} given, next is {seq}")
             event.update(seq=seq, prev_hash=prev)
-            event["hash"] = prev = self._digest(event)
+            event["hash"] = prev = self._digest(event, schema)
             stored.append({k: event[k] for k in FIELDS})
         conn.executemany(
             f"INSERT INTO events ({', '.join(FIELDS)}) "
@@ -654,6 +668,10 @@ class AuditLog:
                         "have been rewritten without the key", 0)
         if count and keyed is None and "meta" in names:
             structure.append("the trail's metadata lost its 'keyed' row")
+        schema = meta.get("schema_version", SCHEMA_VERSION)
+        if schema not in ("1", SCHEMA_VERSION):
+            return fail(count, 1 if count else None, f"unknown trail schema version {schema!r}",
+                        None)
 
         expected, prev, checked = 1, GENESIS_HASH, 0
         pending = list(witnessed)  # heads not yet reached, by seq
@@ -673,7 +691,7 @@ class AuditLog:
                 row["detail"] = json.loads(row["detail"])
             except (TypeError, ValueError):
                 return fail(checked, seq, "detail is not valid JSON", seq - 1)
-            if not hmac.compare_digest(self._digest(row), str(row["hash"])):
+            if not hmac.compare_digest(self._digest(row, schema), str(row["hash"])):
                 return fail(checked, seq, "hash does not match the event's content (edited)",
                             seq - 1)
             while pending and pending[0].seq <= seq:

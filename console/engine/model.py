@@ -11,12 +11,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.base import UNSUPPORTED, Change, canonical_json
+from adapters.base import UNSUPPORTED, Change
+from adapters.canonical import canonical_bytes, legacy_json
 from console.errors import EXIT_FAILED, EXIT_OK, EXIT_VERIFY, PlanUntrusted, UsageError
 
 __all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id", "utcnow"]
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
+"""2: hashed over RFC 8785 (JCS) canonical JSON; 1: Python's sorted-keys JSON (still read)."""
+
+
+def _canonical_plan(body: dict[str, Any]) -> bytes:
+    """The bytes a plan's hash and signature cover, by the plan's own version."""
+    if body.get("version") == 1:
+        return legacy_json(body).encode()
+    return canonical_bytes(body)
 
 
 def utcnow() -> str:
@@ -79,7 +88,7 @@ class Plan:
     @staticmethod
     def hash_of(body: dict[str, Any]) -> str:
         """SHA-256 over a canonical plan body."""
-        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+        return hashlib.sha256(_canonical_plan(body)).hexdigest()
 
     @property
     def hash(self) -> str:
@@ -97,8 +106,7 @@ class Plan:
     @staticmethod
     def signature_of(body: dict[str, Any], key: bytes) -> str:
         """HMAC-SHA-256 over a canonical plan body, with the audit key."""
-        return "hmac-sha256:" + hmac.new(key, canonical_json(body).encode(),
-                                         hashlib.sha256).hexdigest()
+        return "hmac-sha256:" + hmac.new(key, _canonical_plan(body), hashlib.sha256).hexdigest()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:

@@ -142,7 +142,7 @@ def test_integer_of_5000_digits_in_config(cli: Cli) -> None:
 
 def test_integer_of_5000_digits_in_plan(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
-    path.write_text(a_plan().to_json().replace('"version": 1', '"version": ' + "9" * 5000))
+    path.write_text(a_plan().to_json().replace('"version": 2', '"version": ' + "9" * 5000))
     with pytest.raises(UsageError) as info:
         read_plan_file(path)
     line = path.read_text().splitlines().index('  "version": ' + "9" * 5000) + 1
@@ -400,7 +400,7 @@ def test_plan_nested_deeply_inside_a_state(tmp_path: Path) -> None:
      "changes[1].op_id: duplicate op id 'app-0/flags-off/0' (also changes[0])"),
     (lambda d: d.update(runbook="../../etc/passwd.toml"),
      "runbook: '../../etc/passwd.toml' is not a runbook name"),
-    (lambda d: d.update(version=2), "version: plan version 2 is newer than"),
+    (lambda d: d.update(version=3), "version: plan version 3 is newer than"),
     (lambda d: d["changes"][0].update(status="applied"),
      "changes[0].status: must be one of observed, simulated, unsupported, noop, error"),
     (lambda d: d["changes"][0].update(target="\ud800"),
