@@ -19,11 +19,10 @@ from console.engine.model import OpResult, Plan, RunResult, StepInfo
 from console.engine.proof import KeyProof, Proof
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConsoleError
+from console.vocab import FINAL_OUTCOMES, Outcome, Phase
 
 __all__ = ["Executor", "FINAL_OUTCOMES", "drift_summary", "on_the_way"]
 
-FINAL_OUTCOMES = frozenset({"applied", "noop", "failed", "refused", "unsupported"})
-"""Outcomes after which a resumed run leaves an operation alone."""
 
 ProgressHook = Callable[[str, OpResult, dict[str, Any]], None]
 
@@ -93,14 +92,14 @@ class Executor:
         now = fingerprint(state)
         if now == fingerprint(change.after):
             if maybe_sent[0]:
-                res.outcome = "applied"
+                res.outcome = Outcome.APPLIED
                 res.message = "applied: confirmed by reading back before retrying"
             else:
-                res.outcome, res.message = "noop", "already as planned"
+                res.outcome, res.message = Outcome.NOOP, "already as planned"
             return True
         if change.precondition and now != change.precondition and \
                 not on_the_way(change.before, state, change.after):
-            res.outcome = "refused"
+            res.outcome = Outcome.REFUSED
             drift = drift_summary(change.before, state)
             res.message = f"precondition drifted since planning: {drift}"
             return True
@@ -111,7 +110,7 @@ class Executor:
         res.undo = dict(await self.rt.call(
             backend, lambda a: call_with_chain_head(head, lambda: a.apply(change)), timeout)
             or {})
-        res.outcome = "applied"
+        res.outcome = Outcome.APPLIED
         return True
 
     async def run_op(self, change: Change, step: StepInfo | None,
@@ -123,23 +122,23 @@ class Executor:
         res = OpResult(change.op_id)
         maybe_sent = [started_before]
         if change.status == UNSUPPORTED:
-            res.outcome, res.message = "unsupported", change.note
+            res.outcome, res.message = Outcome.UNSUPPORTED, change.note
         elif change.status == ERROR:
-            res.outcome, res.message = "failed", f"could not be planned: {change.error}"
+            res.outcome, res.message = Outcome.FAILED, f"could not be planned: {change.error}"
         elif self.cancel.is_set():
-            res.outcome, res.message = "skipped", "cancelled before it started"
-        if res.outcome != "pending":
-            await self._record(change, "apply", res.outcome, message=res.message)
-            self._emit("apply", res)
+            res.outcome, res.message = Outcome.SKIPPED, "cancelled before it started"
+        if res.outcome != Outcome.PENDING:
+            await self._record(change, Phase.APPLY, res.outcome, message=res.message)
+            self._emit(Phase.APPLY, res)
             return res
         if change.status == NOOP:
-            res.outcome, res.message = "noop", change.note or "already as planned"
-            await self._record(change, "apply", "noop", message=res.message)
-            self._emit("apply", res)
+            res.outcome, res.message = Outcome.NOOP, change.note or "already as planned"
+            await self._record(change, Phase.APPLY, Outcome.NOOP, message=res.message)
+            self._emit(Phase.APPLY, res)
             return res
         started = time.monotonic()
-        await self._record(change, "apply", "started")
-        self._emit("apply", res, running=True)
+        await self._record(change, Phase.APPLY, Outcome.STARTED)
+        self._emit(Phase.APPLY, res, running=True)
         while True:
             res.attempts += 1
             try:
@@ -148,18 +147,19 @@ class Executor:
             except AdapterError as exc:
                 delay = self.rt.retry.delay(res.attempts, exc)
                 if delay is None or self.cancel.is_set():
-                    res.outcome, res.message = "failed", str(exc.msg)
+                    res.outcome, res.message = Outcome.FAILED, str(exc.msg)
                     break
                 res.message = f"{exc.msg}; retry {res.attempts + 1} in {delay:.1f}s"
-                await self._record(change, "apply", "retrying", attempt=res.attempts,
+                await self._record(change, Phase.APPLY, Outcome.RETRYING,
+                                   attempt=res.attempts,
                                    wait=round(delay, 3), message=str(exc.msg))
-                self._emit("apply", res, retrying=True, wait=delay)
+                self._emit(Phase.APPLY, res, retrying=True, wait=delay)
                 await asyncio.sleep(delay)
         res.duration = time.monotonic() - started
-        await self._record(change, "apply", res.outcome, message=res.message,
+        await self._record(change, Phase.APPLY, res.outcome, message=res.message,
                            attempts=res.attempts, undo=res.undo,
                            duration=round(res.duration, 4))
-        self._emit("apply", res)
+        self._emit(Phase.APPLY, res)
         return res
 
     # -- the DAG ------------------------------------------------------------------------
@@ -175,17 +175,17 @@ class Executor:
         pending = [c for c in ops if c.op_id not in done]
         if blocked:
             for change in pending:
-                res = OpResult(change.op_id, "skipped",
+                res = OpResult(change.op_id, Outcome.SKIPPED,
                                f"not started: step {', '.join(blocked)} failed")
-                await self._record(change, "apply", "skipped", message=res.message)
+                await self._record(change, Phase.APPLY, Outcome.SKIPPED, message=res.message)
                 results[change.op_id] = res
-                self._emit("apply", res)
+                self._emit(Phase.APPLY, res)
             return False
         outcomes = await asyncio.gather(*(self.run_op(c, step, c.op_id in self.started)
                                           for c in pending))
         for res in outcomes:
             results[res.op_id] = res
-        return all(results[c.op_id].outcome in ("applied", "noop") for c in ops)
+        return all(results[c.op_id].outcome in (Outcome.APPLIED, Outcome.NOOP) for c in ops)
 
     async def apply(self, plan: Plan, previous: dict[str, OpResult] | None = None) -> RunResult:
         """Apply every change of ``plan`` not already final in ``previous``, then verify.
@@ -196,7 +196,7 @@ class Executor:
         started = time.monotonic()
         results: dict[str, OpResult] = dict(previous or {})
         done = {op for op, r in results.items() if r.outcome in FINAL_OUTCOMES}
-        self.started = {op for op, r in results.items() if r.outcome == "pending"}
+        self.started = {op for op, r in results.items() if r.outcome == Outcome.PENDING}
         by_step: dict[tuple[str, str], list[Change]] = {}
         for c in plan.changes:
             by_step.setdefault((c.integration, c.step), []).append(c)
@@ -236,13 +236,13 @@ class Executor:
 
         def update(p: Proof) -> None:
             self.proofs[integ] = p
-            self._emit("proof", OpResult(f"{integ}/proof", "pending", p.detail,
+            self._emit("proof", OpResult(f"{integ}/proof", Outcome.PENDING, p.detail,
                                          verdict=p.state))
 
         proof = await self.proof.prove(integ, update)
         self.proofs[integ] = proof
         await self.journal.record(
-            integration=integ, op_id=f"{integ}/proof", phase="verify",
+            integration=integ, op_id=f"{integ}/proof", phase=Phase.VERIFY,
             action="credential.proof", target=proof.detail.split(":")[0], outcome=proof.state,
             detail={"message": proof.detail, "checks": proof.checks,
                     "fingerprint": proof.fingerprint})
@@ -260,11 +260,13 @@ class Executor:
                 detail = verdict.detail
             except (AdapterError, ConsoleError) as exc:
                 res.verified, res.verdict, detail = False, "unknown", f"could not verify: {exc.msg}"
-            await self._record(change, "verify", "ok" if res.verified else "failed",
+            await self._record(change, Phase.VERIFY,
+                               Outcome.OK if res.verified else Outcome.FAILED,
                                state=res.verdict, message=detail)
-            self._emit("verify", res, detail=detail)
+            self._emit(Phase.VERIFY, res, detail=detail)
 
         targets = [c for c in changes
-                   if c.op_id in results and results[c.op_id].outcome in ("applied", "noop")
+                   if c.op_id in results
+                   and results[c.op_id].outcome in (Outcome.APPLIED, Outcome.NOOP)
                    and c.status != UNSUPPORTED]
         await asyncio.gather(*(one(c) for c in targets))

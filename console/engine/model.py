@@ -14,6 +14,7 @@ from typing import Any
 from adapters.base import UNSUPPORTED, Change
 from adapters.canonical import canonical_bytes, legacy_json
 from console.errors import EXIT_FAILED, EXIT_OK, EXIT_VERIFY, PlanUntrusted, UsageError
+from console.vocab import NOT_DONE, Outcome
 
 __all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id", "utcnow"]
 
@@ -201,7 +202,7 @@ class OpResult:
     """
 
     op_id: str
-    outcome: str = "pending"
+    outcome: str = Outcome.PENDING
     message: str = ""
     attempts: int = 0
     duration: float = 0.0
@@ -230,7 +231,7 @@ class RunResult:
     def failed(self) -> list[OpResult]:
         """Operations that did not end as planned."""
         return [r for r in self.results.values()
-                if r.outcome in ("failed", "refused", "skipped", "pending")]
+                if r.outcome in NOT_DONE]
 
     @property
     def verify_failed(self) -> list[OpResult]:
@@ -250,7 +251,7 @@ class RunResult:
     @property
     def not_done(self) -> list[OpResult]:
         """Operations that were in the plan and did not happen (no adapter can do them)."""
-        return [r for r in self.results.values() if r.outcome == "unsupported"]
+        return [r for r in self.results.values() if r.outcome == Outcome.UNSUPPORTED]
 
     def exit_code(self) -> int:
         """The CLI's exit code for this run (the table in ``console.errors``).

@@ -32,6 +32,7 @@ from console.tui.messages import (
     error_text,
 )
 from console.tui.widgets.banner import ModeBanner
+from console.vocab import NOT_DONE
 
 if TYPE_CHECKING:
     from console.engine.model import OpResult, Plan, RunResult
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RunScreen", "verify_word"]
 
-NOT_DONE = ("failed", "refused", "skipped", "pending")
-"""Outcomes a retry or a resume picks up."""
 
 
 def verify_word(res: OpResult) -> str:
