@@ -676,10 +676,11 @@ class AuditLog:
         expected, prev, checked = 1, GENESIS_HASH, 0
         pending = list(witnessed)  # heads not yet reached, by seq
         last_matched = 0  # highest witnessed seq found as witnessed
-        rows = (self._conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq")
-                if "events" in names else iter(()))
+        rows: Iterator[tuple[Any, ...]] = (
+            self._conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq")
+            if "events" in names else iter(()))
         for values in rows:
-            row = dict(zip(FIELDS, values, strict=True))
+            row: dict[str, Any] = dict(zip(FIELDS, values, strict=True))
             seq = row["seq"]
             if seq != expected:
                 return fail(checked, expected, f"event {expected} is missing (found {seq} "

@@ -540,8 +540,8 @@ def validation_problems(
         elif kind == "literal_error":
             allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
             msg = f"{field} must be one of {', '.join(allowed)} (got {_short(err['input'])})"
-            close = suggest(str(err["input"]), allowed)
-            hint = f"did you mean {close!r}?" if close else f"use one of: {', '.join(allowed)}"
+            guess = suggest(str(err["input"]), allowed)
+            hint = f"did you mean {guess!r}?" if guess else f"use one of: {', '.join(allowed)}"
         elif kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
             msg = f"id {_short(err['input'])} is not a slug"
             hint = "use lower-case letters, digits, '.', '_' and '-', e.g. 'support-bot'"

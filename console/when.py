@@ -117,7 +117,7 @@ def _string(node: ast.expr) -> bool:
 
 def _literal_list(node: ast.expr) -> list[str] | None:
     if isinstance(node, ast.List | ast.Tuple) and all(_string(e) for e in node.elts):
-        return [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        return [str(e.value) for e in node.elts if isinstance(e, ast.Constant)]
     return None
 
 

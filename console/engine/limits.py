@@ -55,11 +55,12 @@ class RetryPolicy:
         """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
         if not error.retryable or attempt >= self.max_attempts:
             return None
-        if error.retry_after is not None:
-            if error.retry_after > self.max_retry_after:
+        retry_after: float | None = error.retry_after
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
                 return None
-            return max(0.0, error.retry_after)
-        backoff = min(self.cap, self.base * 2 ** (attempt - 1))
+            return max(0.0, retry_after)
+        backoff = min(self.cap, self.base * 2.0 ** (attempt - 1))
         return backoff * (1 - random.random() * 0.25)
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from adapters.base import Change
+from adapters.base import Adapter, Change
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConsoleError
 
-__all__ = ["KeyProof", "Proof"]
+__all__ = ["KeyProof", "Proof", "revealer"]
 
 
 @dataclass
@@ -35,6 +36,13 @@ class Proof:
     detail: str
     checks: int = 0
     fingerprint: str = ""
+
+
+def revealer(ref: Mapping[str, Any]) -> Callable[[Adapter], str | None]:
+    """A call that reads the stored value ``ref`` points at (for ``Runtime.read_call``)."""
+    def call(adapter: Adapter) -> str | None:
+        return adapter.reveal(ref)
+    return call
 
 
 class KeyProof:
@@ -64,8 +72,7 @@ class KeyProof:
             return  # nothing to prove at a provider: the store copies are verified only
         for change in stores:
             try:
-                value = await self.rt.read_call(change.backend,
-                                                lambda a, c=change: a.reveal(c.ref))
+                value = await self.rt.read_call(change.backend, revealer(change.ref))
             except AdapterError:
                 continue
             if value:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from console.engine.proof import revealer
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConsoleError
 
@@ -153,7 +154,7 @@ async def scan_copies(config: Config, integrations: list[Integration]) -> ScanRe
                 if not adapter.CAN_REVEAL:
                     continue
                 try:
-                    value = await rt.read_call(ref.backend, lambda a, f=fields: a.reveal(f))
+                    value = await rt.read_call(ref.backend, revealer(fields))
                 except AdapterError as exc:
                     report.problems.append(f"could not scan {_target(fields)}, a listed copy "
                                            f"of {integ.id}'s key: {exc.msg}")
@@ -178,27 +179,28 @@ async def scan_copies(config: Config, integrations: list[Integration]) -> ScanRe
             except (ConsoleError, ImportError) as exc:
                 report.problems.append(
                     f"could not scan {name}: {getattr(exc, 'msg', None) or exc}")
-        found = await asyncio.gather(*(scan_backend(n) for n in stores), return_exceptions=True)
+        scanned = await asyncio.gather(*(scan_backend(n) for n in stores),
+                                       return_exceptions=True)
         by_fp: dict[str, list[dict[str, Any]]] = {}
-        for name, result in zip(stores, found, strict=True):
+        for name, result in zip(stores, scanned, strict=True):
             if isinstance(result, BaseException):
                 msg = getattr(result, "msg", None) or str(result) or type(result).__name__
                 report.problems.append(f"could not scan {name}: {msg}")
                 continue
-            for ref, fp in result:
-                by_fp.setdefault(fp, []).append(ref)
+            for stored, stored_fp in result:
+                by_fp.setdefault(stored_fp, []).append(stored)
         for integ in integrations:
-            fp = keys.get(integ.id)
-            if fp is None:
+            key_fp = keys.get(integ.id)
+            if key_fp is None:
                 continue
             listed = [r.fields() for r in integ.credentials]
-            for ref in by_fp.get(fp, []):
-                spec = config.backends.get(ref["backend"])
-                kind, options = (spec.type, spec.options) if spec else ("", {})
-                is_listed = any(r.get("backend") == ref["backend"] and
-                                _same(ref, r, kind, options) for r in listed)
-                report.copies.append(Copy(integ.id, ref["backend"], ref, _target(ref), fp,
-                                          is_listed))
+            for found in by_fp.get(key_fp, []):
+                where = config.backends.get(found["backend"])
+                kind, options = (where.type, where.options) if where else ("", {})
+                is_listed = any(r.get("backend") == found["backend"] and
+                                _same(found, r, kind, options) for r in listed)
+                report.copies.append(Copy(integ.id, found["backend"], found, _target(found),
+                                          key_fp, is_listed))
     finally:
         rt.close()
     return report

@@ -111,4 +111,5 @@ class JobsStandIn(StandIn):
 
     def jobs(self) -> dict[str, dict[str, Any]]:
         """The jobs by id."""
-        return self.state.setdefault("jobs", {})
+        jobs: dict[str, dict[str, Any]] = self.state.setdefault("jobs", {})
+        return jobs

@@ -60,7 +60,7 @@ class KillswitchApp(App[int]):
     """
 
     TITLE = "Killswitch"
-    CSS_PATH: ClassVar[list[str | Path]] = ["app.tcss", "run.tcss"]  # type: ignore[misc]
+    CSS_PATH = ["app.tcss", "run.tcss"]
     ENABLE_COMMAND_PALETTE = True
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
         App.COMMANDS | {_commands})

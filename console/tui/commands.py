@@ -18,6 +18,12 @@ Command = tuple[str, str, Callable[[], object]]
 """(name, help, callback)."""
 
 
+def _filter(app: KillswitchApp, inv: InventoryScreen) -> None:
+    """Go to the inventory and put the cursor in its filter."""
+    app.action_inventory()
+    inv.action_focus_filter()
+
+
 def _inventory(app: KillswitchApp) -> InventoryScreen | None:
     from console.tui.screens.inventory import InventoryScreen
 
@@ -29,7 +35,7 @@ def commands(app: KillswitchApp) -> Iterator[Command]:
     inv = _inventory(app)
     if inv is not None:
         yield ("inventory: filter", "Type a filter: env=prod provider=openai or free text",
-               lambda: (app.action_inventory(), inv.action_focus_filter()))
+               lambda: _filter(app, inv))
         yield ("inventory: mark all", "Mark every visible integration", inv.action_mark_all)
         if app.marked:
             yield ("inventory: clear marks", f"Unmark {len(app.marked)} integration(s)",

@@ -83,7 +83,7 @@ class DetailScreen(Screen[None]):
             self.note = note
             """Why there are none (no trail yet, unreadable trail)."""
 
-    app: KillswitchApp  # type: ignore[assignment]
+    app: KillswitchApp
 
     def __init__(self, integration_id: str) -> None:
         super().__init__(id="detail")

@@ -128,7 +128,7 @@ class InventoryScreen(Screen[None]):
             self.last = last
             """True for the last chunk."""
 
-    app: KillswitchApp  # type: ignore[assignment]
+    app: KillswitchApp
 
     def __init__(self) -> None:
         super().__init__(id="inventory")
@@ -183,7 +183,7 @@ class InventoryScreen(Screen[None]):
         return self.query_one("#inventory-table", DataTable)
 
     @property
-    def visible(self) -> list[Integration]:
+    def shown(self) -> list[Integration]:
         """The integrations passing the filter, in display order."""
         return list(self._visible)
 
@@ -391,7 +391,7 @@ class InventoryScreen(Screen[None]):
         column = self._sort
         if column in STATE_COLUMNS:
             def key(i: Integration) -> Any:
-                state = self.app.states.get(i.id, {}).get(column)  # type: ignore[arg-type]
+                state = self.app.states.get(i.id, {}).get(column)
                 return (_STATE_ORDER.get(state.state if state else "...", 9), i.id)
             return key
         attr = "environment" if column == "env" else column or "id"

@@ -79,7 +79,7 @@ class ModeBanner(Horizontal):
 
     def _marked_envs(self) -> Counter[str]:
         config = getattr(self.app, "config", None)
-        marked = getattr(self.app, "marked", frozenset())
+        marked: frozenset[str] = getattr(self.app, "marked", frozenset())
         if config is None or not marked:
             return Counter()
         return Counter(i.environment for i in config.integrations if i.id in marked)
