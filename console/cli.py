@@ -91,6 +91,131 @@ def _out(text: str) -> None:
     click.echo(scrub_text(text))
 
 
+# -- shell completion ----------------------------------------------------------------------
+# click's completion (`eval "$(_KILLSWITCH_COMPLETE=bash_source killswitch)"`). Candidates
+# come from the config, the runbook folders and the audit trail, read-only; nothing here
+# imports an adapter, a cloud SDK or Textual, and no error ever reaches the shell.
+def _complete_config(ctx: click.Context) -> Config | None:
+    """The config the command line names (``--config`` before the word), or None."""
+    from console.config import load_config
+
+    path: str | None = None
+    c: click.Context | None = ctx
+    while c is not None and path is None:
+        if isinstance(c.obj, dict):
+            path = c.obj.get("config")
+        c = c.parent
+    try:
+        return load_config(path)
+    except Exception:  # noqa: BLE001 - no config, or a broken one: fewer candidates
+        return None
+
+
+def _complete_runbook(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[Any]:
+    """Runbook names (shipped and ``settings.runbook_dirs``), or a file path."""
+    from click.shell_completion import CompletionItem
+
+    if "/" in incomplete or incomplete.endswith(".toml"):
+        return [CompletionItem(incomplete, type="file")]
+    try:
+        import tomllib
+
+        from console.runbook import runbook_paths
+
+        config = _complete_config(ctx)
+        try:
+            paths = runbook_paths(config)
+        except ConsoleError:  # a missing runbook folder: the shipped ones still complete
+            paths = runbook_paths(None)
+        items = []
+        for name, path in sorted(paths.items()):
+            if not name.startswith(incomplete):
+                continue
+            try:  # the description only: loading would import the adapters
+                text = str(tomllib.loads(path.read_text("utf-8")).get("description", ""))
+            except (OSError, ValueError):
+                text = ""
+            items.append(CompletionItem(name, help=" ".join(text.split())[:80] or None))
+        return items
+    except Exception:  # noqa: BLE001 - completion never fails loudly
+        return []
+
+
+def _complete_integration(ctx: click.Context, param: click.Parameter,
+                          incomplete: str) -> list[Any]:
+    """Integration ids of the inventory."""
+    from click.shell_completion import CompletionItem
+
+    config = _complete_config(ctx)
+    if config is None:
+        return []
+    return [CompletionItem(i.id, help=i.name or None) for i in config.integrations
+            if i.id.startswith(incomplete)]
+
+
+def _complete_selector(ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list[Any]:
+    """Integration ids, ``key=`` selector keys and, after ``key=``, the inventory's values
+    (after a comma, the next alternative)."""
+    from click.shell_completion import CompletionItem
+
+    if "=" not in incomplete:
+        from console.inventory import SELECTOR_KEYS
+
+        keys = [CompletionItem(f"{k}=", help="selector") for k in SELECTOR_KEYS
+                if f"{k}=".startswith(incomplete) and incomplete]
+        return _complete_integration(ctx, param, incomplete) + keys
+    config = _complete_config(ctx)
+    if config is None:
+        return []
+    try:
+        from console.inventory import _values
+
+        key, _, value = incomplete.partition("=")
+        done, _, last = value.rpartition(",")
+        prefix = f"{key}={done}," if done else f"{key}="
+        norm = key.strip().lower().replace("-", "_")
+        seen = dict.fromkeys(v for i in config.integrations for v in _values(i, norm))
+        return [CompletionItem(prefix + v) for v in seen if v.startswith(last)]
+    except Exception:  # noqa: BLE001 - an unknown key: nothing to offer
+        return []
+
+
+def _complete_run_id(ctx: click.Context, param: click.Parameter,
+                     incomplete: str) -> list[Any]:
+    """Run ids of the audit trail, newest first. Read-only; never creates a file: a trail
+    whose WAL is not open is read ``immutable`` (SQLite then creates no -wal / -shm)."""
+    import sqlite3
+
+    from click.shell_completion import CompletionItem
+
+    from console.config import Settings
+
+    config = _complete_config(ctx)
+    try:
+        db = (config.resolve(config.settings.audit_db) if config is not None
+              else Path(Settings().audit_db).expanduser())
+        if not db.is_file():
+            return []
+        live = all(Path(f"{db}{s}").exists() for s in ("-wal", "-shm"))
+        uri = db.resolve().as_uri() + ("?mode=ro" if live else "?immutable=1")
+        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+        try:
+            rows = conn.execute(
+                "SELECT run_id, coalesce(max(CASE WHEN mode != 'plan' THEN mode END), "
+                "max(mode)), max(incident), min(ts) FROM events "
+                "WHERE run_id IS NOT NULL AND substr(run_id, 1, ?) = ? "
+                "GROUP BY run_id ORDER BY min(seq) DESC LIMIT 200",
+                (len(incomplete), incomplete)).fetchall()
+        finally:
+            conn.close()
+    except Exception:  # noqa: BLE001 - no trail, locked, not a trail: no candidates
+        return []
+    return [CompletionItem(str(r[0]), help=" ".join(str(x) for x in r[1:] if x) or None)
+            for r in rows]
+
+
 @click.group(invoke_without_command=True)
 @common
 @click.option("--exercise", is_flag=True,
@@ -122,7 +247,7 @@ def inventory() -> None:
 
 @inventory.command("list")
 @common
-@click.argument("selectors", nargs=-1)
+@click.argument("selectors", nargs=-1, shell_complete=_complete_selector)
 def inventory_list(selectors: tuple[str, ...]) -> None:
     """List integrations (optionally filtered by SELECTORS)."""
     from console.inventory import select
@@ -140,7 +265,7 @@ def inventory_list(selectors: tuple[str, ...]) -> None:
 
 @inventory.command("show")
 @common
-@click.argument("integration_id")
+@click.argument("integration_id", shell_complete=_complete_integration)
 def inventory_show(integration_id: str) -> None:
     """Everything the inventory says about one integration."""
     from console.inventory import select_one
@@ -202,8 +327,8 @@ def _emit_plan(plan: Plan, out: str | None, dry_run: bool) -> None:
 
 @cli.command()
 @common
-@click.argument("runbook")
-@click.argument("selectors", nargs=-1, required=True)
+@click.argument("runbook", shell_complete=_complete_runbook)
+@click.argument("selectors", nargs=-1, required=True, shell_complete=_complete_selector)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan (JSON) here.")
 @click.option("--incident", help="Incident id, recorded.")
 @click.option("--include-unlisted", is_flag=True,
@@ -279,8 +404,8 @@ def _finish(result: RunResult) -> None:
 
 @cli.command()
 @common
-@click.argument("runbook", required=False)
-@click.argument("selectors", nargs=-1)
+@click.argument("runbook", required=False, shell_complete=_complete_runbook)
+@click.argument("selectors", nargs=-1, shell_complete=_complete_selector)
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
               help="Apply exactly this saved plan (refused if any target drifted).")
 @click.option("--dry-run", is_flag=True, help="Observe and report; change nothing.")
@@ -330,7 +455,7 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
 
 @cli.command()
 @common
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=_complete_run_id)
 def resume(run_id: str) -> None:
     """Finish RUN_ID after a crash without repeating completed side effects."""
     session = _session()
@@ -339,7 +464,7 @@ def resume(run_id: str) -> None:
 
 @cli.command()
 @common
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=_complete_run_id)
 @click.option("--dry-run", is_flag=True, help="Show the restore plan only.")
 @click.option("--yes", is_flag=True, help="Confirm (required off a terminal).")
 @click.option("--reason", help="Why (recorded).")
@@ -370,7 +495,7 @@ def credentials() -> None:
 
 @credentials.command("scan")
 @common
-@click.argument("selectors", nargs=-1, required=True)
+@click.argument("selectors", nargs=-1, required=True, shell_complete=_complete_selector)
 def credentials_scan(selectors: tuple[str, ...]) -> None:
     """Fingerprint each key and search every store for copies the inventory does not list.
 
@@ -504,7 +629,7 @@ def audit_checkpoint(witness_files: tuple[str, ...]) -> None:
 
 @audit.command("show")
 @common
-@click.option("--run", "run_id", help="Only this run.")
+@click.option("--run", "run_id", help="Only this run.", shell_complete=_complete_run_id)
 @click.option("--incident", help="Only this incident.")
 @click.option("--integration", help="Only this integration.")
 def audit_show(run_id: str | None, incident: str | None, integration: str | None) -> None:
@@ -534,7 +659,7 @@ def audit_show(run_id: str | None, incident: str | None, integration: str | None
 @audit.command("export")
 @common
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-@click.option("--run", "run_id", help="Only this run.")
+@click.option("--run", "run_id", help="Only this run.", shell_complete=_complete_run_id)
 @click.option("--out", type=click.Path(dir_okay=False), help="File (default: stdout).")
 def audit_export(fmt: str, run_id: str | None, out: str | None) -> None:
     """Export events as JSONL or CSV (a file is created 0600: it names operators, targets)."""
@@ -551,7 +676,7 @@ def audit_export(fmt: str, run_id: str | None, out: str | None) -> None:
 
 @cli.command()
 @common
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, shell_complete=_complete_run_id)
 @click.option("--incident", help="Report on every run of this incident.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write Markdown here.")
 def report(run_id: str | None, incident: str | None, out: str | None) -> None:
@@ -644,7 +769,8 @@ def sandbox_stop() -> None:
 
 @cli.command()
 @common
-@click.option("--runbook", default="kill-switch", show_default=True)
+@click.option("--runbook", default="kill-switch", show_default=True,
+              shell_complete=_complete_runbook)
 def demo(runbook: str) -> None:
     """Dry-run RUNBOOK over the whole example inventory on the sandbox."""
     config = _config()
@@ -652,6 +778,40 @@ def demo(runbook: str) -> None:
     ids = [i.id for i in config.integrations]
     the_plan = session.sync(session.plan(runbook, ids, record_mode="dry-run"))
     _emit_plan(the_plan, None, dry_run=True)
+
+
+# -- config --------------------------------------------------------------------------------
+@cli.group("config")
+def config_group() -> None:
+    """Where the config and the state are, and every effective setting."""
+
+
+def _setting_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value or '""'
+    return json.dumps(value)
+
+
+@config_group.command("show")
+@common
+def config_show() -> None:
+    """Every effective setting with its value and where it came from: default, the config
+    file (file:line) or an environment variable. Paths are shown resolved. Without a config
+    file at the default location, shows the defaults (and says so on stderr)."""
+    from console.locations import effective_settings
+    from console.render import table
+
+    settings, note = effective_settings(_opts().get("config"))
+    if _json():
+        _out(json.dumps({"settings": [s.to_dict() for s in settings], "note": note},
+                        indent=2, default=str))
+    else:
+        _out(table(["setting", "value", "source"],
+                   [[s.name, _setting_text(s.value), s.source_text()] for s in settings]))
+    if note:
+        click.echo(f"note: {note}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

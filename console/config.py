@@ -34,6 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from console.errors import ConfigError
 from console.inventory import KILL_POINT_LISTS, Integration
+from console.locations import (
+    ENV_CONFIG,
+    ENV_STATE_DIR,
+    config_candidate,
+    default_audit_db,
+    default_config_path,
+    shorten_home,
+)
 from console.tomlsrc import (
     Loc,
     Problem,
@@ -45,14 +53,15 @@ from console.tomlsrc import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG_PATH",
     "ENV_CONFIG",
+    "ENV_STATE_DIR",
     "Backend",
     "Config",
     "Problem",
     "SandboxSettings",
     "Settings",
     "TomlLocator",
+    "default_config_path",
     "expand_user",
     "load_config",
     "parse_toml",
@@ -61,10 +70,9 @@ __all__ = [
     "validation_problems",
 ]
 
-ENV_CONFIG = "KILLSWITCH_CONFIG"
-"""Environment variable naming the config file when no ``--config`` is given."""
-DEFAULT_CONFIG_PATH = "~/.config/killswitch/config.toml"
-"""Where the config is looked for last."""
+# Locations (XDG through platformdirs; $KILLSWITCH_CONFIG, $KILLSWITCH_STATE_DIR) live in
+# console.locations: the config file is --config, else $KILLSWITCH_CONFIG, else
+# default_config_path() = user_config_dir("killswitch")/config.toml.
 
 
 # --------------------------------------------------------------------------- models
@@ -75,8 +83,10 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    audit_db: str = "~/.local/state/killswitch/audit.db"
-    """SQLite audit database; relative paths are relative to the config file."""
+    audit_db: str = Field(default_factory=default_audit_db)
+    """SQLite audit database; relative paths are relative to the config file. Default:
+    ``audit.db`` in the state folder (``$KILLSWITCH_STATE_DIR``, else
+    ``user_state_dir("killswitch")``, e.g. ``~/.local/state/killswitch``)."""
     audit_keyed: bool = False
     """The trail must be keyed (HMAC, ``$KILLSWITCH_AUDIT_KEY``): `audit verify` fails
     (exit 4) on an unkeyed trail or without the key, whatever the trail's own metadata says."""
@@ -162,7 +172,7 @@ class Config(BaseModel):
 
     path: Path
     """The config file (absolute)."""
-    settings: Settings = Settings()
+    settings: Settings = Field(default_factory=Settings)
     """The ``[settings]`` table."""
     backends: dict[str, Backend] = {}
     """Configured backends by name."""
@@ -246,15 +256,10 @@ def _probe(p: Path) -> str:
 def _find_config(path: str | Path | None) -> Path:
     looked = (
         f"--config ({path or 'not given'}), ${ENV_CONFIG} "
-        f"({os.environ.get(ENV_CONFIG) or 'not set'}), {DEFAULT_CONFIG_PATH}"
+        f"({os.environ.get(ENV_CONFIG) or 'not set'}), {shorten_home(default_config_path())}"
     )
     hint = f"looked at: {looked}; copy config.example.toml to start"
-    if path:
-        raw, source = str(path), "--config"
-    elif os.environ.get(ENV_CONFIG):
-        raw, source = os.environ[ENV_CONFIG], f"${ENV_CONFIG}"
-    else:
-        raw, source = DEFAULT_CONFIG_PATH, "the default location"
+    raw, source = config_candidate(path)
     candidate = expand_user(raw, what=f"the config path (from {source})")
     kind = _probe(candidate)
     if kind != "file":
@@ -311,7 +316,7 @@ def _load_config(path: str | Path | None = None) -> Config:
 
     Args:
         path: The config file; None looks at ``$KILLSWITCH_CONFIG``, then
-            ``~/.config/killswitch/config.toml``.
+            ``user_config_dir("killswitch")/config.toml`` (``~/.config/killswitch/`` on Linux).
 
     Returns:
         The validated config.

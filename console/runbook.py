@@ -18,7 +18,9 @@ A runbook is a small DAG of steps, each naming an action kind from
     timeout = 30
     on_error = "continue"
 
-The shipped runbooks live in the repository's ``runbooks/``; users add folders with
+The shipped runbooks live in the repository's ``runbooks/``, which is also the ``runbooks``
+package: they travel inside the wheel as package data and are found with
+:mod:`importlib.resources` wherever Killswitch is installed. Users add folders with
 ``settings.runbook_dirs``. A runbook's name is its file's stem, and two files with the same
 name are a :class:`~console.errors.ConfigError`. ``kind = "restore"`` marks the runbook that
 undoes a previous run from its journal: it has no steps, the engine does the work.
@@ -57,8 +59,56 @@ __all__ = [
 
 Loc = tuple[str | int, ...]
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "runbooks"
-"""The runbooks shipped with Killswitch."""
+
+def _shipped_dir() -> Path:
+    """The folder of the shipped runbooks: ``importlib.resources.files("runbooks")``.
+
+    Works from a wheel, an editable install and a source checkout. A ``runbooks`` that is
+    not a regular package (a folder of that name in the current directory, imported as a
+    namespace package because the installed package was not found) is not ours: the folder
+    next to ``console/`` is used. A package that is not on the file system (a zip) is
+    copied once to a private temporary folder, removed at exit.
+    """
+    import importlib
+    import importlib.resources
+
+    beside = Path(__file__).resolve().parent.parent / "runbooks"
+    try:
+        package = importlib.import_module("runbooks")
+    except ImportError:
+        return beside
+    if getattr(package, "__file__", None) is None:  # a namespace package: not the shipped one
+        return beside
+    root = importlib.resources.files(package)
+    if isinstance(root, Path):
+        return root.resolve()
+    return _extract(root)
+
+
+def _extract(root: Any) -> Path:
+    """Copy the runbook files (``*.toml``, in sub-folders too) of a non-file-system package
+    resource ``root`` to a private temporary folder removed at exit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="killswitch-runbooks-"))  # 0700
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+
+    def copy(src: Any, dst: Path) -> None:
+        for entry in src.iterdir():
+            if entry.is_dir():
+                (dst / entry.name).mkdir()
+                copy(entry, dst / entry.name)
+            elif entry.name.endswith(".toml"):
+                (dst / entry.name).write_bytes(entry.read_bytes())
+
+    copy(root, out)
+    return out
+
+
+SHIPPED_DIR = _shipped_dir()
+"""The runbooks shipped with Killswitch (the ``runbooks`` package's folder)."""
 
 
 class Step(BaseModel):
