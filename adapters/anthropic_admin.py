@@ -1,5 +1,8 @@
 """Anthropic Admin API adapter (httpx): set API keys inactive, and back to their prior status.
 
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``
+(:func:`adapters.common.user_agent`), so the provider's own logs show which run acted.
+
 ``credential.disable`` sets a key's status to ``inactive`` (reversible: undo is
 ``credential.enable``, which sets the recorded prior status back, ``active``). The Admin API
 has no delete; ``archived`` is treated as one-way: plan refuses to enable an archived key and
@@ -36,8 +39,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option
+from adapters.common import path_option, user_agent
 from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
+from adapters.specs.providers import ANTHROPIC, AnthropicAdminOptions
 from console.errors import AdapterError, Conflict, UndoUnsupported
 
 __all__ = ["AnthropicAdminAdapter"]
@@ -47,20 +51,7 @@ DEFAULT_VERSION = "2023-06-01"
 PROVIDER = "Anthropic"
 _ONE_WAY = ("archived", "expired")
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "api_key_id": {"type": "string", "description": "API key id, apikey_..."},
-    },
-    "required": ["api_key_id"],
-}
-_PERMS = (
-    "Admin API key (sk-ant-admin..., organization admin): "
-    "GET /v1/organizations/api_keys/{id}",
-    "Admin API key: POST /v1/organizations/api_keys/{id} (status)",
-)
+# options, reference schema and permissions: adapters/specs/providers.py
 
 
 class AnthropicAdminAdapter(Adapter):
@@ -71,21 +62,9 @@ class AnthropicAdminAdapter(Adapter):
     """
 
     name: ClassVar[str] = "anthropic"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "base_url": f"API root without /v1 (default {DEFAULT_BASE_URL})",
-        "admin_key_env": "environment variable NAME holding the admin key "
-                         "(default ANTHROPIC_ADMIN_KEY)",
-        "admin_key_file": "fallback file holding the admin key (optional)",
-        "anthropic_version": f"anthropic-version header (default {DEFAULT_VERSION})",
-        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g}); "
-                           "alias `timeout`",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec("credential.disable", "credentials", True,
-                                         "credential.enable", _PERMS, _SCHEMA),
-        "credential.enable": ActionSpec("credential.enable", "credentials", True,
-                                        "credential.disable", _PERMS, _SCHEMA),
-    }
+    Options: ClassVar[type[AnthropicAdminOptions]] = AnthropicAdminOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = AnthropicAdminOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = ANTHROPIC.actions  # specs/providers.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_PROBE: ClassVar[bool] = True
 
@@ -115,7 +94,8 @@ class AnthropicAdminAdapter(Adapter):
         if self._api is None:
             key = admin_key(self.backend, PROVIDER, self.key_env, self.key_file)
             self._api = ProviderApi(PROVIDER, self.backend, self.base_url, self.timeout,
-                                    {"x-api-key": key, "anthropic-version": self.version})
+                                    {"x-api-key": key, "anthropic-version": self.version,
+                                     "User-Agent": user_agent(self.run_id)})
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -234,5 +214,6 @@ class AnthropicAdminAdapter(Adapter):
     def probe(self, value: str) -> Verdict:
         """``GET /v1/models`` with the key in ``x-api-key``, exactly as an application would."""
         return probe_key(PROVIDER, self.base_url, "/v1/models",
-                         {"x-api-key": value, "anthropic-version": self.version}, value,
+                         {"x-api-key": value, "anthropic-version": self.version,
+                          "User-Agent": user_agent(self.run_id)}, value,
                          self.timeout)

@@ -1,5 +1,8 @@
 """Anthropic Message Batches adapter (httpx): ``batch.cancel``.
 
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``
+(:func:`adapters.common.user_agent`), so the provider's own logs show which run acted.
+
 Message Batches are **workspace-scoped** and carry no metadata, no name and no visible
 custom ids in the list, so nothing inside a batch says which integration sent it. The sound
 way to find an integration's batches is a **dedicated workspace per integration**: the
@@ -47,14 +50,13 @@ from urllib.parse import quote
 
 from adapters.base import ActionSpec
 from adapters.batch_common import (
-    COMMON_OPTIONS,
-    MAX_PAGES,
     BatchAdapter,
     HttpApi,
-    action_spec,
+    JobList,
     batch_key,
 )
-from adapters.common import path_option
+from adapters.common import path_option, user_agent
+from adapters.specs.providers import ANTHROPIC_BATCH, AnthropicBatchOptions
 from console.errors import AdapterError
 
 __all__ = ["AnthropicBatchAdapter"]
@@ -69,21 +71,9 @@ class AnthropicBatchAdapter(BatchAdapter):
     provider: ClassVar[str] = "Anthropic"
     PHASES: ClassVar[Mapping[str, str]] = {"in_progress": "running", "canceling": "cancelling",
                                            "ended": "ended"}
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "base_url": "API root without /v1 (default https://api.anthropic.com)",
-        "key_env": "env var NAME of the workspace or incident-response key "
-                   "(default ANTHROPIC_API_KEY)",
-        "key_file": "fallback file holding the key (optional)",
-        **COMMON_OPTIONS,
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = action_spec(
-        ("workspace API key of the integration's workspace (or an incident-response key "
-         "allowed in it): GET /v1/messages/batches, POST /v1/messages/batches/{id}/cancel",),
-        {"type": "object", "properties": {
-            "backend": {"type": "string"}, "label": {"type": "string"},
-            "workspace": {"type": "string",
-                          "description": "the integration's dedicated workspace, wrkspc_..."}},
-         "required": ["workspace"]})
+    Options: ClassVar[type[AnthropicBatchOptions]] = AnthropicBatchOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = AnthropicBatchOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = ANTHROPIC_BATCH.actions  # specs/providers.py
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -102,7 +92,8 @@ class AnthropicBatchAdapter(BatchAdapter):
             key = batch_key(self.backend, self.provider, self.key_env, self.key_file)
             self._api = HttpApi(self.provider, self.backend, self.base_url + "/v1",
                                 self.timeout,
-                                {"x-api-key": key, "anthropic-version": API_VERSION},
+                                {"x-api-key": key, "anthropic-version": API_VERSION,
+                                 "User-Agent": user_agent(self.run_id)},
                                 auth_hint=f"the key in {self.key_env} / key_file was rejected:"
                                 " batches need a still-valid workspace (or incident-response)"
                                 " key")
@@ -145,12 +136,12 @@ class AnthropicBatchAdapter(BatchAdapter):
             job["phase"] = "cancelled"
         return job
 
-    def _list(self, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _list(self, ref: Mapping[str, Any]) -> JobList:
         self._check_ref(ref)
-        out: list[dict[str, Any]] = []
+        out = JobList(pages=self.LIST_PAGES)
         params: dict[str, Any] = {"limit": 100}
         target = f"{self.backend}:{self._scope(ref)}"
-        for _ in range(MAX_PAGES):
+        for _ in range(self.LIST_PAGES):
             page = self.api.request("GET", "/messages/batches", target, params=params,
                                     headers=self._headers(ref)) or {}
             data = [b for b in page.get("data") or [] if isinstance(b, Mapping)]
@@ -159,6 +150,8 @@ class AnthropicBatchAdapter(BatchAdapter):
             if not page.get("has_more") or not last:
                 break
             params = {"limit": 100, "after_id": last}
+        else:
+            out.capped = True
         return out
 
     def _get(self, ref: Mapping[str, Any], job_id: str) -> dict[str, Any] | None:

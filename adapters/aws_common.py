@@ -86,6 +86,9 @@ _THROTTLE = frozenset({
 _NOT_FOUND = frozenset({
     "ResourceNotFoundException", "NoSuchEntity", "NoSuchEntityException",
     "ParameterNotFound", "ParameterVersionNotFound", "NotFoundException",
+    # EC2 answers 400 with a dotted code for a missing security group (errors-overview:
+    # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
+    "InvalidGroup.NotFound",
 })
 _DENIED = frozenset({
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation",

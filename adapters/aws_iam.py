@@ -39,25 +39,14 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from adapters.aws_common import AWS_OPTIONS, AwsClients, finish
+from adapters.aws_common import AwsClients, finish
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.specs.aws import AWS_IAM, AwsOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
 __all__ = ["IamAccessKeyAdapter"]
 
 SERVICE = "IAM"
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "user": {"type": "string", "description": "IAM user name (always sent as UserName)"},
-        "access_key_id": {"type": "string",
-                          "description": "one key id; default: every key of the user"},
-    },
-    "required": ["user"],
-}
-_LIST = ("iam:ListAccessKeys",)
 
 
 def handle(key_id: str) -> str:
@@ -82,18 +71,9 @@ class IamAccessKeyAdapter(Adapter):
     """Deactivate (reversible) or delete (irreversible) IAM users' access keys."""
 
     name: ClassVar[str] = "aws-iam"
-    OPTIONS: ClassVar[Mapping[str, str]] = dict(AWS_OPTIONS)
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec(
-            "credential.disable", "credentials", True, "credential.enable",
-            (*_LIST, "iam:UpdateAccessKey"), _SCHEMA),
-        "credential.enable": ActionSpec(
-            "credential.enable", "credentials", True, "credential.disable",
-            (*_LIST, "iam:UpdateAccessKey"), _SCHEMA),
-        "credential.destroy": ActionSpec(
-            "credential.destroy", "credentials", False, "",
-            (*_LIST, "iam:DeleteAccessKey"), _SCHEMA),
-    }
+    Options: ClassVar[type[AwsOptions]] = AwsOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_IAM.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = False
 

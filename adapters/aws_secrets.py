@@ -47,7 +47,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from adapters.aws_common import (
-    AWS_OPTIONS,
     AwsClients,
     digest,
     finish,
@@ -57,6 +56,7 @@ from adapters.aws_common import (
     tombstone_value,
 )
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.specs.aws import AWS_SECRETS, SecretsManagerOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
 __all__ = ["METHODS", "SecretsManagerAdapter"]
@@ -65,21 +65,6 @@ METHODS = ("schedule-deletion", "tombstone")
 """Reversible disable methods; the first is the default."""
 SERVICE = "Secrets Manager"
 CUR, PREV = "AWSCURRENT", "AWSPREVIOUS"
-
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "secret_id": {"type": "string", "description": "secret name or ARN (SecretId)"},
-        "method": {"enum": list(METHODS), "default": METHODS[0]},
-        "recovery_window_days": {"type": "integer", "minimum": 7, "maximum": 30,
-                                 "default": 7},
-        "field": {"type": "string", "description": "JSON field holding the key (reveal)"},
-    },
-    "required": ["secret_id"],
-}
-_READ = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 
 
 def _stages(describe: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -107,23 +92,9 @@ class SecretsManagerAdapter(Adapter):
     """
 
     name: ClassVar[str] = "aws-secrets"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        **AWS_OPTIONS,
-        "method": "default disable method: schedule-deletion (default) or tombstone",
-        "recovery_window_days": "recovery window for schedule-deletion, 7..30 (default 7)",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec(
-            "credential.disable", "credentials", True, "credential.enable",
-            (*_READ, "secretsmanager:DeleteSecret", "secretsmanager:PutSecretValue"), _SCHEMA),
-        "credential.enable": ActionSpec(
-            "credential.enable", "credentials", True, "credential.disable",
-            (*_READ, "secretsmanager:RestoreSecret",
-             "secretsmanager:UpdateSecretVersionStage"), _SCHEMA),
-        "credential.destroy": ActionSpec(
-            "credential.destroy", "credentials", False, "",
-            (*_READ, "secretsmanager:DeleteSecret"), _SCHEMA),
-    }
+    Options: ClassVar[type[SecretsManagerOptions]] = SecretsManagerOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = SecretsManagerOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SECRETS.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
 

@@ -48,8 +48,9 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from adapters.aws_common import AWS_OPTIONS, AwsClients
+from adapters.aws_common import AwsClients
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.specs.aws import AWS_SG, AwsOptions
 from console.errors import AdapterError, Conflict, NotFound, UndoUnsupported
 
 __all__ = ["OUTLIVE_NOTE", "SecurityGroupEgressAdapter", "parse_cidrs"]
@@ -58,23 +59,6 @@ OUTLIVE_NOTE = ("DNS answers and already-open connections can outlive a block: c
                 "keep talking over connections opened before it; restart them to be sure")
 """Carried by every egress change note and report."""
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["destinations"],
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "group_id": {"type": "string", "description": "security group id, sg-…"},
-        "group_name": {"type": "string", "description": "group name (instead of group_id)"},
-        "vpc_id": {"type": "string", "description": "VPC of group_name (optional)"},
-        "destinations": {"type": "array", "items": {"type": "string"},
-                         "description": "IPv4/IPv6 addresses or CIDRs (no hostnames)"},
-    },
-}
-_PERMS_BLOCK = ("ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules",
-                "ec2:RevokeSecurityGroupEgress")
-_PERMS_UNBLOCK = ("ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules",
-                  "ec2:AuthorizeSecurityGroupEgress")
 _WORLD = {"0.0.0.0/0", "::/0"}
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -178,13 +162,9 @@ class SecurityGroupEgressAdapter(Adapter):
     """
 
     name: ClassVar[str] = "aws-sg"
-    OPTIONS: ClassVar[Mapping[str, str]] = dict(AWS_OPTIONS)
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "egress.block": ActionSpec("egress.block", "egress", True, "egress.unblock",
-                                   _PERMS_BLOCK, _SCHEMA),
-        "egress.unblock": ActionSpec("egress.unblock", "egress", True, "egress.block",
-                                     _PERMS_UNBLOCK, _SCHEMA),
-    }
+    Options: ClassVar[type[AwsOptions]] = AwsOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SG.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     SUPPORTS_NATIVE_DRY_RUN: ClassVar[bool] = True
 
@@ -265,12 +245,12 @@ class SecurityGroupEgressAdapter(Adapter):
         everything = any(r["cidr"] in _WORLD for r in reaching)
         wide = [r for r in reaching if r["cidr"] not in _WORLD and _wider(r, nets)]
         untested = [r for r in snapshot if "cidr" not in r]
-        base = dict(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
-                    action=action, backend=self.backend, adapter=self.name,
-                    target=f"{self.backend}:{gid} egress to {dests}", ref=dict(ref),
-                    before=before, after=after,
-                    undo={"snapshot": snapshot, "rules": reaching,
-                          "blocks_all_egress": everything})
+        base: dict[str, Any] = dict(
+            op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step, action=action,
+            backend=self.backend, adapter=self.name,
+            target=f"{self.backend}:{gid} egress to {dests}", ref=dict(ref), before=before,
+            after=after, undo={"snapshot": snapshot, "rules": reaching,
+                               "blocks_all_egress": everything})
         extra = (f"; {len(untested)} rule(s) to prefix lists / other groups were not matched "
                  "and stay") if untested else ""
         if not reaching:

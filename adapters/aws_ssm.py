@@ -22,6 +22,12 @@ State shapes (``before`` / ``after`` / :meth:`SsmParameterAdapter.read`)::
 value of version 3 back (undo) creates version 5 but reads as ``value_version`` 3 again, so
 undo restores the exact prior state even though Parameter Store only ever appends versions.
 
+Every ``PutParameter`` (tombstone and undo) sends the parameter's current ``Tier``, read from
+the newest ``GetParameterHistory`` entry: without it PutParameter uses the account's default
+tier, and an Advanced parameter cannot be written back as Standard ("you can't revert an
+advanced parameter to a standard parameter": botocore ``ssm`` service model, ``PutParameter``
+member ``Tier``; https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+
 Example runbook step::
 
     [[steps]]
@@ -36,7 +42,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from adapters.aws_common import (
-    AWS_OPTIONS,
     AwsClients,
     digest,
     is_tombstone,
@@ -45,22 +50,12 @@ from adapters.aws_common import (
     tombstone_value,
 )
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.specs.aws import AWS_SSM, AwsOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
 __all__ = ["SsmParameterAdapter"]
 
 SERVICE = "SSM Parameter Store"
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "name": {"type": "string", "description": "parameter name, e.g. /ai/bot/openai"},
-        "field": {"type": "string", "description": "JSON field holding the key (reveal)"},
-    },
-    "required": ["name"],
-}
-_READ = ("ssm:GetParameter", "ssm:GetParameterHistory", "kms:Decrypt")
 
 
 class SsmParameterAdapter(Adapter):
@@ -71,18 +66,9 @@ class SsmParameterAdapter(Adapter):
     """
 
     name: ClassVar[str] = "aws-ssm"
-    OPTIONS: ClassVar[Mapping[str, str]] = dict(AWS_OPTIONS)
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec(
-            "credential.disable", "credentials", True, "credential.enable",
-            (*_READ, "ssm:PutParameter", "kms:Encrypt"), _SCHEMA),
-        "credential.enable": ActionSpec(
-            "credential.enable", "credentials", True, "credential.disable",
-            (*_READ, "ssm:PutParameter", "kms:Encrypt"), _SCHEMA),
-        "credential.destroy": ActionSpec(
-            "credential.destroy", "credentials", False, "",
-            (*_READ, "ssm:DeleteParameter"), _SCHEMA),
-    }
+    Options: ClassVar[type[AwsOptions]] = AwsOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SSM.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
 
@@ -160,9 +146,10 @@ class SsmParameterAdapter(Adapter):
             raise AdapterError(f"the aws-ssm adapter does not offer {action}",
                                where=self.backend)
         name = self._name(ref)
-        base = {"op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-                "action": action, "backend": self.backend, "adapter": self.name,
-                "target": f"{self.backend}:{name}", "ref": dict(ref)}
+        base: dict[str, Any] = {
+            "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
+            "action": action, "backend": self.backend, "adapter": self.name,
+            "target": f"{self.backend}:{name}", "ref": dict(ref)}
         with self.aws.errors(name, SERVICE):
             before, history = self._state(name)
             tomb = is_tombstone(history[-1].get("Value")) if history else None
@@ -200,10 +187,13 @@ class SsmParameterAdapter(Adapter):
     # -- apply ----------------------------------------------------------------------------
 
     def _put(self, name: str, value: str, last: Mapping[str, Any]) -> int:
+        """Overwrite ``name`` keeping the type, KMS key and tier of the newest version."""
         kw: dict[str, Any] = {"Name": name, "Value": value, "Overwrite": True,
                               "Type": str(last.get("Type") or "SecureString")}
         if kw["Type"] == "SecureString" and last.get("KeyId"):
             kw["KeyId"] = last["KeyId"]
+        if last.get("Tier"):  # the current tier: never downgrade Advanced to the default
+            kw["Tier"] = str(last["Tier"])
         return int(self.ssm.put_parameter(**kw).get("Version") or 0)
 
     def apply(self, change: Change) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from adapters.canonical import canonical_bytes, canonical_json
+from adapters.options import AdapterOptions
 from console.errors import AdapterError, ConfigError, UndoUnsupported
 
 __all__ = [
@@ -194,8 +195,12 @@ class ActionSpec:
         kill_point: Inventory list it acts on: credentials / flags / batches / egress / contacts.
         reversible: Whether the change can be undone.
         inverse: Action kind of the undo, if any.
-        permissions: What the console's credentials need (for the operator and the docs).
-        schema: JSON Schema of the inventory reference fields this action reads.
+        permissions: What the console's credentials need (for the operator and the docs);
+            the exact grants per reference are the adapter spec's ``grants``
+            (``killswitch permissions``).
+        schema: JSON Schema of the inventory reference fields this action reads (the
+            subset in :mod:`adapters.schema`); every reference is checked against it when
+            the config loads, and fields it does not list are refused.
     """
 
     kind: str
@@ -211,13 +216,17 @@ class Adapter:
 
     Class attributes:
         name: Equal to the entry-point name and the backend ``type`` in config.
-        OPTIONS: Backend option names with a one-line description each.
+        Options: The typed options model (:class:`~adapters.options.AdapterOptions`);
+            built-ins keep it in :mod:`adapters.specs` so the config loader validates
+            backends without importing SDKs.
+        OPTIONS: Backend option names with a one-line description each (``Options.help()``).
         ACTIONS: The action kinds offered, by kind.
         SUPPORTS_UNDO: Whether any action is reversible.
         SUPPORTS_NATIVE_DRY_RUN: Whether the provider itself offers a dry-run.
     """
 
     name: ClassVar[str] = ""
+    Options: ClassVar[type[AdapterOptions]] = AdapterOptions
     OPTIONS: ClassVar[Mapping[str, str]] = {}
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {}
     SUPPORTS_UNDO: ClassVar[bool] = False
@@ -231,9 +240,18 @@ class Adapter:
     outside a run); HTTP adapters quote it in their ``User-Agent``."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
-        """Keep the options; no I/O here. Unknown option keys are ignored."""
+        """Validate the options with ``Options``; no I/O here. Unknown keys are ignored
+        (the config loader refuses them).
+
+        ``self.opts`` is the typed model; ``self.options`` the raw options with every set
+        option replaced by its typed value (seconds as float, files resolved).
+
+        Raises:
+            AdapterError: An option is invalid (backend, option, value, what is allowed).
+        """
         self.backend = backend
-        self.options = dict(options)
+        self.opts = type(self).Options.parse(backend, options)
+        self.options = {**dict(options), **self.opts.to_options()}
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Create clients. Called once before the first call; may do I/O."""

@@ -6,7 +6,9 @@ providers behave alike::
 
     _check_ref(ref)           validate an inventory reference (AdapterError if malformed)
     _scope(ref)               "where the jobs were looked for", for targets and notes
-    _list(ref)                every job of the integration, as a normalised Job
+    _list(ref)                every job of the integration, as a normalised Job; a
+                              :class:`JobList` with ``capped`` set when the listing stopped
+                              at ``LIST_PAGES`` pages with more left (the plan says so)
     _get(ref, job_id)         one job (None when it no longer exists)
     _cancel(ref, job_id)      request the cancel (provider call; may answer 409 when done)
 
@@ -27,6 +29,10 @@ status after (``status_after``) and the counts, which the engine journals; verif
 job for up to ``wait`` seconds and puts the final raw status and counts in its detail.
 
 The "no job running" case is one ``noop`` change with state ``{"running": 0}``.
+
+A listing that stops at its page cap (``LIST_PAGES`` pages of 100, a guard against a runaway
+paginator) never does so silently: every change planned from it carries a note that jobs
+beyond the cap were not looked at, and the no-job change does not claim "nothing to cancel".
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ __all__ = [
     "BatchAdapter",
     "HttpApi",
     "IRREVERSIBLE_NOTE",
+    "JobList",
     "action_spec",
     "batch_key",
     "number_option",
@@ -61,6 +68,30 @@ DEFAULT_WAIT = 60.0
 DEFAULT_TIMEOUT = 30.0
 MAX_PAGES = 50
 """List pages read at most per reference (a runaway paginator stops here)."""
+
+
+class JobList(list[dict[str, Any]]):
+    """The jobs a ``_list`` hook found; ``capped`` when it stopped at its page cap.
+
+    Args:
+        jobs: The normalised jobs.
+        capped: The listing stopped after ``pages`` pages although the provider had more.
+        pages: Pages read.
+    """
+
+    def __init__(self, jobs: list[dict[str, Any]] | None = None, *, capped: bool = False,
+                 pages: int = 0) -> None:
+        super().__init__(jobs or [])
+        self.capped = capped
+        self.pages = pages
+
+    def cap_note(self, provider: str, scope: str) -> str:
+        """The plan's warning for a capped listing ("" when the listing is complete)."""
+        if not self.capped:
+            return ""
+        return (f"LISTING INCOMPLETE: the {provider} job list of {scope} stopped at its cap "
+                f"of {self.pages} page(s) with more pages left; jobs beyond it were not looked "
+                "at and will not be cancelled: cancel them by hand or narrow the reference")
 
 COMMON_OPTIONS: Mapping[str, str] = {
     "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g}); alias `timeout`",
@@ -176,6 +207,8 @@ class BatchAdapter(Adapter):
     """Raw status -> phase (running / cancelling / cancelled / ended); unknown = running."""
     PERMISSIONS: ClassVar[tuple[str, ...]] = ()
     SCHEMA: ClassVar[Mapping[str, Any]] = {}
+    LIST_PAGES: int = MAX_PAGES
+    """Pages a ``_list`` hook reads at most (an instance may lower it)."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -233,12 +266,17 @@ class BatchAdapter(Adapter):
                                where=self.backend)
         self._check_ref(ref)
         jobs = self._list(ref)
-        base = {"integration": ctx.integration, "step": ctx.step, "action": action,
-                "backend": self.backend, "adapter": self.name, "ref": dict(ref),
-                "reversible": False}
+        capped = jobs.cap_note(self.provider, self._scope(ref)) \
+            if isinstance(jobs, JobList) else ""
+        base: dict[str, Any] = {
+            "integration": ctx.integration, "step": ctx.step, "action": action,
+            "backend": self.backend, "adapter": self.name, "ref": dict(ref),
+            "reversible": False}
         ended = [j for j in jobs if j["phase"] in ("cancelled", "ended")]
         left = (f"; {len(ended)} ended job{'s' if len(ended) != 1 else ''} left alone"
                 if ended else "")
+        if capped:
+            left += f". {capped}"
         changes: list[Change] = []
         for job in (j for j in jobs if j["phase"] in ("running", "cancelling")):
             running = job["phase"] == "running"
@@ -257,8 +295,10 @@ class BatchAdapter(Adapter):
                 op_id=ctx.op_id(0), target=f"{self.backend}:{self._scope(ref)}",
                 before={"running": 0}, after={"running": 0}, status=NOOP,
                 undo={"scope": self._scope(ref), "ended": [j["id"] for j in ended]},
-                note=f"no {self.provider} batch job of {ctx.integration} is running in "
-                     f"{self._scope(ref)}: nothing to cancel{left}", **base))
+                note=(f"no {self.provider} batch job of {ctx.integration} is running in "
+                      f"the pages read of {self._scope(ref)}{left}") if capped else
+                     (f"no {self.provider} batch job of {ctx.integration} is running in "
+                      f"{self._scope(ref)}: nothing to cancel{left}"), **base))
         return changes
 
     def _job_of(self, change: Change) -> str:

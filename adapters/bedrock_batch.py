@@ -41,9 +41,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from adapters.aws_common import AWS_OPTIONS, AwsClients
+from adapters.aws_common import AwsClients
 from adapters.base import ActionSpec
-from adapters.batch_common import COMMON_OPTIONS, MAX_PAGES, BatchAdapter, action_spec
+from adapters.batch_common import BatchAdapter, JobList
+from adapters.specs.aws import BEDROCK_BATCH, BedrockBatchOptions
 from console.errors import AdapterError, NotFound
 
 __all__ = ["BedrockBatchAdapter"]
@@ -61,15 +62,9 @@ class BedrockBatchAdapter(BatchAdapter):
         "InProgress": "running", "Stopping": "cancelling", "Stopped": "cancelled",
         "Completed": "ended", "PartiallyCompleted": "ended", "Failed": "ended",
         "Expired": "ended"}
-    OPTIONS: ClassVar[Mapping[str, str]] = {**AWS_OPTIONS, **COMMON_OPTIONS}
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = action_spec(
-        ("bedrock:ListModelInvocationJobs", "bedrock:GetModelInvocationJob",
-         "bedrock:StopModelInvocationJob"),
-        {"type": "object", "properties": {
-            "backend": {"type": "string"}, "label": {"type": "string"},
-            "name_prefix": {"type": "string",
-                            "description": "jobName prefix of the integration's jobs"}},
-         "required": ["name_prefix"]})
+    Options: ClassVar[type[BedrockBatchOptions]] = BedrockBatchOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = BedrockBatchOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = BEDROCK_BATCH.actions  # adapters/specs/aws.py
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         opts = dict(options)
@@ -116,13 +111,13 @@ class BedrockBatchAdapter(BatchAdapter):
         job["model"] = str(j.get("modelId") or "")
         return job
 
-    def _list(self, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _list(self, ref: Mapping[str, Any]) -> JobList:
         self._check_ref(ref)
         prefix = str(ref["name_prefix"])
-        out: list[dict[str, Any]] = []
+        out = JobList(pages=self.LIST_PAGES)
         kw: dict[str, Any] = {"nameContains": prefix, "maxResults": 100}
         with self.aws.errors(f"{self.backend}:{self._scope(ref)}", SERVICE):
-            for _ in range(MAX_PAGES):
+            for _ in range(self.LIST_PAGES):
                 page = self.client.list_model_invocation_jobs(**kw)
                 out += [self._normal(j) for j in page.get("invocationJobSummaries") or []
                         if str(j.get("jobName") or "").startswith(prefix)]
@@ -130,6 +125,8 @@ class BedrockBatchAdapter(BatchAdapter):
                 if not token:
                     break
                 kw["nextToken"] = token
+            else:
+                out.capped = True
         return out
 
     def _get(self, ref: Mapping[str, Any], job_id: str) -> dict[str, Any] | None:

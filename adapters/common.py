@@ -12,6 +12,7 @@ What lives here, so adapters that talk to the same kind of thing behave alike::
     locked(...)             per-path thread lock + ``flock`` on the sidecar ``<path>.lock``
     write_atomic(...)       temp file in the same directory, fsync, ``os.replace``
     toggle_inverse(...)     the undo Change of a disable / enable of several keys or versions
+    user_agent(...)         ``killswitch/<version> run/<run id>`` for every HTTP request
     env_flag_changes(...)   one Change per environment of a flag (``{env: on}`` state)
     env_flag_inverse(...)   the undo of one of those
 
@@ -29,6 +30,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +63,47 @@ __all__ = [
     "status_error",
     "toggle_inverse",
     "translate_error",
+    "user_agent",
     "write_atomic",
 ]
+
+
+# -- identity -----------------------------------------------------------------------------
+
+
+def user_agent(run_id: str) -> str:
+    """The ``User-Agent`` every HTTP adapter sends: ``killswitch/<version> run/<run id>``.
+
+    The provider's own audit log then shows which Killswitch run acted (``run/-`` outside a
+    run, e.g. a plan or a proof without a run id).
+
+    Args:
+        run_id: The run the request belongs to, or "".
+
+    Returns:
+        The header value; the version is the installed distribution's, else ``0``.
+    """
+    try:
+        ver = version("killswitch")
+    except PackageNotFoundError:
+        ver = "0"
+    return f"killswitch/{ver} run/{run_id or '-'}"
 
 
 # -- options ------------------------------------------------------------------------------
 
 
+# What a duration or a file is comes from the adapter's typed ``Options`` model
+# (adapters/options.py: ``Seconds``, ``FilePath``), validated by ``Adapter.__init__`` before
+# these run, never from a key's spelling: the two helpers below only read typed values.
+
+
 def path_option(options: Mapping[str, Any], key: str) -> Path | None:
-    """The file an option names (``~`` expanded), or None when it is not set."""
+    """The file an option names, or None when it is not set.
+
+    A :data:`~adapters.options.FilePath` option is already resolved (``~`` expanded,
+    relative to the config file's folder when the console built the adapter).
+    """
     value = options.get(key)
     return Path(str(value)).expanduser() if value else None
 
@@ -78,10 +112,13 @@ def seconds_option(backend: str, options: Mapping[str, Any], default: float,
                    keys: tuple[str, ...] = ("request_timeout", "timeout")) -> float:
     """A duration option in seconds: the first of ``keys`` that is set, else ``default``.
 
+    A :data:`~adapters.options.Seconds` option is already a positive float; the check below
+    only guards keys an adapter reads without declaring them.
+
     Raises:
         AdapterError: The value is not a number (names the backend and the option).
     """
-    raw = next((options.get(k) for k in keys if options.get(k)), default)
+    raw: Any = next((options.get(k) for k in keys if options.get(k)), default)
     try:
         return float(raw)
     except (TypeError, ValueError) as exc:
@@ -371,12 +408,12 @@ def env_flag_changes(adapter: Adapter, action: str, ref: Mapping[str, Any],
     for i, env in enumerate(envs):
         before = {env: state[env]}
         extra = {k: v for k, v in undo.items() if k != "project"}
-        base = dict(op_id=ctx.op_id(i), integration=ctx.integration, step=ctx.step,
-                    action=action, backend=adapter.backend, adapter=adapter.name,
-                    target=f"{target}/{env}", ref=dict(ref), before=before,
-                    after={env: on},
-                    undo={"project": undo["project"], "environments": [env],
-                          "prior": before, **extra})
+        base: dict[str, Any] = dict(
+            op_id=ctx.op_id(i), integration=ctx.integration, step=ctx.step, action=action,
+            backend=adapter.backend, adapter=adapter.name, target=f"{target}/{env}",
+            ref=dict(ref), before=before, after={env: on},
+            undo={"project": undo["project"], "environments": [env], "prior": before,
+                  **extra})
         if state[env] == on:
             changes.append(Change(**base, status=NOOP,
                                   note=f"{flag} is already {word} in {env}"))

@@ -42,53 +42,23 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import SIMULATED, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.specs.fake import FAKE, FakeOptions
 from console.errors import ConfigError, NotFound, RateLimited, Unavailable, UndoUnsupported
 
 __all__ = ["FakeAdapter"]
 
-_SCHEMA = {"type": "object", "properties": {"backend": {}, "label": {}, "key": {"type": "string"}}}
-_INVERSE = {
-    "credential.disable": "credential.enable",
-    "credential.enable": "credential.disable",
-    "flag.disable": "flag.enable",
-    "flag.enable": "flag.disable",
-    "egress.block": "egress.unblock",
-    "egress.unblock": "egress.block",
-}
+_INVERSE = {kind: spec.inverse for kind, spec in FAKE.actions.items() if spec.inverse}
 _TURNS_OFF = {"credential.disable", "credential.destroy", "flag.disable", "batch.cancel",
               "egress.block"}
-
-
-def _spec(kind: str, kill_point: str, reversible: bool = True) -> ActionSpec:
-    return ActionSpec(kind, kill_point, reversible, _INVERSE.get(kind, ""),
-                      (f"fake:{kind}",), _SCHEMA)
 
 
 class FakeAdapter(Adapter):
     """Switches that can be turned off and on again, with injectable latency and faults."""
 
     name: ClassVar[str] = "fake"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "latency": "seconds each call sleeps",
-        "apply_latency": "extra seconds apply sleeps after flipping (outcome-unknown tests)",
-        "fail_rate": "share of calls failing with a 503",
-        "throttle_rate": "share of calls failing with a 429",
-        "retry_after": "Retry-After of throttled calls, seconds",
-        "state_file": "JSON file holding the switches (shared across processes)",
-        "simulate": "plan without reading state",
-        "probe": "proof of death: switch / live / revoked / unknown (acts as a provider)",
-        "reveal": "true: acts as a secret store whose copies can be read (proof, scan)",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": _spec("credential.disable", "credentials"),
-        "credential.enable": _spec("credential.enable", "credentials"),
-        "credential.destroy": _spec("credential.destroy", "credentials", reversible=False),
-        "flag.disable": _spec("flag.disable", "flags"),
-        "flag.enable": _spec("flag.enable", "flags"),
-        "batch.cancel": _spec("batch.cancel", "batches", reversible=False),
-        "egress.block": _spec("egress.block", "egress"),
-        "egress.unblock": _spec("egress.unblock", "egress"),
-    }
+    Options: ClassVar[type[FakeOptions]] = FakeOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = FakeOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = FAKE.actions  # adapters/specs/fake.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     _memory: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import locked, write_atomic
+from adapters.specs.flags import FLAGFILE, FlagFileOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
 __all__ = ["FLAG_KEYS", "FlagFileAdapter", "evaluate", "load_flag_file", "update_flag_file"]
@@ -51,18 +52,6 @@ __all__ = ["FLAG_KEYS", "FlagFileAdapter", "evaluate", "load_flag_file", "update
 FLAG_KEYS = ("state", "defaultVariant", "targeting")
 """The keys of a flag that the adapter reads and writes; everything else is left alone."""
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["flag"],
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "flag": {"type": "string", "description": "flag key in the flagd file"},
-        "off_variant": {"type": "string", "description": "variant that means off"},
-    },
-}
-_PERMS = ("write <path> and create files in its directory (atomic replace)",
-          "create and lock <path>.lock")
 
 def load_flag_file(path: Path) -> dict[str, Any]:
     """Parse a flagd flag file.
@@ -160,13 +149,9 @@ class FlagFileAdapter(Adapter):
     """
 
     name: ClassVar[str] = "flagfile"
-    OPTIONS: ClassVar[Mapping[str, str]] = {"path": "the flagd JSON flag file"}
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "flag.disable": ActionSpec("flag.disable", "flags", True, "flag.enable", _PERMS,
-                                   _SCHEMA),
-        "flag.enable": ActionSpec("flag.enable", "flags", True, "flag.disable", _PERMS,
-                                  _SCHEMA),
-    }
+    Options: ClassVar[type[FlagFileOptions]] = FlagFileOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = FlagFileOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = FLAGFILE.actions  # adapters/specs/flags.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:

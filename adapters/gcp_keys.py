@@ -3,7 +3,9 @@
 ``credential.disable`` disables the key(s) (undo: ``credential.enable`` enables exactly those);
 ``credential.destroy`` deletes them, which is permanent. There is no reveal: the private key
 material is only returned when a key is created. ``google-cloud-iam`` ships gRPC transports
-only, so this adapter speaks REST itself.
+only, so this adapter speaks REST itself. Every request carries
+``User-Agent: killswitch/<version> run/<run id>`` (Cloud Audit Logs record it as
+``requestMetadata.callerSuppliedUserAgent``), so the provider's log shows which run acted.
 
 Backend options::
 
@@ -43,7 +45,8 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
-from adapters.common import parse_retry_after, seconds_option, toggle_inverse
+from adapters.common import parse_retry_after, seconds_option, toggle_inverse, user_agent
+from adapters.specs.gcp import GCP_KEYS, GcpKeysOptions
 from console.errors import (
     AdapterError,
     AuthError,
@@ -64,18 +67,7 @@ _SA_RE = re.compile(r"^[^@\s/]+@[^@\s/]+$")
 _DELETE_NOTE = ("irreversible: a deleted service-account key cannot be recovered; restore "
                 "means creating a new key and redistributing it")
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "service_account": {"type": "string", "description": "service account email"},
-        "key": {"type": "string", "description": "key id; omitted: every user-managed key"},
-        "project": {"type": "string", "description": "project id (default: from the email)"},
-    },
-    "required": ["service_account"],
-}
-_READ = ("iam.serviceAccountKeys.list", "iam.serviceAccountKeys.get")
+# options, reference schema and permissions: adapters/specs/gcp.py
 
 
 def google_error(status: int | None, status_name: str, message: str, target: str, *,
@@ -157,25 +149,13 @@ class GcpServiceAccountKeyAdapter(Adapter):
     """
 
     name: ClassVar[str] = "gcp-keys"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "endpoint": "IAM REST endpoint (default https://iam.googleapis.com; sandbox "
-                    "http://127.0.0.1:8383)",
-        "anonymous": "sandbox only: send no credentials (default false: Google ADC)",
-        "project": "default project id when a reference's email does not name one",
-        "request_timeout": "seconds per HTTP call (default 30)",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec(
-            "credential.disable", "credentials", True, "credential.enable",
-            (*_READ, "iam.serviceAccountKeys.disable"), _SCHEMA),
-        "credential.enable": ActionSpec(
-            "credential.enable", "credentials", True, "credential.disable",
-            (*_READ, "iam.serviceAccountKeys.enable"), _SCHEMA),
-        "credential.destroy": ActionSpec(
-            "credential.destroy", "credentials", False, "",
-            (*_READ, "iam.serviceAccountKeys.delete"), _SCHEMA),
-    }
+    Options: ClassVar[type[GcpKeysOptions]] = GcpKeysOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = GcpKeysOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = GCP_KEYS.actions  # adapters/specs/gcp.py
     SUPPORTS_UNDO: ClassVar[bool] = True
+
+    run_id: str = ""
+    """The run this adapter acts for (set by the engine's Runtime); quoted in User-Agent."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -214,8 +194,9 @@ class GcpServiceAccountKeyAdapter(Adapter):
             self._http = None
 
     def _headers(self) -> dict[str, str]:
+        ua = {"User-Agent": user_agent(self.run_id)}
         if self._creds is None:
-            return {}
+            return ua
         if not self._creds.valid:
             import google.auth.exceptions
             import google.auth.transport.requests
@@ -226,7 +207,7 @@ class GcpServiceAccountKeyAdapter(Adapter):
                 raise AuthError(f"cannot get a Google access token for backend "
                                 f"{self.backend!r}: {exc}", where=self.backend,
                                 hint="run `gcloud auth application-default login`") from exc
-        return {"Authorization": f"Bearer {self._creds.token}"}
+        return {**ua, "Authorization": f"Bearer {self._creds.token}"}
 
     def _errors(self, target: str) -> AbstractContextManager[None]:
         return map_errors(self.backend, lambda exc: self._translate(exc, target))
@@ -309,8 +290,10 @@ class GcpServiceAccountKeyAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the gcp-keys adapter does not offer {action}",
                                where=self.backend)
+        self.run_id = self.run_id or ctx.run_id
         project, sa, key, target = self._ref(ref)
-        base = {"op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
+        base: dict[str, Any] = {
+                "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
                 "action": action, "backend": self.backend, "adapter": self.name,
                 "target": f"{self.backend}:{target}", "ref": dict(ref)}
         with self._errors(target):

@@ -5,12 +5,25 @@
 version still holding data, which is irreversible. Verify reads the way an application does:
 ``versions/latest`` and each recorded version must no longer be accessible.
 
+**Regional secrets** (``projects/P/locations/L/secrets/S``) live on the regional endpoint
+``https://secretmanager.L.rep.googleapis.com``; the global endpoint refuses their names
+(400 INVALID_ARGUMENT "does not match the expected format [projects/*/secrets/*/versions/*]",
+googleapis/google-cloud-python#13389), and a regional endpoint serves only its own location
+(https://cloud.google.com/secret-manager/docs/locations#regional_endpoints). Each name goes
+to the endpoint of its location, with one client per endpoint (``regional_endpoint``
+overrides the host; it may contain ``{location}``).
+
+Every request carries ``User-Agent: killswitch/<version> run/<run id>`` (Cloud Audit Logs
+record it as ``requestMetadata.callerSuppliedUserAgent``).
+
 Backend options::
 
     [backends.gcp-sm]
     type = "gcp-secrets"
     project = "my-project"                  # default project (refs by id, and scan)
     endpoint = "http://127.0.0.1:8383"      # optional; the http:// scheme selects plain HTTP
+    regional_endpoint = "http://127.0.0.1:8384"  # optional; default
+                                            # https://secretmanager.{location}.rep.googleapis.com
     anonymous = false                       # sandbox only: AnonymousCredentials
     request_timeout = 30.0                  # seconds per API call
     # otherwise Google ADC: GOOGLE_APPLICATION_CREDENTIALS, gcloud application-default login,
@@ -20,6 +33,8 @@ Inventory references (``name`` is the secret's resource name, as Google calls it
 
     {backend = "gcp-sm", name = "projects/p/secrets/support-bot-openai"}
     {backend = "gcp-sm", project = "p", name = "support-bot-openai", field = "api_key"}
+    {backend = "gcp-sm", name = "projects/p/locations/europe-west4/secrets/support-bot-openai"}
+    {backend = "gcp-sm", project = "p", location = "europe-west4", name = "support-bot-openai"}
 
 ``secret`` is accepted as an alias of ``name``, but prefer ``name``: the audit scrubber
 redacts values of fields called ``secret``, so a run journaled with ``secret = ...`` cannot
@@ -38,6 +53,8 @@ Example runbook step::
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
@@ -49,9 +66,10 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import secretmanager_v1 as sm
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
-from adapters.common import parse_retry_after, seconds_option, toggle_inverse
+from adapters.common import parse_retry_after, seconds_option, toggle_inverse, user_agent
 from adapters.gcp_keys import google_error, sandbox_endpoint, with_completion
 from adapters.secretvalue import json_object, pick_field
+from adapters.specs.gcp import GCP_SECRETS, GcpSecretsOptions
 from console.errors import (
     AdapterError,
     AuthError,
@@ -60,23 +78,14 @@ from console.errors import (
     Unavailable,
 )
 
-__all__ = ["GcpSecretManagerAdapter", "pick_value", "translate_error"]
+__all__ = ["GcpSecretManagerAdapter", "pick_value", "regional_endpoint", "translate_error"]
+
+GLOBAL_HOST = "secretmanager.googleapis.com"
+REGIONAL_DEFAULT = "https://secretmanager.{location}.rep.googleapis.com"
+_LOCATION = re.compile(r"^[a-z][a-z0-9-]*$")
 
 _DESTROY_NOTE = "irreversible: destroyed versions lose their data for good"
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "name": {"type": "string",
-                 "description": "projects/P/secrets/S (or the secret id with `project`)"},
-        "secret": {"type": "string", "description": "alias of `name` (see the module doc)"},
-        "project": {"type": "string", "description": "project id when `secret` is an id"},
-        "field": {"type": "string", "description": "JSON field holding the key (reveal)"},
-    },
-    "anyOf": [{"required": ["name"]}, {"required": ["secret"]}],
-}
-_READ = ("secretmanager.versions.list", "secretmanager.versions.access (verify)")
+# options, reference schema and permissions: adapters/specs/gcp.py
 
 
 def _status_name(exc: gexc.GoogleAPICallError) -> str:
@@ -129,6 +138,26 @@ def translate_error(exc: BaseException, target: str, endpoint: str) -> AdapterEr
     return None
 
 
+def regional_endpoint(template: str, location: str) -> str:
+    """The endpoint serving regional secrets of ``location``.
+
+    Args:
+        template: The ``regional_endpoint`` option ("" = Google's regional host); may
+            contain ``{location}``.
+        location: The secret's location (``europe-west4``).
+
+    Returns:
+        ``https://secretmanager.{location}.rep.googleapis.com`` by default.
+    """
+    return (template or REGIONAL_DEFAULT).replace("{location}", location)
+
+
+def _location(name: str) -> str:
+    """The location of a regional name (``projects/P/locations/L/...``), else ""."""
+    parts = name.split("/")
+    return parts[3] if len(parts) > 3 and parts[2] == "locations" else ""
+
+
 def pick_value(text: str, field: str | None) -> str:
     """The key inside a stored value: a JSON field, the only string, or a usual key name.
 
@@ -145,34 +174,29 @@ class GcpSecretManagerAdapter(Adapter):
     ``credential.disable`` disables every ENABLED version and records exactly which;
     ``credential.enable`` (its undo) enables exactly those. ``credential.destroy`` destroys
     every version that still holds data, with each version's etag: irreversible. Verify
-    accesses ``latest`` and each recorded version and expects them to fail.
+    accesses ``latest`` and each recorded version and expects them to fail. Regional
+    secrets go to the regional endpoint of their location.
     """
 
     name: ClassVar[str] = "gcp-secrets"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "project": "default project id (references by secret id, and scan)",
-        "endpoint": "API endpoint, e.g. http://127.0.0.1:8383 for the sandbox (default: Google)",
-        "anonymous": "sandbox only: AnonymousCredentials (default false: Google ADC)",
-        "request_timeout": "seconds per API call (default 30)",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec(
-            "credential.disable", "credentials", True, "credential.enable",
-            (*_READ, "secretmanager.versions.disable"), _SCHEMA),
-        "credential.enable": ActionSpec(
-            "credential.enable", "credentials", True, "credential.disable",
-            (*_READ, "secretmanager.versions.enable"), _SCHEMA),
-        "credential.destroy": ActionSpec(
-            "credential.destroy", "credentials", False, "",
-            (*_READ, "secretmanager.versions.destroy"), _SCHEMA),
-    }
+    Options: ClassVar[type[GcpSecretsOptions]] = GcpSecretsOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = GcpSecretsOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = GCP_SECRETS.actions  # adapters/specs/gcp.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
+
+    run_id: str = ""
+    """The run this adapter acts for (set by the engine's Runtime); quoted in User-Agent."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         raw = self.options.get("endpoint")
         self.endpoint = sandbox_endpoint(raw, backend, "") if raw else ""
+        raw = self.options.get("regional_endpoint")
+        self.regional_template = sandbox_endpoint(raw, backend, "") if raw else ""
+        """``regional_endpoint`` as configured ("" = Google's regional hosts)."""
+        self._regional: dict[str, sm.SecretManagerServiceClient] = {}
+        self._lock = threading.Lock()
         self.anonymous = bool(self.options.get("anonymous", False))
         self.project = str(self.options.get("project") or "")
         self.request_timeout = seconds_option(backend, self.options, 30.0, ("request_timeout",))
@@ -181,41 +205,79 @@ class GcpSecretManagerAdapter(Adapter):
     # -- clients --------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Build the Secret Manager client (REST); loads ADC unless anonymous."""
+        """Build the global Secret Manager client (REST); loads ADC unless anonymous."""
         if self._client is not None:
             return
-        where = self.endpoint or "secretmanager.googleapis.com"
+        self._client = self._build(self.endpoint)
+
+    def _build(self, endpoint: str) -> sm.SecretManagerServiceClient:
+        """A REST client on ``endpoint`` ("" = Google's global endpoint)."""
+        where = endpoint or GLOBAL_HOST
         with map_errors(self.backend, lambda exc: translate_error(exc, self.backend, where)):
             creds = None
             if self.anonymous:
                 from google.auth.credentials import AnonymousCredentials
 
-                creds = AnonymousCredentials()
-            opts = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
-            self._client = sm.SecretManagerServiceClient(
+                creds = AnonymousCredentials()  # type: ignore[no-untyped-call]
+            opts = ClientOptions(api_endpoint=endpoint) if endpoint else None
+            return sm.SecretManagerServiceClient(
                 credentials=creds, transport="rest", client_options=opts)
 
     def close(self) -> None:
-        """Close the client's HTTP session."""
+        """Close every client's HTTP session."""
         if self._client is not None:
-            self._client.transport.close()
+            self._client.transport.close()  # type: ignore[no-untyped-call]
             self._client = None
+        with self._lock:
+            for c in self._regional.values():
+                c.transport.close()  # type: ignore[no-untyped-call]
+            self._regional.clear()
 
     @property
     def client(self) -> sm.SecretManagerServiceClient:
-        """The client, opened on first use."""
+        """The global client, opened on first use."""
         if self._client is None:
             self.open()
         assert self._client is not None
         return self._client
 
+    def endpoint_of(self, name: str) -> str:
+        """The endpoint serving ``name`` ("" = Google's global endpoint).
+
+        Raises:
+            AdapterError: A regional name on an anonymous (sandbox) backend without
+                ``regional_endpoint``: its calls would otherwise go to Google.
+        """
+        location = _location(name)
+        if not location:
+            return self.endpoint
+        if self.anonymous and not self.regional_template:
+            raise AdapterError(f"{name} is a regional secret, but backend {self.backend!r} "
+                               "has no regional_endpoint", where=self.backend,
+                               hint='set regional_endpoint = "http://127.0.0.1:8384" (the '
+                               "sandbox) or drop anonymous to reach Google")
+        return regional_endpoint(self.regional_template, location)
+
+    def _client_for(self, name: str) -> sm.SecretManagerServiceClient:
+        """The client of the endpoint serving ``name`` (one per regional endpoint)."""
+        if not _location(name):
+            return self.client
+        endpoint = self.endpoint_of(name)
+        with self._lock:
+            if endpoint not in self._regional:
+                self._regional[endpoint] = self._build(endpoint)
+            return self._regional[endpoint]
+
     def _errors(self, target: str) -> AbstractContextManager[None]:
-        where = self.endpoint or "secretmanager.googleapis.com"
+        where = (self.endpoint or GLOBAL_HOST) if not _location(target) else \
+            regional_endpoint(self.regional_template, _location(target))
         return map_errors(self.backend, lambda exc: translate_error(exc, target, where))
 
     def _kw(self) -> dict[str, Any]:
-        """No SDK retries (the engine retries) and the per-call timeout."""
-        return {"retry": None, "timeout": self.request_timeout}
+        """No SDK retries (the engine retries), the per-call timeout, and the User-Agent
+        (REST metadata become HTTP headers)."""
+        return {"retry": None, "timeout": self.request_timeout,
+                "metadata": (("user-agent", user_agent(self.run_id)),)}
 
     # -- references -----------------------------------------------------------------------
 
@@ -227,22 +289,30 @@ class GcpSecretManagerAdapter(Adapter):
                                where=self.backend)
         if sid.startswith("projects/"):
             parts = sid.split("/")
-            if len(parts) not in (4, 6) or parts[-2] != "secrets" or "" in parts:
+            regional = len(parts) == 6 and parts[2] == "locations" and \
+                bool(_LOCATION.match(parts[3]))
+            if not (len(parts) == 4 or regional) or parts[-2] != "secrets" or "" in parts:
                 raise AdapterError(f"not a secret name: {sid!r}", where=self.backend,
-                                   hint="use projects/P/secrets/S")
+                                   hint="use projects/P/secrets/S or "
+                                   "projects/P/locations/L/secrets/S")
             return sid
         project = str(ref.get("project") or self.project)
         if not project or "/" in sid:
             raise AdapterError(f"secret {sid!r} needs a project: set `project` on the "
                                "reference or the backend", where=self.backend)
-        return f"projects/{project}/secrets/{sid}"
+        location = str(ref.get("location") or "")
+        if location and not _LOCATION.match(location):
+            raise AdapterError(f"not a location: {location!r}", where=self.backend)
+        where = f"/locations/{location}" if location else ""
+        return f"projects/{project}{where}/secrets/{sid}"
 
     # -- reads ----------------------------------------------------------------------------
 
     def _versions(self, name: str) -> dict[str, dict[str, str]]:
         """Every version: id -> {"state", "etag"} (ids ascending)."""
         out = {}
-        for v in self.client.list_secret_versions(request={"parent": name}, **self._kw()):
+        for v in self._client_for(name).list_secret_versions(request={"parent": name},
+                                                             **self._kw()):
             out[v.name.rsplit("/", 1)[-1]] = {"state": sm.SecretVersion.State(v.state).name,
                                               "etag": v.etag}
         return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
@@ -260,8 +330,10 @@ class GcpSecretManagerAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the gcp-secrets adapter does not offer {action}",
                                where=self.backend)
+        self.run_id = self.run_id or ctx.run_id
         name = self._name(ref)
-        base = {"op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
+        base: dict[str, Any] = {
+                "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
                 "action": action, "backend": self.backend, "adapter": self.name,
                 "target": f"{self.backend}:{name}", "ref": dict(ref)}
         with self._errors(name):
@@ -319,7 +391,7 @@ class GcpSecretManagerAdapter(Adapter):
             if missing:
                 raise NotFound(f"version(s) {', '.join(missing)} of {name} no longer exist",
                                where=self.backend)
-            c = self.client
+            c = self._client_for(name)
             if change.action == "credential.destroy":
                 todo = [v for v in ids if now[v]["state"] != "DESTROYED"]
                 with_completion(todo, lambda v: self._guard(name, lambda: c.destroy_secret_version(
@@ -344,7 +416,7 @@ class GcpSecretManagerAdapter(Adapter):
     def _access(self, version: str) -> tuple[bool, str]:
         """Access a version as an application would; (readable, why). The value is dropped."""
         try:
-            self.client.access_secret_version(name=version, **self._kw())
+            self._client_for(version).access_secret_version(name=version, **self._kw())
             return True, "readable"
         except gexc.NotFound as exc:
             return False, f"NOT_FOUND: {exc.message}"
@@ -393,7 +465,7 @@ class GcpSecretManagerAdapter(Adapter):
     # -- reveal / scan --------------------------------------------------------------------
 
     def _latest_enabled(self, name: str) -> str | None:
-        enabled = [v.name for v in self.client.list_secret_versions(
+        enabled = [v.name for v in self._client_for(name).list_secret_versions(
             request={"parent": name, "filter": "state:ENABLED"}, **self._kw())]
         if not enabled:
             return None
@@ -404,7 +476,8 @@ class GcpSecretManagerAdapter(Adapter):
             version = self._latest_enabled(name)
             if version is None:
                 return None
-            resp = self.client.access_secret_version(name=version, **self._kw())
+            resp = self._client_for(version).access_secret_version(name=version,
+                                                                   **self._kw())
         except (gexc.NotFound, gexc.BadRequest):
             return None
         try:
@@ -420,7 +493,8 @@ class GcpSecretManagerAdapter(Adapter):
             return self._value(name, field)
 
     def scan(self) -> Iterator[tuple[dict[str, Any], str]]:
-        """Every secret of the backend's project with a readable latest ENABLED version."""
+        """Every global secret of the backend's project with a readable latest ENABLED
+        version (regional secrets are listed per location; not scanned here)."""
         if not self.project:
             raise AdapterError(f"backend {self.backend!r} needs option `project` to scan",
                                where=self.backend)

@@ -26,12 +26,23 @@ environment::
 Each flip is one ``PATCH /api/v2/flags/{project}/{flag}`` with
 ``Content-Type: application/json; domain-model=launchdarkly.semanticpatch`` and body
 ``{"environmentKey": env, "comment": "<incident> <run>: <reason>", "instructions":
-[{"kind": "turnFlagOff"}]}`` (``turnFlagOn`` for undo, only where the flag was on). The
-comment lands in LaunchDarkly's audit log; the reason is the runbook step option ``reason``
-(default ``killswitch``). Reads are ``GET /api/v2/flags/{project}/{flag}?env=...``
-``environments.{env}.on``. The token is sent raw in ``Authorization`` (no ``Bearer``), with
-``LD-API-Version: 20240415``. 429 honours ``Retry-After`` (seconds) or
-``X-Ratelimit-Reset`` (epoch milliseconds); 409 (concurrent update) is retried.
+[{"kind": "turnFlagOff"}]}`` (``turnFlagOn`` for undo, only where the flag was on) and the
+query ``ignoreConflicts=true``: a change that would make a pending scheduled change or
+approval request fail is otherwise refused with 400, and a kill must not wait for someone
+else's schedule. The comment lands in LaunchDarkly's audit log; the reason is the runbook
+step option ``reason`` (default ``killswitch``). Reads are ``GET
+/api/v2/flags/{project}/{flag}?env=...`` ``environments.{env}.on``. The token is sent raw in
+``Authorization`` (no ``Bearer``), with ``LD-API-Version: 20240415`` and ``User-Agent:
+killswitch/<version> run/<run id>``. 429 honours ``Retry-After`` (seconds) or
+``X-Ratelimit-Reset`` (epoch milliseconds); 409 (concurrent update) is retried. 405 means the
+environment requires approvals for flag changes: the error says so and how to proceed (an
+approved approval request, or a token whose role may ``bypassRequiredApproval``).
+
+Sources: the ``patchFeatureFlag`` documentation ("Required approvals": 405; "Conflicts": 400
+unless ``ignoreConflicts=true``) in LaunchDarkly's generated API clients
+(launchdarkly/api-client-go ``api_feature_flags.go``, api-client-python / -ruby / -php
+``docs/FeatureFlagsApi.md``), mirroring https://launchdarkly.com/docs/api/feature-flags/patch-feature-flag;
+roles: https://launchdarkly.com/docs/home/account/roles/role-actions (``bypassRequiredApproval``).
 
 Example runbook step::
 
@@ -61,14 +72,18 @@ from adapters.common import (
     retry_after,
     seconds_option,
     status_error,
+    user_agent,
 )
+from adapters.specs.flags import LAUNCHDARKLY, LaunchDarklyOptions
 from console.errors import (
     AdapterError,
     AuthError,
     NotFound,
+    PermissionDenied,
 )
 
-__all__ = ["SEMANTIC_PATCH", "LaunchDarklyAdapter", "error_for", "patch_body"]
+__all__ = ["APPROVALS_HINT", "SEMANTIC_PATCH", "LaunchDarklyAdapter", "error_for",
+           "patch_body"]
 
 PROVIDER = "LaunchDarkly"
 DEFAULT_BASE_URL = "https://app.launchdarkly.com"
@@ -77,25 +92,6 @@ API_VERSION = "20240415"
 DEFAULT_TIMEOUT = 30.0
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
 """Content type of a semantic patch; without it LaunchDarkly parses JSON Patch (400)."""
-
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["flag"],
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "flag": {"type": "string", "description": "feature flag key"},
-        "project": {"type": "string", "description": "project key (default: backend's)"},
-        "environments": {"type": "array", "items": {"type": "string"},
-                         "description": "environment keys (default: every one where on)"},
-    },
-}
-_PERMS_OFF = ("API access token (personal or service; not an SDK/mobile key) with "
-              "reader access: GET /api/v2/flags/{project}/{flag}",
-              "writer role or custom role allowing updateOn in each environment: "
-              "PATCH /api/v2/flags/{project}/{flag} (semantic patch turnFlagOff)")
-_PERMS_ON = (_PERMS_OFF[0], "writer role or custom role allowing updateOn in each "
-             "environment: PATCH /api/v2/flags/{project}/{flag} (semantic patch turnFlagOn)")
 
 
 def patch_body(env: str, on: bool, comment: str) -> dict[str, Any]:
@@ -118,8 +114,23 @@ def _ld_retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
+APPROVALS_HINT = (
+    "a kill cannot wait for a review, so either (1) request approval of the change in "
+    "LaunchDarkly (the flag's Targeting tab > Review and save > Request approval, or POST "
+    "/api/v2/projects/{project}/flags/{flag}/environments/{env}/approval-requests with the "
+    "same instruction) and apply it once approved, or (2) have an admin give the console's "
+    "token a custom role allowing bypassRequiredApproval in this environment, then run the "
+    "runbook again")
+"""What to do when an environment requires approvals (405); ``str.format`` fills in
+``project``, ``flag`` and ``env``."""
+
+
 def error_for(response: httpx.Response, target: str, token_source: str) -> AdapterError:
-    """The typed error for a non-2xx answer; LaunchDarkly's body is ``{code, message, id}``."""
+    """The typed error for a non-2xx answer; LaunchDarkly's body is ``{code, message, id}``.
+
+    405 on a flag change means the environment requires approvals: a PermissionDenied that
+    says so and how to proceed (:data:`APPROVALS_HINT`).
+    """
     status = response.status_code
     try:
         body = response.json()
@@ -129,6 +140,11 @@ def error_for(response: httpx.Response, target: str, token_source: str) -> Adapt
     if isinstance(body, dict) and body.get("message"):
         said = f"{body['message']} ({body.get('code') or status})"
     msg = f"{PROVIDER} refused the call on {target}: {said}"
+    if status == 405:
+        return PermissionDenied(
+            f"{PROVIDER} refused the change on {target}: the environment requires approvals "
+            f"for flag changes, so the console's token cannot change it directly ({said})",
+            hint=APPROVALS_HINT, status=status)
     return status_error(
         status, msg, not_found=f"not found in {PROVIDER}: {target} ({said})",
         auth_msg=f"{msg}; the access token from {token_source} was rejected",
@@ -149,19 +165,9 @@ class LaunchDarklyAdapter(Adapter):
     """
 
     name: ClassVar[str] = "launchdarkly"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "base_url": f"API root (default {DEFAULT_BASE_URL}; federal: https://app.launchdarkly.us)",
-        "token_env": f"env var NAME holding an API access token (default {DEFAULT_TOKEN_ENV})",
-        "token_file": "fallback file holding the access token (optional)",
-        "project": "project key of references that name none (default 'default')",
-        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g})",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "flag.disable": ActionSpec("flag.disable", "flags", True, "flag.enable", _PERMS_OFF,
-                                   _SCHEMA),
-        "flag.enable": ActionSpec("flag.enable", "flags", True, "flag.disable", _PERMS_ON,
-                                  _SCHEMA),
-    }
+    Options: ClassVar[type[LaunchDarklyOptions]] = LaunchDarklyOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = LaunchDarklyOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = LAUNCHDARKLY.actions  # adapters/specs/flags.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
@@ -199,7 +205,8 @@ class LaunchDarklyAdapter(Adapter):
                                   follow_redirects=False,
                                   headers={"Authorization": token,
                                            "LD-API-Version": API_VERSION,
-                                           "Accept": "application/json"})
+                                           "Accept": "application/json",
+                                           "User-Agent": user_agent(self.run_id)})
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -299,9 +306,15 @@ class LaunchDarklyAdapter(Adapter):
         project = str(change.undo.get("project") or project)
         comment = str(change.undo.get("comment") or "killswitch")
         for env, want in change.after.items():
-            self._call("PATCH", self._path(project, flag), f"{target} in {env}",
-                       json=patch_body(env, bool(want), comment),
-                       headers={"Content-Type": SEMANTIC_PATCH})
+            try:
+                self._call("PATCH", self._path(project, flag), f"{target} in {env}",
+                           params={"ignoreConflicts": "true"},
+                           json=patch_body(env, bool(want), comment),
+                           headers={"Content-Type": SEMANTIC_PATCH})
+            except PermissionDenied as exc:
+                if exc.status == 405:
+                    exc.hint = APPROVALS_HINT.format(project=project, flag=flag, env=env)
+                raise
         return {"prior": dict(change.before)}
 
     def verify(self, change: Change) -> Verdict:

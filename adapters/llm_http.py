@@ -6,15 +6,22 @@ live in :mod:`adapters.common`; ``retry_after`` and ``translate_error`` are re-e
 What lives here, so both adapters behave alike::
 
     admin_key(...)        the console's admin key: env var NAME first, then a key file
-    build_client(...)     httpx.Client with base_url, timeout and the admin auth headers
+    build_client(...)     httpx.Client with base_url, timeout and the given headers (auth,
+                          version, ``User-Agent: killswitch/<version> run/<run id>``)
     ProviderApi           one provider's admin API: request() returns JSON or raises typed
     error_for(...)        an error response -> AuthError / PermissionDenied / NotFound /
-                          Conflict / RateLimited / Unavailable / AdapterError
+                          Conflict / RateLimited / Unavailable / AdapterError, retryable
+                          exactly where both official SDKs retry (below)
     translate_error(...)  httpx exceptions -> Timeout / Unavailable (naming the URL)
     probe_key(...)        proof of death: 401/403 revoked, 2xx live, else unknown
 
 Errors carry the provider's own message (``{"error": {"message": ...}}``, the shape both
 providers use) and the target, never a request header, a key or a key value.
+
+Retryable, as both official SDKs decide (``BaseClient._should_retry`` in openai-python 3.54
+and anthropic-sdk-python 2.12 ``_base_client.py``): a response header ``x-should-retry:
+true|false`` wins; else 408, 409 (a conflicting concurrent change, "lock timeouts"), 429 and
+every 5xx are retried. The engine then waits as for any retryable error (Retry-After first).
 """
 
 from __future__ import annotations
@@ -99,15 +106,25 @@ def _request_id(response: httpx.Response) -> str:
 
 
 def error_for(response: httpx.Response, provider: str, target: str) -> AdapterError:
-    """The typed error for a non-2xx answer, with the provider's message and the target."""
+    """The typed error for a non-2xx answer, with the provider's message and the target.
+
+    Retryable where the official SDKs retry: ``x-should-retry`` first, then 408, 409, 429
+    and 5xx (see the module docstring).
+    """
     said = provider_message(response) + _request_id(response)
-    return status_error(
+    err = status_error(
         response.status_code, f"{provider} refused the call on {target}: {said}",
         not_found=f"not found at {provider}: {target} ({said})",
         auth_hint=f"the {provider} admin key was rejected: check the "
         "environment variable / key file the backend names",
         denied_hint="the admin key lacks the permission listed by `killswitch` for this action",
-        retry=retry_after(response.headers))
+        retry=retry_after(response.headers), conflict_retryable=True)
+    if response.status_code == 408:
+        err.retryable, err.retry_after = True, retry_after(response.headers)
+    should = response.headers.get("x-should-retry", "").strip().lower()
+    if should in ("true", "false"):
+        err.retryable = should == "true"
+    return err
 
 
 class ProviderApi:

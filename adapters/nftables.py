@@ -16,23 +16,33 @@ Inventory reference::
     {backend = "host-fw", destinations = ["10.200.0.1", "10.200.0.0/24", "api.example.com"]}
 
 Hostnames are resolved at plan time (every A / AAAA answer) and the note says that DNS
-answers can change. The adapter owns table ``inet <table>`` and its chain ``egress``
-(``type filter hook output priority 0; policy accept;``), created on first block and left in
-place (empty, accepting) after undo. ``egress.block`` adds one
-``ip daddr X counter drop comment "ks:<run id>:<integration>"`` rule per destination not
-already dropped; apply records the rule handles (``nft -j -a list chain``); the inverse
-deletes exactly those handles. A standalone ``egress.unblock`` deletes every ``ks:`` rule for
-the reference's destinations.
+answers can change. The adapter owns table ``inet <table>`` and its two base chains, both
+``type filter priority 0; policy accept;``:
+
+* ``egress``, hook ``output``: traffic the host itself sends;
+* ``forward``, hook ``forward``: traffic the host routes for others — containers, VMs and
+  namespaces behind it (a container's packets never pass the host's ``output`` hook).
+
+Both are created on first block and left in place (empty, accepting) after undo; an accept
+policy in this table never overrides a drop elsewhere. ``egress.block`` adds, in each chain
+that lacks one, an ``ip daddr X counter drop comment "ks:<run id>:<integration>"`` rule per
+destination; apply records the rule handles per chain (``nft -j -a list table``); the
+inverse deletes exactly those handles. A standalone ``egress.unblock`` deletes every ``ks:``
+rule for the reference's destinations, in both chains.
 
 State shape (``before`` / ``after`` / :meth:`NftablesAdapter.read`) — which of the
-reference's destinations a ``ks:`` drop rule in the chain covers::
+reference's destinations a ``ks:`` drop rule covers in **both** chains (a destination dropped
+in one hook only is not blocked: the plan adds the missing rule)::
 
     {"table": "killswitch", "blocked": ["10.200.0.0/24", "10.200.0.1"]}
 
-Undo data: ``{"destinations": [...], "comment": "ks:…", "handles": {"10.200.0.1": 7}}``.
+Undo data: ``{"destinations": [...], "comment": "ks:…", "handles": {"10.200.0.1": 7},
+"forward_handles": {"10.200.0.1": 8}}`` (``handles`` are the ``egress`` chain's, as before
+the forward hook existed, so older journals still undo exactly).
 
-Connections the kernel already tracks are dropped too (the rule is in the output hook), but
-DNS answers and already-open connections can outlive a block elsewhere: every note says so.
+Connections the kernel already tracks are dropped too (the rules sit in the hooks every
+packet passes), but DNS answers and already-open connections can outlive a block elsewhere:
+every note says so.
 
 Example runbook step::
 
@@ -54,6 +64,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.specs.egress import NFTABLES, NftablesOptions
 from console.errors import (
     AdapterError,
     Conflict,
@@ -63,26 +74,20 @@ from console.errors import (
     UndoUnsupported,
 )
 
-__all__ = ["CHAIN", "OUTLIVE_NOTE", "NftablesAdapter"]
+__all__ = ["CHAIN", "CHAINS", "FORWARD_CHAIN", "OUTLIVE_NOTE", "NftablesAdapter"]
 
 CHAIN = "egress"
-"""The adapter's chain inside its table."""
+"""The adapter's chain on the ``output`` hook (the host's own traffic)."""
+FORWARD_CHAIN = "forward"
+"""The adapter's chain on the ``forward`` hook (traffic routed for containers, VMs, ...)."""
+CHAINS: Mapping[str, str] = {CHAIN: "output", FORWARD_CHAIN: "forward"}
+"""Chain -> netfilter hook; a destination is blocked when every chain drops it."""
+_HANDLES = {CHAIN: "handles", FORWARD_CHAIN: "forward_handles"}
+"""Chain -> the undo-data key of the handles a block added there."""
 OUTLIVE_NOTE = ("DNS answers and already-open connections can outlive a block: clients may "
                 "keep talking over connections opened before it; restart them to be sure")
 """Carried by every egress change note and report."""
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["destinations"],
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "destinations": {"type": "array", "items": {"type": "string"},
-                         "description": "IPs, CIDRs or hostnames (resolved at plan time)"},
-    },
-}
-_PERMS = ("CAP_NET_ADMIN (root) on the host, or in the network namespace `netns`",
-          "nft add/delete/list in table inet <table>")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -124,20 +129,9 @@ class NftablesAdapter(Adapter):
     """
 
     name: ClassVar[str] = "nftables"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "nft": "path of the nft binary (default: nft)",
-        "netns": "network namespace to act in, via `ip netns exec` (optional)",
-        "table": "the adapter's own inet table (default killswitch)",
-        "probe_port": "TCP port verify connects to; the connection must fail (optional)",
-        "probe_timeout": "seconds per probe connection (default 1)",
-        "timeout": "seconds per nft call (default 10)",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "egress.block": ActionSpec("egress.block", "egress", True, "egress.unblock", _PERMS,
-                                   _SCHEMA),
-        "egress.unblock": ActionSpec("egress.unblock", "egress", True, "egress.block", _PERMS,
-                                     _SCHEMA),
-    }
+    Options: ClassVar[type[NftablesOptions]] = NftablesOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = NftablesOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = NFTABLES.actions  # adapters/specs/egress.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
@@ -194,9 +188,8 @@ class NftablesAdapter(Adapter):
         raise AdapterError(f"nft {' '.join(args[:3])} failed: {said}", where=self._where())
 
     def _rules(self) -> list[dict[str, Any]]:
-        """Every rule of the adapter's chain: ``{handle, comment, dest}``."""
-        out = self._run(["-j", "-a", "list", "chain", "inet", self.table, CHAIN],
-                        missing_ok=True)
+        """Every rule of the adapter's chains: ``{chain, handle, comment, dest}``."""
+        out = self._run(["-j", "-a", "list", "table", "inet", self.table], missing_ok=True)
         if not out:
             return []
         try:
@@ -206,8 +199,8 @@ class NftablesAdapter(Adapter):
         rules = []
         for item in items:
             rule = item.get("rule") if isinstance(item, dict) else None
-            if rule:
-                rules.append({"handle": int(rule.get("handle", 0)),
+            if rule and rule.get("chain") in CHAINS:
+                rules.append({"chain": str(rule["chain"]), "handle": int(rule.get("handle", 0)),
                               "comment": str(rule.get("comment") or ""),
                               "dest": _rule_dest(rule.get("expr") or [])})
         return rules
@@ -246,9 +239,16 @@ class NftablesAdapter(Adapter):
         raw = f"ks:{ctx.run_id or 'adhoc'}:{ctx.integration}"
         return re.sub(r"[^A-Za-z0-9._:-]", "_", raw)[:120]
 
+    @staticmethod
+    def _dropped(rules: list[dict[str, Any]], chain: str) -> set[str]:
+        """Destinations a ``ks:`` drop rule covers in ``chain``."""
+        return {r["dest"] for r in rules
+                if r["chain"] == chain and r["comment"].startswith("ks:") and r["dest"]}
+
     def _blocked(self, dests: list[str], rules: list[dict[str, Any]] | None = None) -> list[str]:
+        """The destinations a ``ks:`` drop rule covers in every chain (both hooks)."""
         rules = self._rules() if rules is None else rules
-        have = {r["dest"] for r in rules if r["comment"].startswith("ks:") and r["dest"]}
+        have = set.intersection(*(self._dropped(rules, c) for c in CHAINS))
         return sorted(d for d in dests if d in have)
 
     # -- phases ---------------------------------------------------------------------------
@@ -263,23 +263,25 @@ class NftablesAdapter(Adapter):
         block = action == "egress.block"
         after = {"table": self.table, "blocked": dests if block else []}
         shown = ", ".join(dests)
-        base = dict(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
-                    action=action, backend=self.backend, adapter=self.name,
-                    target=f"{self._where()} egress to {shown}", ref=dict(ref),
-                    before=before, after=after,
-                    undo={"destinations": dests, "comment": self._comment(ctx)})
+        base: dict[str, Any] = dict(
+            op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step, action=action,
+            backend=self.backend, adapter=self.name,
+            target=f"{self._where()} egress to {shown}", ref=dict(ref), before=before,
+            after=after, undo={"destinations": dests, "comment": self._comment(ctx)})
         tail = " ".join([*notes, OUTLIVE_NOTE])
         if before == after:
             what = "already dropped" if block else "not blocked by a ks: rule"
             return [Change(**base, status=NOOP, note=f"{shown}: {what}. {tail}")]
         if block:
             todo = [d for d in dests if d not in blocked]
-            note = (f"adds {len(todo)} drop rule(s) to inet {self.table} {CHAIN} "
-                    f"({', '.join(todo)}), comment {base['undo']['comment']}; undo deletes "
+            note = (f"drops traffic to {', '.join(todo)} in inet {self.table}, both on the "
+                    f"output hook (chain {CHAIN}: the host's own traffic) and the forward "
+                    f"hook (chain {FORWARD_CHAIN}: containers, VMs and namespaces routed "
+                    f"through the host), comment {base['undo']['comment']}; undo deletes "
                     f"exactly those rules. {tail}")
         else:
             note = (f"deletes every ks: drop rule for {', '.join(blocked)} from inet "
-                    f"{self.table} {CHAIN}. {tail}")
+                    f"{self.table} chains {CHAIN} and {FORWARD_CHAIN}. {tail}")
         return [Change(**base, note=note)]
 
     def read(self, change: Change) -> dict[str, Any]:
@@ -296,30 +298,38 @@ class NftablesAdapter(Adapter):
             rules = self._rules()
             blocked = set(self._blocked(dests, rules))
             add = sorted(wanted - blocked)
-            drop = sorted(blocked - wanted)
+            # unblock: every destination a ks: rule still covers in either hook
+            covered = set.union(*(self._dropped(rules, c) for c in CHAINS))
+            drop = sorted((covered & set(dests)) - wanted)
             if add:
-                lines = [f"add table inet {self.table}",
-                         f"add chain inet {self.table} {CHAIN} {{ type filter hook output "
-                         "priority 0; policy accept; }"]
-                for d in add:
-                    fam = "ip6" if ":" in d else "ip"
-                    lines.append(f'add rule inet {self.table} {CHAIN} {fam} daddr {d} counter '
-                                 f'drop comment "{comment}"')
+                lines = [f"add table inet {self.table}"]
+                lines += [f"add chain inet {self.table} {chain} {{ type filter hook {hook} "
+                          "priority 0; policy accept; }" for chain, hook in CHAINS.items()]
+                for chain in CHAINS:
+                    have = self._dropped(rules, chain)
+                    for d in add:
+                        if d in have:
+                            continue
+                        fam = "ip6" if ":" in d else "ip"
+                        lines.append(f"add rule inet {self.table} {chain} {fam} daddr {d} "
+                                     f'counter drop comment "{comment}"')
                 self._run(["-f", "-"], "\n".join(lines) + "\n")
             if drop:
-                mine = {str(h) for h in (change.undo.get("handles") or {}).values()}
+                mine = {chain: {str(h) for h in (change.undo.get(key) or {}).values()}
+                        for chain, key in _HANDLES.items()}
+                recorded = any(mine.values())
 
                 def chosen(r: dict[str, Any]) -> bool:
                     if r["dest"] not in drop or not r["comment"].startswith("ks:"):
                         return False
-                    if mine:  # undo of a block: exactly the handles it recorded
-                        return str(r["handle"]) in mine
+                    if recorded:  # undo of a block: exactly the handles it recorded
+                        return str(r["handle"]) in mine[r["chain"]]
                     # undo without handles (apply's answer was lost): its own comment only
                     return r["comment"] == comment if change.inverse_of else True
 
                 victims = [r for r in rules if chosen(r)]
                 if victims:
-                    script = "".join(f"delete rule inet {self.table} {CHAIN} handle "
+                    script = "".join(f"delete rule inet {self.table} {r['chain']} handle "
                                      f"{r['handle']}\n" for r in victims)
                     self._run(["-f", "-"], script)
             rules = self._rules()
@@ -328,9 +338,10 @@ class NftablesAdapter(Adapter):
             raise Conflict(f"inet {self.table} {CHAIN} does not match the plan after the "
                            f"change: blocked {sorted(now)}, wanted {sorted(wanted)} (another "
                            "ks: rule may cover these destinations)", where=change.target)
-        handles_out = {r["dest"]: r["handle"] for r in rules
-                       if r["comment"] == comment and r["dest"] in add}
-        return {"destinations": dests, "comment": comment, "handles": handles_out,
+        handles = {key: {r["dest"]: r["handle"] for r in rules if r["chain"] == chain
+                         and r["comment"] == comment and r["dest"] in add}
+                   for chain, key in _HANDLES.items()}
+        return {"destinations": dests, "comment": comment, **handles,
                 "added": add, "deleted": drop}
 
     def _probe(self, dest: str) -> bool | None:
@@ -357,8 +368,9 @@ class NftablesAdapter(Adapter):
             d for d in change.undo.get("destinations", []) if d not in state["blocked"]]}
         probed = "; ".join(f"tcp {d}:{self.probe_port} {'connects' if ok else 'fails'}"
                            for d, ok in probes.items() if ok is not None)
-        detail = (f"nft list chain inet {self.table} {CHAIN}: "
-                  f"{', '.join(state['blocked']) or 'no destination'} dropped"
+        detail = (f"nft list table inet {self.table}: "
+                  f"{', '.join(state['blocked']) or 'no destination'} dropped on the output "
+                  "and forward hooks"
                   + (f"; {probed}" if probed else ""))
         if state["blocked"] != sorted(wanted):
             return Verdict(False, "open" if change.action == "egress.block" else "blocked",
@@ -378,12 +390,15 @@ class NftablesAdapter(Adapter):
             raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in "
                                   "that state before this run", where=change.target)
         back = "egress.unblock" if change.action == "egress.block" else "egress.block"
-        undo = {"destinations": list(change.undo.get("destinations", [])),
-                "comment": str(applied.get("comment") or change.undo.get("comment", "")),
-                "handles": dict(applied.get("handles") or {})}
+        undo: dict[str, Any] = {
+            "destinations": list(change.undo.get("destinations", [])),
+            "comment": str(applied.get("comment") or change.undo.get("comment", "")),
+            **{key: dict(applied.get(key) or {}) for key in _HANDLES.values()}}
         if back == "egress.unblock":
+            shown = [f"{chain} {h}" for chain, key in _HANDLES.items()
+                     for h in undo[key].values()]
             what = (f"deletes the rule(s) this run added (handles "
-                    f"{', '.join(str(h) for h in undo['handles'].values()) or 'by comment'})")
+                    f"{', '.join(shown) or 'by comment'})")
         else:
             what = "adds the drop rules back"
         return Change(

@@ -1,5 +1,8 @@
 """OpenAI Admin API adapter (httpx): delete project API keys and project service accounts.
 
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``
+(:func:`adapters.common.user_agent`), so the provider's own logs show which run acted.
+
 OpenAI offers no way to disable a key: the only kill is DELETE, which is permanent. Both
 ``credential.disable`` and ``credential.destroy`` therefore plan the delete as irreversible
 (``reversible=False``); the engine refuses it without ``--allow-irreversible``. The plan's
@@ -40,8 +43,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option
+from adapters.common import path_option, user_agent
 from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
+from adapters.specs.providers import OPENAI, OpenAIAdminOptions
 from console.errors import AdapterError, UndoUnsupported
 
 __all__ = ["OpenAIAdminAdapter"]
@@ -49,24 +53,7 @@ __all__ = ["OpenAIAdminAdapter"]
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PROVIDER = "OpenAI"
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "project": {"type": "string", "description": "project id, proj_..."},
-        "api_key_id": {"type": "string", "description": "project API key id, key_..."},
-        "service_account_id": {"type": "string",
-                               "description": "project service account id (all its keys)"},
-    },
-    "required": ["project"],
-    "oneOf": [{"required": ["api_key_id"]}, {"required": ["service_account_id"]}],
-}
-_PERMS = (
-    "admin API key (organization owner): api.management.read",
-    "admin API key (organization owner): api.management.write "
-    "(DELETE /organization/projects/{project}/api_keys|service_accounts/{id})",
-)
+# options, reference schema and permissions: adapters/specs/providers.py
 _CONTAINMENT = ("flag.disable (flags off) and egress.block stay reversible; run them first "
                 "if containment is enough")
 
@@ -88,20 +75,9 @@ class OpenAIAdminAdapter(Adapter):
     """
 
     name: ClassVar[str] = "openai"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "base_url": f"API root including /v1 (default {DEFAULT_BASE_URL})",
-        "admin_key_env": "environment variable NAME holding the admin key "
-                         "(default OPENAI_ADMIN_KEY)",
-        "admin_key_file": "fallback file holding the admin key (optional)",
-        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g}); "
-                           "alias `timeout`",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec("credential.disable", "credentials", False, "",
-                                         _PERMS, _SCHEMA),
-        "credential.destroy": ActionSpec("credential.destroy", "credentials", False, "",
-                                         _PERMS, _SCHEMA),
-    }
+    Options: ClassVar[type[OpenAIAdminOptions]] = OpenAIAdminOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = OpenAIAdminOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = OPENAI.actions  # specs/providers.py
     SUPPORTS_UNDO: ClassVar[bool] = False
     CAN_PROBE: ClassVar[bool] = True
 
@@ -130,7 +106,8 @@ class OpenAIAdminAdapter(Adapter):
         if self._api is None:
             key = admin_key(self.backend, PROVIDER, self.key_env, self.key_file)
             self._api = ProviderApi(PROVIDER, self.backend, self.base_url, self.timeout,
-                                    {"Authorization": f"Bearer {key}"})
+                                    {"Authorization": f"Bearer {key}",
+                                     "User-Agent": user_agent(self.run_id)})
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -242,4 +219,5 @@ class OpenAIAdminAdapter(Adapter):
     def probe(self, value: str) -> Verdict:
         """``GET /models`` with the key as a Bearer token, exactly as an application would."""
         return probe_key(PROVIDER, self.base_url, "/models",
-                         {"Authorization": f"Bearer {value}"}, value, self.timeout)
+                         {"Authorization": f"Bearer {value}",
+                          "User-Agent": user_agent(self.run_id)}, value, self.timeout)

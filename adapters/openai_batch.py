@@ -1,5 +1,8 @@
 """OpenAI and Azure OpenAI Batch API adapters (httpx): ``batch.cancel``.
 
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``
+(:func:`adapters.common.user_agent`), so the provider's own logs show which run acted.
+
 The Batch API authenticates with an ordinary key: the integration's **project key** or,
 better, a dedicated **incident-response key** of the same project (not the admin key). That
 is why ``cancel-batches`` runs before credential revocation: once the project key is
@@ -52,14 +55,19 @@ from urllib.parse import quote
 
 from adapters.base import ActionSpec
 from adapters.batch_common import (
-    COMMON_OPTIONS,
-    MAX_PAGES,
     BatchAdapter,
     HttpApi,
-    action_spec,
+    JobList,
     batch_key,
 )
-from adapters.common import path_option
+from adapters.common import path_option, user_agent
+from adapters.specs.providers import (
+    AZURE_OPENAI_BATCH,
+    OPENAI_BATCH,
+    AzureOpenAIBatchOptions,
+    BatchOptions,
+    OpenAIBatchOptions,
+)
 from console.errors import AdapterError
 
 __all__ = ["AzureOpenAIBatchAdapter", "OpenAIBatchAdapter"]
@@ -67,8 +75,6 @@ __all__ = ["AzureOpenAIBatchAdapter", "OpenAIBatchAdapter"]
 _PHASES = {"validating": "running", "in_progress": "running", "finalizing": "running",
            "cancelling": "cancelling", "cancelled": "cancelled", "completed": "ended",
            "failed": "ended", "expired": "ended"}
-_META = {"type": "object", "additionalProperties": {"type": "string"},
-         "description": "batch metadata pairs that mark the integration's batches"}
 
 
 class OpenAIBatchAdapter(BatchAdapter):
@@ -79,21 +85,9 @@ class OpenAIBatchAdapter(BatchAdapter):
     DEFAULT_URL: ClassVar[str] = "https://api.openai.com/v1"
     DEFAULT_KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
     PHASES: ClassVar[Mapping[str, str]] = _PHASES
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "base_url": "API root including /v1 (default https://api.openai.com/v1)",
-        "key_env": "env var NAME of the project or incident-response key "
-                   "(default OPENAI_API_KEY)",
-        "key_file": "fallback file holding the key (optional)",
-        "organization": "OpenAI-Organization header (optional)",
-        **COMMON_OPTIONS,
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = action_spec(
-        ("project API key (or incident-response key) of the integration's project: "
-         "GET /batches, GET /batches/{id}, POST /batches/{id}/cancel",),
-        {"type": "object", "properties": {
-            "backend": {"type": "string"}, "label": {"type": "string"},
-            "project": {"type": "string", "description": "OpenAI-Project header, proj_..."},
-            "metadata": _META}, "required": ["metadata"]})
+    Options: ClassVar[type[BatchOptions]] = OpenAIBatchOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = OpenAIBatchOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = OPENAI_BATCH.actions  # specs/providers.py
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -121,7 +115,7 @@ class OpenAIBatchAdapter(BatchAdapter):
         if self._api is None:
             key = batch_key(self.backend, self.provider, self.key_env, self.key_file)
             self._api = HttpApi(self.provider, self.backend, self.base_url, self.timeout,
-                                self._headers(key),
+                                {**self._headers(key), "User-Agent": user_agent(self.run_id)},
                                 auth_hint=f"the key in {self.key_env} / key_file was "
                                 "rejected: batches need the project's (or an incident-"
                                 "response) key, still valid")
@@ -175,11 +169,11 @@ class OpenAIBatchAdapter(BatchAdapter):
         return isinstance(have, Mapping) and all(str(have.get(k)) == str(v)
                                                  for k, v in want.items())
 
-    def _list(self, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def _list(self, ref: Mapping[str, Any]) -> JobList:
+        out = JobList(pages=self.LIST_PAGES)
         params: dict[str, Any] = {"limit": 100}
         target = f"{self.backend}:{self._scope(ref)}"
-        for _ in range(MAX_PAGES):
+        for _ in range(self.LIST_PAGES):
             page = self.api.request("GET", "/batches", target, params=params,
                                     headers=self._ref_headers(ref)) or {}
             data = [b for b in page.get("data") or [] if isinstance(b, Mapping)]
@@ -188,6 +182,8 @@ class OpenAIBatchAdapter(BatchAdapter):
             if not page.get("has_more") or not last:
                 break
             params = {"limit": 100, "after": last}
+        else:
+            out.capped = True
         return out
 
     def _get(self, ref: Mapping[str, Any], job_id: str) -> dict[str, Any] | None:
@@ -217,20 +213,9 @@ class AzureOpenAIBatchAdapter(OpenAIBatchAdapter):
     name: ClassVar[str] = "azure-openai-batch"
     provider: ClassVar[str] = "Azure OpenAI"
     DEFAULT_KEY_ENV: ClassVar[str] = "AZURE_OPENAI_API_KEY"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "endpoint": "resource endpoint, https://<resource>.openai.azure.com (the adapter "
-                    "calls {endpoint}/openai/v1/batches)",
-        "base_url": "full API root instead of endpoint (optional)",
-        "key_env": "env var NAME of the resource key (default AZURE_OPENAI_API_KEY)",
-        "key_file": "fallback file holding the key (optional)",
-        **COMMON_OPTIONS,
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = action_spec(
-        ("Azure OpenAI resource key (or Cognitive Services OpenAI Contributor): "
-         "GET /openai/v1/batches, POST /openai/v1/batches/{id}/cancel",),
-        {"type": "object", "properties": {
-            "backend": {"type": "string"}, "label": {"type": "string"}, "metadata": _META},
-         "required": ["metadata"]})
+    Options: ClassVar[type[BatchOptions]] = AzureOpenAIBatchOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = AzureOpenAIBatchOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AZURE_OPENAI_BATCH.actions  # specs/providers.py
 
     def _url(self) -> str:
         base = str(self.options.get("base_url") or "").rstrip("/")

@@ -1,5 +1,8 @@
 """PagerDuty Events API v2 adapter: page the on-call of a kill-switch run, resolve on restore.
 
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``
+(:func:`adapters.common.user_agent`), so the provider's own logs show which run acted.
+
 Backend options (the routing key, a 32-character integration key, is a secret: it is read
 from the environment or a file and never appears in a Change, Verdict, error or log)::
 
@@ -44,7 +47,7 @@ from typing import Any, ClassVar
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option, seconds_option
+from adapters.common import path_option, seconds_option, user_agent
 from adapters.notify_common import (
     alert_text,
     chain_text,
@@ -55,6 +58,7 @@ from adapters.notify_common import (
     transport_error,
     utcnow_iso,
 )
+from adapters.specs.notify import PAGERDUTY, PagerDutyOptions
 from console.errors import (
     AdapterError,
     AuthError,
@@ -76,19 +80,7 @@ SEVERITIES = ("critical", "error", "warning", "info")
 _DETAILS = ("incident", "run_id", "operator", "runbook", "integration", "name", "environment",
             "provider", "kill_switch_owner", "contact")
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["name", "backend"],
-    "properties": {
-        "backend": {"type": "string"},
-        "name": {"type": "string", "description": "service or team paged"},
-        "role": {"type": "string"},
-        "how": {"type": "string"},
-    },
-}
-_PERMS = ("an Events API v2 integration (routing) key of the PagerDuty service: "
-          "POST /v2/enqueue (trigger, resolve)",)
-
+# options, reference schema and permissions: adapters/specs/notify.py
 
 def dedup_key(run_id: str, integration: str) -> str:
     """``killswitch-<run id>-<integration>``, at most 255 characters."""
@@ -117,18 +109,9 @@ class PagerDutyAdapter(Adapter):
     """
 
     name: ClassVar[str] = "pagerduty"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "base_url": f"Events API root (default {DEFAULT_BASE_URL})",
-        "routing_key_env": f"env var NAME holding the integration (routing) key (default "
-                           f"{DEFAULT_ROUTING_KEY_ENV})",
-        "routing_key_file": "fallback file holding the routing key (optional)",
-        "severity": "critical | error | warning | info (default critical)",
-        "source": "payload.source (default killswitch)",
-        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g})",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "notify": ActionSpec("notify", "contacts", True, "notify", _PERMS, _SCHEMA),
-    }
+    Options: ClassVar[type[PagerDutyOptions]] = PagerDutyOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = PagerDutyOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = PAGERDUTY.actions  # adapters/specs/notify.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
@@ -170,7 +153,8 @@ class PagerDutyAdapter(Adapter):
                             "for the sandbox run `killswitch sandbox start`")
         self._key, self._source = key, source
         self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
-                                  follow_redirects=False)
+                                  follow_redirects=False,
+                                  headers={"User-Agent": user_agent(self.run_id)})
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -1,5 +1,8 @@
 """Slack incoming-webhook adapter: tell a channel that a kill-switch run started (and ended).
 
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``
+(:func:`adapters.common.user_agent`), so the provider's own logs show which run acted.
+
 Backend options (the webhook URL is a secret: it is read from the environment or a file,
 never from the inventory, and never appears in a Change, Verdict, error or log)::
 
@@ -41,7 +44,7 @@ from typing import Any, ClassVar
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option, seconds_option
+from adapters.common import path_option, seconds_option, user_agent
 from adapters.notify_common import (
     alert_text,
     all_clear_text,
@@ -53,6 +56,7 @@ from adapters.notify_common import (
     transport_error,
     utcnow_iso,
 )
+from adapters.specs.notify import SLACK, SlackOptions
 from console.errors import (
     AdapterError,
     AuthError,
@@ -69,19 +73,7 @@ PROVIDER = "Slack"
 DEFAULT_WEBHOOK_ENV = "KILLSWITCH_SLACK_WEBHOOK_URL"
 DEFAULT_TIMEOUT = 10.0
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["name", "backend"],
-    "properties": {
-        "backend": {"type": "string"},
-        "name": {"type": "string", "description": "channel or team the webhook posts to"},
-        "role": {"type": "string"},
-        "how": {"type": "string", "description": "e.g. slack:#ai-incidents (for people)"},
-    },
-}
-_PERMS = ("an incoming-webhook URL of a Slack app installed in the channel "
-          "(POST https://hooks.slack.com/services/T.../B.../...)",)
-
+# options, reference schema and permissions: adapters/specs/notify.py
 
 def slack_payload(text: str) -> dict[str, Any]:
     """The webhook body: ``text`` (always, the fallback) plus one mrkdwn section block."""
@@ -98,15 +90,9 @@ class SlackWebhookAdapter(Adapter):
     """
 
     name: ClassVar[str] = "slack"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "webhook_env": f"env var NAME holding the incoming-webhook URL (default "
-                       f"{DEFAULT_WEBHOOK_ENV})",
-        "webhook_file": "fallback file holding the webhook URL (optional)",
-        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g})",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "notify": ActionSpec("notify", "contacts", True, "notify", _PERMS, _SCHEMA),
-    }
+    Options: ClassVar[type[SlackOptions]] = SlackOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = SlackOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = SLACK.actions  # adapters/specs/notify.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
@@ -140,7 +126,8 @@ class SlackWebhookAdapter(Adapter):
             raise AuthError(f"the Slack webhook URL in {source} is not an http(s) URL",
                             where=self.backend)
         self._url, self._source = url, source
-        self._http = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._http = httpx.Client(timeout=self.timeout, follow_redirects=False,
+                                  headers={"User-Agent": user_agent(self.run_id)})
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -60,6 +60,7 @@ from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import locked, write_atomic
+from adapters.specs.egress import SQUID, SquidOptions
 from console.errors import AdapterError, Timeout, Unavailable, UndoUnsupported
 
 __all__ = ["OUTLIVE_NOTE", "SquidDenylistAdapter", "read_denylist"]
@@ -69,18 +70,6 @@ OUTLIVE_NOTE = ("DNS answers and already-open connections can outlive a block: c
                 "them to be sure")
 """Carried by every egress change note and report."""
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["destinations"],
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "destinations": {"type": "array", "items": {"type": "string"},
-                         "description": "domains (a leading dot also matches subdomains)"},
-    },
-}
-_PERMS = ("write <denylist> and create files in its directory (atomic replace)",
-          "run the reload command (signals the Squid process)")
 _DOMAIN = re.compile(r"^\.?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
                      r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$")
 def read_denylist(path: Path) -> list[str]:
@@ -113,19 +102,9 @@ class SquidDenylistAdapter(Adapter):
     """
 
     name: ClassVar[str] = "squid"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "denylist": "the dstdomain ACL file Squid reads (alias: path)",
-        "reload": "command applying the file, e.g. [\"squid\", \"-k\", \"reconfigure\"]",
-        "proxy": "proxy URL verify sends a request through (optional)",
-        "verify_wait": "seconds verify waits for the reload to take effect (default 5)",
-        "timeout": "seconds for the reload command (default 15)",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "egress.block": ActionSpec("egress.block", "egress", True, "egress.unblock", _PERMS,
-                                   _SCHEMA),
-        "egress.unblock": ActionSpec("egress.unblock", "egress", True, "egress.block", _PERMS,
-                                     _SCHEMA),
-    }
+    Options: ClassVar[type[SquidOptions]] = SquidOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = SquidOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = SQUID.actions  # adapters/specs/egress.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:

@@ -1,5 +1,8 @@
 """Unleash adapter (Admin API over httpx): switch a feature flag off per environment, exactly.
 
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``
+(:func:`adapters.common.user_agent`), so the provider's own logs show which run acted.
+
 Backend options::
 
     [backends.unleash-sandbox]
@@ -59,8 +62,10 @@ from adapters.common import (
     retry_after,
     seconds_option,
     status_error,
+    user_agent,
 )
 from adapters.common import read_secret as _read_secret
+from adapters.specs.flags import UNLEASH, UnleashOptions
 from console.errors import (
     AdapterError,
     AuthError,
@@ -72,28 +77,6 @@ __all__ = ["UnleashAdapter", "error_for", "read_secret"]
 PROVIDER = "Unleash"
 DEFAULT_TOKEN_ENV = "UNLEASH_ADMIN_TOKEN"
 DEFAULT_TIMEOUT = 30.0
-
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["flag"],
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "flag": {"type": "string", "description": "feature flag name"},
-        "project": {"type": "string", "description": "project id (default: backend's)"},
-        "environments": {"type": "array", "items": {"type": "string"},
-                         "description": "environments to act on (default: every one "
-                                        "where the flag is on)"},
-    },
-}
-_READ = ("admin API token (or PAT): READ on the project: "
-         "GET /api/admin/projects/{project}/features/{flag}",)
-_PERMS_OFF = (*_READ, "UPDATE_FEATURE_ENVIRONMENT in each environment: POST "
-              ".../environments/{env}/off", "backend token (optional, verify): "
-              "GET /api/client/features")
-_PERMS_ON = (*_READ, "UPDATE_FEATURE_ENVIRONMENT in each environment: POST "
-             ".../environments/{env}/on", "backend token (optional, verify): "
-             "GET /api/client/features")
 
 
 def _said(response: httpx.Response) -> str:
@@ -139,21 +122,9 @@ class UnleashAdapter(Adapter):
     """
 
     name: ClassVar[str] = "unleash"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "url": "Unleash base URL, e.g. http://127.0.0.1:4242",
-        "token_env": f"env var NAME holding an admin API token (default {DEFAULT_TOKEN_ENV})",
-        "token_file": "fallback file holding the admin token (optional)",
-        "project": "project of references that name none (default 'default')",
-        "client_token_env": "env var NAME holding a backend (SDK) token, for verify (optional)",
-        "client_token_file": "fallback file holding the backend token (optional)",
-        "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g})",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "flag.disable": ActionSpec("flag.disable", "flags", True, "flag.enable", _PERMS_OFF,
-                                   _SCHEMA),
-        "flag.enable": ActionSpec("flag.enable", "flags", True, "flag.disable", _PERMS_ON,
-                                  _SCHEMA),
-    }
+    Options: ClassVar[type[UnleashOptions]] = UnleashOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = UnleashOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = UNLEASH.actions  # adapters/specs/flags.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
@@ -192,7 +163,8 @@ class UnleashAdapter(Adapter):
         self._token_source = source
         self._http = httpx.Client(base_url=self.url, timeout=self.timeout,
                                   headers={"Authorization": token,
-                                           "Accept": "application/json"},
+                                           "Accept": "application/json",
+                                           "User-Agent": user_agent(self.run_id)},
                                   follow_redirects=False)
 
     def close(self) -> None:
@@ -297,7 +269,8 @@ class UnleashAdapter(Adapter):
         env = _token_environment(token)
         with self._errors(f"{flag} (client API)"):
             resp = httpx.get(f"{self.url}/api/client/features", timeout=self.timeout,
-                             headers={"Authorization": token, "Accept": "application/json"})
+                             headers={"Authorization": token, "Accept": "application/json",
+                                      "User-Agent": user_agent(self.run_id)})
             if resp.status_code >= 400:
                 raise error_for(resp, f"{flag} (client API)", "the backend token")
             for feature in resp.json().get("features") or []:

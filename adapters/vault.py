@@ -53,6 +53,7 @@ from adapters.base import (
 )
 from adapters.common import path_option
 from adapters.secretvalue import pick_value
+from adapters.specs.vault import VAULT, VaultOptions
 from adapters.vault_errors import RetryAfterAdapter, translate_error
 from console.errors import (
     AdapterError,
@@ -68,34 +69,6 @@ _REVOKE_NOTE = (
     "restore means issuing new credentials"
 )
 
-_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {
-        "backend": {"type": "string"},
-        "label": {"type": "string"},
-        "kind": {"enum": list(_KINDS), "default": "kv"},
-        "mount": {"type": "string", "default": "secret", "description": "KV v2 mount"},
-        "path": {"type": "string", "description": "secret path inside the mount"},
-        "accessor": {"type": "string", "description": "token accessor (never the token)"},
-        "prefix": {"type": "string", "description": "lease id prefix"},
-    },
-    "allOf": [
-        {"if": {"properties": {"kind": {"const": "token"}}, "required": ["kind"]},
-         "then": {"required": ["accessor"]}},
-        {"if": {"properties": {"kind": {"const": "lease"}}, "required": ["kind"]},
-         "then": {"required": ["prefix"]}},
-        {"if": {"properties": {"kind": {"const": "kv"}}},
-         "then": {"required": ["path"]}},
-    ],
-}
-_READ_KV = ("<mount>/metadata/<path>: read", "<mount>/data/<path>: read (verify)")
-_REVOKE = (
-    "auth/token/lookup-accessor: update",
-    "auth/token/revoke-accessor: update",
-    "sys/leases/lookup/<prefix>: list, sudo",
-    "sys/leases/revoke-prefix/<prefix>: update, sudo",
-)
-
 
 class VaultAdapter(Adapter):
     """Kill credentials stored in Vault / OpenBao.
@@ -106,24 +79,9 @@ class VaultAdapter(Adapter):
     """
 
     name: ClassVar[str] = "vault"
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "url": "Vault / OpenBao address, e.g. http://127.0.0.1:8299",
-        "token_env": "environment variable holding the console's token (default VAULT_TOKEN)",
-        "token_file": "fallback file holding the token, like ~/.vault-token (optional)",
-        "namespace": "Vault Enterprise / OpenBao namespace (optional)",
-        "verify_tls": "verify the server's TLS certificate (default true)",
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = {
-        "credential.disable": ActionSpec(
-            "credential.disable", "credentials", True, "credential.enable",
-            (*_READ_KV, "<mount>/delete/<path>: update", *_REVOKE), _SCHEMA),
-        "credential.enable": ActionSpec(
-            "credential.enable", "credentials", True, "credential.disable",
-            (*_READ_KV, "<mount>/undelete/<path>: update"), _SCHEMA),
-        "credential.destroy": ActionSpec(
-            "credential.destroy", "credentials", False, "",
-            (*_READ_KV, "<mount>/destroy/<path>: update", *_REVOKE), _SCHEMA),
-    }
+    Options: ClassVar[type[VaultOptions]] = VaultOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = VaultOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = VAULT.actions  # adapters/specs/vault.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
 

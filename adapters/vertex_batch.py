@@ -5,6 +5,22 @@ Jobs are found by label: ``GET /v1/projects/{p}/locations/{l}/batchPredictionJob
 ``POST .../batchPredictionJobs/{id}:cancel`` is asynchronous and best-effort: the job moves
 ``JOB_STATE_CANCELLING`` -> ``JOB_STATE_CANCELLED``, outputs already written remain.
 
+**Project numbers.** A request made with the project ID is answered with resource names
+that carry the project NUMBER (``projects/123456789012/locations/...``; Google's REST sample
+for batch predictions shows the request with PROJECT_ID and the response with
+PROJECT_NUMBER). A job is therefore matched by location and job id, and every get / cancel
+is sent under the reference's own ``projects/{project}/locations/{location}``: a job of
+another project or location is never addressed.
+
+**Hosts by location** (default; ``base_url`` overrides): a region ``L`` is served by
+``https://L-aiplatform.googleapis.com``, ``global`` by ``https://aiplatform.googleapis.com``
+and the multi-regions ``us`` / ``eu`` by ``https://aiplatform.{us|eu}.rep.googleapis.com``
+(https://cloud.google.com/vertex-ai/docs/general/locations and the "Multi-region endpoints"
+table of https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations).
+
+Every request carries ``User-Agent: killswitch/<version> run/<run id>``, so Cloud Audit Logs
+(``requestMetadata.callerSuppliedUserAgent``) show which run acted.
+
 The console authenticates with Google Application Default Credentials (scope
 ``cloud-platform``): the integration project's service account or a dedicated incident-
 response account with ``aiplatform.batchPredictionJobs.cancel``. ``anonymous = true`` sends no
@@ -14,7 +30,7 @@ Backend options::
 
     [backends.vertex-sandbox]
     type = "vertex-batch"
-    base_url = "http://127.0.0.1:8388"   # default https://{location}-aiplatform.googleapis.com
+    base_url = "http://127.0.0.1:8388"   # default: the location's own host (see above)
     anonymous = true                     # sandbox: no Google credentials
     request_timeout = 30
     wait = 60
@@ -43,17 +59,42 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from adapters.base import ActionSpec
-from adapters.batch_common import COMMON_OPTIONS, MAX_PAGES, BatchAdapter, HttpApi, action_spec
+from adapters.base import ActionSpec, Change, PlanContext
+from adapters.batch_common import MAX_PAGES, BatchAdapter, HttpApi
+from adapters.common import user_agent
+from adapters.specs.gcp import VERTEX_BATCH, VertexBatchOptions
 from console.errors import AdapterError, AuthError
 
-__all__ = ["VertexBatchAdapter"]
+__all__ = ["VertexBatchAdapter", "default_url"]
 
 DEFAULT_URL = "https://{location}-aiplatform.googleapis.com"
+"""The host of a region; ``global`` and the multi-regions differ (:func:`default_url`)."""
+MULTI_REGIONS = ("us", "eu")
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _RUNNING = ("QUEUED", "PENDING", "RUNNING", "PAUSED", "UPDATING", "UNSPECIFIED")
 _ENDED = ("SUCCEEDED", "FAILED", "EXPIRED", "PARTIALLY_SUCCEEDED")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_LOCATION = re.compile(r"^[a-z][a-z0-9-]*$")
+_JOB = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/"
+                  r"batchPredictionJobs/(?P<id>[^/:]+)$")
+
+
+def default_url(location: str) -> str:
+    """The Vertex AI host that serves ``location``.
+
+    Args:
+        location: A region (``europe-west4``), ``global``, or a multi-region (``us``, ``eu``).
+
+    Returns:
+        ``https://aiplatform.googleapis.com`` for ``global``,
+        ``https://aiplatform.{location}.rep.googleapis.com`` for ``us`` / ``eu``, else
+        ``https://{location}-aiplatform.googleapis.com``.
+    """
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in MULTI_REGIONS:
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return DEFAULT_URL.replace("{location}", location)
 
 
 class VertexBatchAdapter(BatchAdapter):
@@ -65,27 +106,21 @@ class VertexBatchAdapter(BatchAdapter):
         **{f"JOB_STATE_{s}": "running" for s in _RUNNING},
         "JOB_STATE_CANCELLING": "cancelling", "JOB_STATE_CANCELLED": "cancelled",
         **{f"JOB_STATE_{s}": "ended" for s in _ENDED}}
-    OPTIONS: ClassVar[Mapping[str, str]] = {
-        "base_url": f"API host; may contain {{location}} (default {DEFAULT_URL})",
-        "anonymous": "true: send no credentials (sandbox only); default: Google ADC",
-        **COMMON_OPTIONS,
-    }
-    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = action_spec(
-        ("aiplatform.batchPredictionJobs.list", "aiplatform.batchPredictionJobs.get",
-         "aiplatform.batchPredictionJobs.cancel"),
-        {"type": "object", "properties": {
-            "backend": {"type": "string"}, "label": {"type": "string"},
-            "project": {"type": "string"}, "location": {"type": "string"},
-            "labels": {"type": "object", "additionalProperties": {"type": "string"}}},
-         "required": ["project", "location", "labels"]})
+    Options: ClassVar[type[VertexBatchOptions]] = VertexBatchOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = VertexBatchOptions.help()
+    ACTIONS: ClassVar[Mapping[str, ActionSpec]] = VERTEX_BATCH.actions  # adapters/specs/gcp.py
+
+    run_id: str = ""
+    """The run this adapter acts for (set by the engine's Runtime); quoted in User-Agent."""
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("base_url") or DEFAULT_URL).rstrip("/")
-        if not url.startswith(("http://", "https://")):
+        url = str(self.options.get("base_url") or "").rstrip("/")
+        if url and not url.startswith(("http://", "https://")):
             raise AdapterError(f"backend {backend!r}: base_url must be an http(s) URL, "
                                f"got {url!r}", where=backend)
         self.url_template = url
+        """``base_url`` as configured ("" = the location's own host)."""
         anon = self.options.get("anonymous", False)
         self.anonymous = anon is True or str(anon).lower() in ("true", "1", "yes")
         self._apis: dict[str, HttpApi] = {}
@@ -115,6 +150,10 @@ class VertexBatchAdapter(BatchAdapter):
             api.close()
         self._apis.clear()
 
+    def _headers(self) -> dict[str, str]:
+        """Headers of one request: the token (unless anonymous) and the User-Agent."""
+        return {**self._token(), "User-Agent": user_agent(self.run_id)}
+
     def _token(self) -> dict[str, str]:
         if self.anonymous:
             return {}
@@ -130,13 +169,18 @@ class VertexBatchAdapter(BatchAdapter):
                                     where=self.backend) from exc
             return {"Authorization": f"Bearer {self._creds.token}"}
 
+    def base_url(self, location: str) -> str:
+        """The API root serving ``location``: ``base_url`` if set, else its own host."""
+        if self.url_template:
+            return self.url_template.replace("{location}", location)
+        return default_url(location)
+
     def _api(self, ref: Mapping[str, Any]) -> HttpApi:
         location = str(ref["location"])
         if location not in self._apis:
             self._apis[location] = HttpApi(
-                self.provider, self.backend, self.url_template.replace("{location}", location)
-                + "/v1", self.timeout, {},
-                auth_hint="the console's Google credentials were rejected: refresh ADC")
+                self.provider, self.backend, self.base_url(location) + "/v1", self.timeout,
+                {}, auth_hint="the console's Google credentials were rejected: refresh ADC")
         return self._apis[location]
 
     # -- hooks ----------------------------------------------------------------------------
@@ -144,12 +188,18 @@ class VertexBatchAdapter(BatchAdapter):
         labels = ref.get("labels")
         ok = isinstance(labels, Mapping) and bool(labels) and all(
             _NAME.match(str(k)) and isinstance(v, str) for k, v in labels.items())
-        if not ok or not ref.get("project") or not ref.get("location"):
+        project, location = str(ref.get("project") or ""), str(ref.get("location") or "")
+        if not ok or not project or "/" in project or not _LOCATION.match(location):
             raise AdapterError("vertex-batch reference needs `project`, `location` and "
                                "`labels` (lower-case label keys, string values)",
                                where=self.backend,
                                hint='e.g. {backend = "...", project = "p", location = '
                                '"europe-west4", labels = {integration = "search-embeddings"}}')
+
+    def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
+        """List the integration's jobs (see :meth:`BatchAdapter.plan`); quotes the run id."""
+        self.run_id = self.run_id or ctx.run_id
+        return super().plan(action, ref, ctx)
 
     def _parent(self, ref: Mapping[str, Any]) -> str:
         return f"projects/{ref['project']}/locations/{ref['location']}"
@@ -188,7 +238,7 @@ class VertexBatchAdapter(BatchAdapter):
         for _ in range(MAX_PAGES):
             page = self._api(ref).request(
                 "GET", f"/{self._parent(ref)}/batchPredictionJobs", target, params=params,
-                headers=self._token()) or {}
+                headers=self._headers()) or {}
             out += [self._normal(j) for j in page.get("batchPredictionJobs") or []
                     if isinstance(j, Mapping) and self._mine(ref, j)]
             token = page.get("nextPageToken")
@@ -197,9 +247,29 @@ class VertexBatchAdapter(BatchAdapter):
             params = {**params, "pageToken": token}
         return out
 
+    def _job_path(self, ref: Mapping[str, Any], job_id: str) -> str:
+        """The job's name under the reference's own project and location.
+
+        Google answers with the project NUMBER where the reference names the project ID, so
+        the job is matched by location and job id: a name in another location, or under a
+        project that is neither the reference's nor a project number, is refused. The path
+        returned always uses the reference's project, so a job of another project is never
+        addressed (Google resolves the ID and the number to the same project).
+
+        Raises:
+            AdapterError: The job is outside the reference's location (left alone).
+        """
+        m = _JOB.match(job_id)
+        if m is None or m["location"] != str(ref["location"]) or \
+                not (m["project"] == str(ref["project"]) or m["project"].isdigit()):
+            raise AdapterError(f"job {job_id} is outside {self._parent(ref)}; left alone",
+                               where=self.backend)
+        return f"{self._parent(ref)}/batchPredictionJobs/{m['id']}"
+
     def _get(self, ref: Mapping[str, Any], job_id: str) -> dict[str, Any] | None:
-        j = self._api(ref).request("GET", f"/{job_id}", f"{self.backend}:{job_id}",
-                                   headers=self._token(), missing_ok=True)
+        j = self._api(ref).request("GET", f"/{self._job_path(ref, job_id)}",
+                                   f"{self.backend}:{job_id}", headers=self._headers(),
+                                   missing_ok=True)
         if j is None:
             return None
         if not self._mine(ref, j):
@@ -209,8 +279,6 @@ class VertexBatchAdapter(BatchAdapter):
         return self._normal(j)
 
     def _cancel(self, ref: Mapping[str, Any], job_id: str) -> None:
-        if not job_id.startswith(self._parent(ref) + "/batchPredictionJobs/"):
-            raise AdapterError(f"job {job_id} is outside {self._parent(ref)}; left alone",
-                               where=self.backend)
-        self._api(ref).request("POST", f"/{job_id}:cancel", f"{self.backend}:{job_id}",
-                               body={}, headers=self._token())
+        path = self._job_path(ref, job_id)
+        self._api(ref).request("POST", f"/{path}:cancel", f"{self.backend}:{job_id}",
+                               body={}, headers=self._headers())

@@ -814,6 +814,31 @@ def config_show() -> None:
         click.echo(f"note: {note}", err=True)
 
 
+# -- permissions ---------------------------------------------------------------------------
+@cli.command("permissions")
+@common
+@click.argument("runbook", shell_complete=_complete_runbook)
+@click.argument("selectors", nargs=-1, required=True, shell_complete=_complete_selector)
+def permissions(runbook: str, selectors: tuple[str, ...]) -> None:
+    """The least privilege the console's own identity needs to run RUNBOOK on SELECTORS.
+
+    Per backend: an AWS IAM policy, GCP permissions with a custom role, a Vault policy, a
+    LaunchDarkly custom role, or the API keys and scopes a provider needs. Computed from the
+    adapters' declarations and the inventory; nothing is contacted.
+    """
+    from console.inventory import select
+    from console.permissions import least_privilege, render_text
+    from console.runbook import load_runbook
+
+    config = _config()
+    integrations = select(config.integrations, list(selectors))
+    if not integrations:
+        raise UsageError(f"no integration matches {' '.join(selectors)!r}",
+                         hint="see the ids with `killswitch inventory list`")
+    needs = least_privilege(config, load_runbook(runbook, config), integrations)
+    _out(json.dumps(needs.to_dict(), indent=2) if _json() else render_text(needs))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning Killswitch errors into message + exit code."""
     from console.scrub import scrub_text

@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from console.declarations import check_backends, check_references, declared
 from console.errors import ConfigError
 from console.inventory import KILL_POINT_LISTS, Integration
 from console.locations import (
@@ -431,6 +432,13 @@ def _load_config(path: str | Path | None = None) -> Config:
         origins.append((src, local))
 
     problems += _check_references(raws, backends, at)
+    # the adapters' declarations: backend type, typed options, reference schemas
+    kinds = declared({b.type for b in backends.values()})
+    problems += check_backends({n: raw_backends[n] for n in backends}, kinds, cfg_path.parent,
+                               loc_cfg)[0]
+    seen = {p.where for p in problems}  # one problem per key (a contact's model said it)
+    problems += [p for p in check_references(raws, {n: b.type for n, b in backends.items()},
+                                             kinds, at) if p.where not in seen]
 
     raise_problems(problems, ConfigError, title="Invalid config")
 

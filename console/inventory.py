@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.base import Adapter, adapter_names, load_adapter_class
+from console.declarations import Declared, check_backends, declared, reference_problems
 from console.errors import UsageError
 
 if TYPE_CHECKING:
@@ -336,48 +336,40 @@ class Finding:
         return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
-@dataclass
-class _AdapterInfo:
-    cls: type[Adapter] | None
-    problem: str = ""
+def _declaration_findings(config: Config, adapters: Mapping[str, Declared]) -> list[Finding]:
+    """What the config loader enforces (types, options, reference schemas), as findings.
+
+    A config read by :func:`~console.config.load_config` never has any: loading refuses it.
+    A config built in code (tests, tools) gets them here.
+    """
+    findings: list[Finding] = []
+    raw_backends = {n: {"type": b.type, **b.options} for n, b in config.backends.items()}
+    problems, _ = check_backends(raw_backends, adapters, config.path.parent, config.locate)
+    findings += [Finding("error", None, p.where, p.msg, p.hint) for p in problems]
+    raws = [("config", i, _raw(integ)) for i, integ in enumerate(config.integrations)]
+    types = {n: b.type for n, b in config.backends.items()}
+    for i, p in reference_problems(raws, types, adapters, lambda _src: config.locate):
+        findings.append(Finding("error", config.integrations[i].id, p.where, p.msg, p.hint))
+    return findings
 
 
-def _adapters(config: Config) -> dict[str, _AdapterInfo]:
-    """Load each backend type's adapter class once; record why one could not be loaded."""
-    names = set(adapter_names())
-    out: dict[str, _AdapterInfo] = {}
-    for backend in config.backends.values():
-        kind = backend.type
-        if kind in out:
-            continue
-        if kind not in names:
-            out[kind] = _AdapterInfo(None, "unknown")
-            continue
-        try:
-            out[kind] = _AdapterInfo(load_adapter_class(kind))
-        except Exception as exc:  # noqa: BLE001 - a broken adapter must not break lint
-            out[kind] = _AdapterInfo(None, f"{type(exc).__name__}: {exc}")
+def _raw(integ: Integration) -> dict[str, Any]:
+    """An integration's references as the TOML tables they came from."""
+    out: dict[str, Any] = {"id": integ.id}
+    for kind in KILL_POINT_LISTS:
+        out[kind] = [ref.fields() for ref in getattr(integ, kind)]
+    out["contacts"] = [c.model_dump(exclude_none=True) for c in integ.contacts]
     return out
-
-
-def _schema_fields(cls: type[Adapter], kill_point: str) -> set[str] | None:
-    """Reference fields the adapter's actions on ``kill_point`` read; None when unknown."""
-    fields: set[str] = set()
-    specs = [s for s in cls.ACTIONS.values() if s.kill_point == kill_point]
-    for spec in specs:
-        props = (spec.schema or {}).get("properties")
-        if not props:
-            return None
-        fields |= set(props)
-    return fields
 
 
 def lint(config: Config, today: date | None = None) -> list[Finding]:
     """Check the inventory against the configured backends and installed adapters.
 
-    Errors: a kill point naming an undefined backend, a backend whose type has no installed
-    adapter, a reference on a backend whose adapter offers no action on that kill point, and
-    reference fields the adapter's action schemas do not know.
+    Errors: a kill point naming an undefined backend, a reference on a backend whose adapter
+    offers no action on that kill point, a contact on a backend that cannot notify, and
+    (for a config built in code: loading refuses them) what the adapters' declarations
+    refuse: an unknown backend type, an unknown or invalid option, a reference that breaks
+    its adapter's schema.
     Warnings: a backend whose adapter fails to import, no kill points at all, no
     kill-switch owner, review overdue, and a prod integration whose only kill points are
     irreversible.
@@ -390,51 +382,22 @@ def lint(config: Config, today: date | None = None) -> list[Finding]:
         Findings, errors first, then in inventory order.
     """
     today = today or date.today()
-    findings: list[Finding] = []
-    adapters = _adapters(config)
-    installed = ", ".join(adapter_names()) or "none"
+    adapters = declared(b.type for b in config.backends.values())
+    findings = _declaration_findings(config, adapters)
 
     for name, backend in config.backends.items():
         info = adapters[backend.type]
-        where = config.locate(("backends", name, "type"))
-        if info.cls is None and info.problem == "unknown":
-            close = difflib.get_close_matches(backend.type, adapter_names(), n=1)
-            findings.append(
-                Finding(
-                    "error",
-                    None,
-                    where,
-                    f"backend {name!r} has unknown type {backend.type!r}: no such adapter",
-                    (f"did you mean {close[0]!r}? " if close else "")
-                    + f"installed adapters: {installed}",
-                )
-            )
-        elif info.cls is None:
+        if info.spec is None and info.problem != "unknown":
             findings.append(
                 Finding(
                     "warning",
                     None,
-                    where,
+                    config.locate(("backends", name, "type")),
                     f"adapter {backend.type!r} of backend {name!r} could not be loaded "
                     f"({info.problem}); its kill points are not checked",
                     "reinstall the package providing the adapter",
                 )
             )
-        elif info.cls.OPTIONS:
-            for opt in sorted(backend.options):
-                if opt not in info.cls.OPTIONS:
-                    close = difflib.get_close_matches(opt, list(info.cls.OPTIONS), n=1)
-                    findings.append(
-                        Finding(
-                            "warning",
-                            None,
-                            config.locate(("backends", name, opt)),
-                            f"backend {name!r}: option {opt!r} is unknown to adapter "
-                            f"{backend.type!r} and will be ignored",
-                            (f"did you mean {close[0]!r}? " if close else "")
-                            + f"options: {', '.join(info.cls.OPTIONS)}",
-                        )
-                    )
 
     for index, integ in enumerate(config.integrations):
         findings += _lint_integration(config, index, integ, adapters, today)
@@ -447,14 +410,16 @@ def _lint_integration(
     config: Config,
     index: int,
     integ: Integration,
-    adapters: Mapping[str, _AdapterInfo],
+    adapters: Mapping[str, Declared],
     today: date,
 ) -> list[Finding]:
     out: list[Finding] = []
     base = ("integrations", index)
     defined = ", ".join(sorted(config.backends)) or "none"
 
-    for kind, refs in integ.kill_point_lists().items():
+    lists: list[tuple[str, list[Any]]] = list(integ.kill_point_lists().items())
+    lists.append(("contacts", [c for c in integ.contacts if c.backend]))
+    for kind, refs in lists:
         for j, ref in enumerate(refs):
             backend = config.backends.get(ref.backend)
             if backend is None:
@@ -468,34 +433,19 @@ def _lint_integration(
                     )
                 )
                 continue
-            cls = adapters[backend.type].cls
-            if cls is None:
+            spec = adapters[backend.type].spec
+            if spec is None:
                 continue
-            if not any(s.kill_point == kind for s in cls.ACTIONS.values()):
+            if not any(s.kill_point == kind for s in spec.actions.values()):
+                what = "cannot notify" if kind == "contacts" else f"offers no action on {kind}"
                 out.append(
                     Finding(
                         "error",
                         integ.id,
                         config.locate((*base, kind, j, "backend")),
                         f"{kind}[{j}] is on backend {ref.backend!r} (type {backend.type!r}), "
-                        f"which offers no action on {kind}",
+                        f"which {what}",
                         "move the reference to the list it belongs to or use another backend",
-                    )
-                )
-                continue
-            known = _schema_fields(cls, kind)
-            if known is None:
-                continue
-            for fname in sorted(set(ref.extra) - known):
-                close = difflib.get_close_matches(fname, sorted(known), n=1)
-                out.append(
-                    Finding(
-                        "error",
-                        integ.id,
-                        config.locate((*base, kind, j, fname)),
-                        f"{kind}[{j}] field {fname!r} is unknown to adapter {backend.type!r}",
-                        (f"did you mean {close[0]!r}? " if close else "")
-                        + f"fields: {', '.join(sorted(known | {'backend', 'label'}))}",
                     )
                 )
 
@@ -548,7 +498,7 @@ def _lint_integration(
 
 
 def _only_irreversible(
-    config: Config, integ: Integration, adapters: Mapping[str, _AdapterInfo]
+    config: Config, integ: Integration, adapters: Mapping[str, Declared]
 ) -> bool:
     """True when no flag, no egress, and no credential backend offers a reversible action.
 
@@ -560,9 +510,9 @@ def _only_irreversible(
         backend = config.backends.get(ref.backend)
         if backend is None:
             return False
-        cls = adapters[backend.type].cls if backend.type in adapters else None
-        if cls is None:
+        spec = adapters[backend.type].spec if backend.type in adapters else None
+        if spec is None:
             return False
-        if any(s.kill_point == "credentials" and s.reversible for s in cls.ACTIONS.values()):
+        if any(s.kill_point == "credentials" and s.reversible for s in spec.actions.values()):
             return False
     return True

@@ -44,6 +44,8 @@ class Runtime:
         """The runbook being planned (quoted by notifications)."""
         self.default_timeout: float | None = None
         """When set, caps every per-operation timeout (background observation)."""
+        self.run_id = ""
+        """The run this runtime serves; every adapter it builds carries it (``User-Agent``)."""
 
     def adapter(self, backend: str) -> Adapter:
         """The adapter serving ``backend`` (constructed, not yet opened)."""
@@ -57,7 +59,9 @@ class Runtime:
                         hint=f"define [backends.{backend}] or fix the reference")
                 cls = load_adapter_class(spec.type)
                 try:
-                    self._adapters[backend] = cls(backend, self._resolved(spec.options))
+                    built = cls(backend, self._typed(cls, backend, spec.options))
+                    built.run_id = self.run_id
+                    self._adapters[backend] = built
                 except ConsoleError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - an adapter's option parsing
@@ -68,14 +72,16 @@ class Runtime:
                              f"{spec.type} adapter's OPTIONS)") from exc
             return self._adapters[backend]
 
-    def _resolved(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Options naming files, resolved against the config's folder."""
-        out = dict(options)
-        for key, value in options.items():
-            if isinstance(value, str) and value and (
-                    key in ("path", "file") or key.endswith(("_file", "_path", "_dir"))):
-                out[key] = str(self.config.resolve(value))
-        return out
+    def _typed(self, cls: type[Adapter], backend: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The options validated by the adapter's ``Options`` model, files resolved against
+        the config's folder (typed fields, never guessed from a key's spelling).
+
+        Raises:
+            AdapterError: An option is invalid (the config loader reports it first, with
+                its file:line, for a config read from a file).
+        """
+        typed = cls.Options.parse(backend, options, base_dir=self.config.path.parent)
+        return {**options, **typed.to_options()}
 
     def limits(self, backend: str) -> BackendLimits:
         """The concurrency cap and rate limit of ``backend`` (created in the running loop)."""

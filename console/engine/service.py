@@ -32,6 +32,7 @@ from console.errors import (
     UndoUnsupported,
     UsageError,
 )
+from console.vocab import Outcome, Phase
 
 if TYPE_CHECKING:
     from console.audit import AuditLog
@@ -124,8 +125,12 @@ class Session:
         return plan
 
     async def _observe(self, runbook_name: str, integrations: list[Integration],
-                       selectors: list[str], *, include_unlisted: bool) -> Plan:
-        """Plan ``runbook_name`` over ``integrations`` (read-only, not recorded)."""
+                       selectors: list[str], *, include_unlisted: bool,
+                       run_id: str | None = None) -> Plan:
+        """Plan ``runbook_name`` over ``integrations`` (read-only, not recorded).
+
+        ``run_id`` names the plan (default: a new id); adapters quote it to providers.
+        """
         from console.runbook import load_runbook
 
         runbook = load_runbook(runbook_name, self.config)
@@ -142,9 +147,10 @@ class Session:
             notes = [f"scan: {p}" for p in report.problems]
         rt = Runtime(self.config)
         rt.operator, rt.runbook = self.operator, runbook.name
+        rt.run_id = run_id or new_run_id()
         try:
             plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
-                                   unlisted=unlisted)
+                                   run_id=rt.run_id, unlisted=unlisted)
         finally:
             rt.close()
         plan.notes.extend(notes)
@@ -175,7 +181,7 @@ class Session:
             if c.integration not in saved.integrations:
                 problems.append(f"{c.op_id} ({c.action} {c.target}): integration "
                                 f"{c.integration!r} is outside the plan's integrations")
-        if self.audit.events(run_id=saved.run_id, outcome="started"):
+        if self.audit.events(run_id=saved.run_id, outcome=Outcome.STARTED):
             problems.append(f"this plan was already applied as run {saved.run_id}")
         if problems:
             raise self._untrusted(problems)
@@ -185,7 +191,8 @@ class Session:
         else:
             fresh = await self._observe(
                 saved.runbook, integrations, saved.selectors,
-                include_unlisted=any(c.target.endswith("(UNLISTED)") for c in saved.changes))
+                include_unlisted=any(c.target.endswith("(UNLISTED)") for c in saved.changes),
+                run_id=saved.run_id)
         if [asdict(s) for s in fresh.steps] != [asdict(s) for s in saved.steps]:
             problems.append(f"the steps of runbook {saved.runbook!r} are not the ones the plan "
                             "was made with (the runbook or the file changed)")
@@ -229,13 +236,14 @@ class Session:
         """Write the plan to the trail: one summary event and one event per change."""
         journal = self._journal(plan.run_id, mode)
         events: list[dict[str, Any]] = [{
-            **journal.base, "phase": "plan", "action": plan.runbook, "outcome": "planned",
+            **journal.base, "phase": Phase.PLAN, "action": plan.runbook,
+            "outcome": Outcome.PLANNED,
             "detail": {"plan_hash": plan.hash, "selectors": plan.selectors,
                        "integrations": plan.integrations, "changes": len(plan.changes),
                        "notes": plan.notes}}]
         for c in plan.changes:
             events.append({**journal.base, "integration": c.integration, "step": c.step,
-                           "op_id": c.op_id, "phase": "plan", "action": c.action,
+                           "op_id": c.op_id, "phase": Phase.PLAN, "action": c.action,
                            "target": c.target, "outcome": c.status,
                            "detail": {"before": c.before, "after": c.after,
                                       "reversible": c.reversible, "note": c.note,
@@ -271,6 +279,7 @@ class Session:
             PlanStaleError: Naming every drifted target and field.
         """
         rt = Runtime(self.config)
+        rt.run_id = plan.run_id
         drifted: list[str] = []
 
         async def one(c: Change) -> None:
@@ -314,18 +323,19 @@ class Session:
         journal = self._journal(plan.run_id, self.mode)
         try:
             for lock in stale:
-                await journal.record(integration=lock.integration, phase="run", action="lock",
-                                     outcome="stale-lock-taken-over",
+                await journal.record(integration=lock.integration, phase=Phase.RUN, action="lock",
+                                     outcome=Outcome.LOCK_TAKEN_OVER,
                                      detail={"previous": lock.describe()})
             if saved:
                 try:
                     await self.check_drift(plan)
                 except PlanStaleError as exc:
-                    await journal.record(phase="run", action=plan.runbook, outcome="refused",
+                    await journal.record(phase=Phase.RUN, action=plan.runbook,
+                                         outcome=Outcome.REFUSED,
                                          detail={"message": exc.msg})
                     raise
             body = plan.body()
-            await journal.record(phase="run", action=plan.runbook, outcome="started",
+            await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.STARTED,
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
                                          "reason": reason, "restore_of": plan.restore_of})
             return await self._execute(plan, journal, None, progress, locks)
@@ -337,6 +347,7 @@ class Session:
                        previous: dict[str, OpResult] | None,
                        progress: ProgressHook | None, locks: LockTable) -> RunResult:
         rt = Runtime(self.config)
+        rt.run_id = plan.run_id
         renewer = asyncio.create_task(self._renew(locks, plan.run_id))
         self.cancel = asyncio.Event()
         proof = None
@@ -349,12 +360,13 @@ class Session:
         finally:
             renewer.cancel()
             rt.close()
-        summary = {o: result.count(o) for o in
-                   ("applied", "noop", "failed", "refused", "skipped", "unsupported")}
+        summary: dict[str, int] = {str(o): result.count(o) for o in
+                   (Outcome.APPLIED, Outcome.NOOP, Outcome.FAILED, Outcome.REFUSED,
+                    Outcome.SKIPPED, Outcome.UNSUPPORTED)}
         summary["verify_failed"] = len(result.verify_failed)
         summary["still_live"] = len(result.still_live)
-        await journal.record(phase="run", action=plan.runbook,
-                             outcome="cancelled" if result.cancelled else "finished",
+        await journal.record(phase=Phase.RUN, action=plan.runbook,
+                             outcome=Outcome.CANCELLED if result.cancelled else Outcome.FINISHED,
                              detail={"summary": summary, "exit_code": result.exit_code(),
                                      "elapsed": round(result.elapsed, 3)})
         from console.witness import checkpoint_run  # the head, witnessed outside the trail
@@ -391,8 +403,8 @@ class Session:
             UsageError: No such run, or it never started applying.
         """
         events = self.audit.events(run_id=run_id)
-        start = next((e for e in events if e.get("phase") == "run"
-                      and e.get("outcome") == "started"), None)
+        start = next((e for e in events if e.get("phase") == Phase.RUN
+                      and e.get("outcome") == Outcome.STARTED), None)
         if start is None:
             raise UsageError(f"no applied run with id {run_id}",
                              hint="list runs with `killswitch audit show`")
@@ -403,11 +415,12 @@ class Session:
         """Last recorded apply outcome of every operation in ``events``."""
         results: dict[str, OpResult] = {}
         for e in events:
-            if e.get("phase") != "apply" or not e.get("op_id"):
+            if e.get("phase") != Phase.APPLY or not e.get("op_id"):
                 continue
             d = e.get("detail") or {}
             res = results.setdefault(e["op_id"], OpResult(e["op_id"]))
-            res.outcome = "pending" if e["outcome"] in ("started", "retrying") else e["outcome"]
+            res.outcome = (Outcome.PENDING if e["outcome"] in (Outcome.STARTED, Outcome.RETRYING)
+                           else e["outcome"])
             res.message = d.get("message", res.message)
             res.undo = d.get("undo", res.undo) or {}
             res.attempts = d.get("attempts", res.attempts)
@@ -434,11 +447,11 @@ class Session:
             events = self.audit.events(run_id=run_id)
             self._refuse_finished(run_id, events)
             previous = self.op_results(events)
-            await journal.record(phase="run", action=plan.runbook, outcome="resumed",
+            await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.RESUMED,
                                  detail={"taken_over": [s.describe() for s in stale],
                                          "already_final": sum(
                                              1 for r in previous.values()
-                                             if r.outcome != "pending")})
+                                             if r.outcome != Outcome.PENDING)})
             return await self._execute(plan, journal, previous, progress, locks)
         finally:
             await journal.aclose()
@@ -446,7 +459,8 @@ class Session:
 
     @staticmethod
     def _refuse_finished(run_id: str, events: list[dict[str, Any]]) -> None:
-        if any(e.get("phase") == "run" and e.get("outcome") == "finished" for e in events):
+        if any(e.get("phase") == Phase.RUN and e.get("outcome") == Outcome.FINISHED
+               for e in events):
             raise UsageError(f"run {run_id} already finished; nothing to resume",
                              hint=f"see `killswitch report {run_id}`")
 
@@ -460,7 +474,7 @@ class Session:
         try:
             for c in plan.changes:
                 res = results.get(c.op_id)
-                if res is None or res.outcome != "applied":
+                if res is None or res.outcome != Outcome.APPLIED:
                     continue
                 try:
                     inv = rt.adapter(c.backend).inverse(c, res.undo)

@@ -14,6 +14,14 @@ Lists answer ``{data, has_more, first_id, last_id}``. Errors use Anthropic's sha
 200 for an ``active`` key value and 401 (``authentication_error``) for an inactive, archived
 or unknown one. An archived key cannot be set back (400). Admin keys accepted: the seed's
 ``<sandbox dir>/anthropic-admin.key`` and ``$KILLSWITCH_SANDBOX_ANTHROPIC_ADMIN_KEY`` when set.
+
+Conflicts: while the state's ``conflicts`` counter is above zero, each update answers 409
+``conflict_error`` (a concurrent change to the same key) and counts it down, the way the API
+answers a write that raced another one. Anthropic documents 409 ``conflict_error`` among its
+HTTP errors (https://docs.anthropic.com/en/api/errors) and anthropic-sdk-python retries 409
+(``_should_retry`` in ``_base_client.py``, 2.12.0).
+
+Every request (headers included, ``User-Agent`` too) is in ``GET /_sandbox/requests``.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ DEFAULT_PORT = 8382
 ADMIN_KEY_ENV = "KILLSWITCH_SANDBOX_ANTHROPIC_ADMIN_KEY"
 _STATUSES = ("active", "inactive", "archived")
 _KINDS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 429: "rate_limit_error", 500: "api_error",
+          404: "not_found_error", 409: "conflict_error", 429: "rate_limit_error",
+          500: "api_error",
           529: "overloaded_error"}
 
 
@@ -140,6 +149,10 @@ class AnthropicStandIn(StandIn):
             return self.error(400, f"status: must be one of {', '.join(_STATUSES)}")
         if status and key["status"] == "archived" and status != "archived":
             return self.error(400, "an archived API key cannot be reactivated")
+        if int(self.state.get("conflicts") or 0) > 0:
+            self.state["conflicts"] = int(self.state["conflicts"]) - 1
+            return self.error(409, f"API key {req.params['id']} was changed by another "
+                              "request at the same time; try again")
         if status:
             key["status"] = status
         if isinstance(body.get("name"), str) and body["name"]:

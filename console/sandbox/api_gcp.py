@@ -3,6 +3,29 @@
 One server answers both APIs (their paths do not overlap), so the sandbox backends of type
 ``gcp-secrets`` and ``gcp-keys`` can share one endpoint, ``http://127.0.0.1:8383``.
 
+**Global and regional endpoints are two servers**, as at Google: regional secrets
+(``projects/P/locations/L/secrets/S``) are served only by the regional endpoint
+``secretmanager.L.rep.googleapis.com`` (:class:`GcpRegionalStandIn`, sandbox port 8384,
+``[sandbox] ports`` key ``gcp-regional``), global ones only by ``secretmanager.googleapis.com``
+(:class:`GcpStandIn`, port 8383). Sources:
+
+* the global endpoint answers a regional name with 400 INVALID_ARGUMENT "The provided Secret
+  ID [projects/.../locations/me-central2/secrets/.../versions/latest] does not match the
+  expected format [projects/*/secrets/*/versions/*]" (googleapis/google-cloud-python#13389,
+  google-cloud-secret-manager 2.22);
+* "Regional endpoints are request endpoints that only allow requests to proceed if the
+  affected resource exists in the location specified by the endpoint"
+  (https://cloud.google.com/secret-manager/docs/locations#regional_endpoints); Google's own
+  samples build the regional client with ``api_endpoint =
+  "secretmanager.{location}.rep.googleapis.com"``
+  (https://cloud.google.com/secret-manager/docs/samples/secretmanager-get-regional-secret).
+
+The regional server answers a global name with the mirror of that error (expected format
+``projects/*/locations/*/secrets/*/...``; its exact text is [unconfirmed]). When the request's
+``Host`` is a ``secretmanager.X.rep.googleapis.com`` name, ``X`` must be the name's location
+(400 INVALID_ARGUMENT, status [unconfirmed]); loopback hosts (the sandbox) serve any
+location.
+
 Secret Manager (``google-cloud-secret-manager`` with ``transport="rest"``)::
 
     GET  /v1/projects/{p}/secrets                               list secrets
@@ -14,11 +37,11 @@ Secret Manager (``google-cloud-secret-manager`` with ``transport="rest"``)::
     GET  /v1/projects/{p}/secrets/{s}/versions/{v}:access       read the payload
     POST /v1/projects/{p}/secrets/{s}/versions/{v}:disable|:enable|:destroy  body {"etag"?}
 
-The regional form ``projects/{p}/locations/{l}/secrets/...`` is served too. Enums are sent as
-integers when the query asks for ``$alt=json;enum-encoding=int`` (as the official client
-does), as strings otherwise.
+The regional server serves the same routes under ``projects/{p}/locations/{l}/secrets/...``.
+Enums are sent as integers when the query asks for ``$alt=json;enum-encoding=int`` (as the
+official client does), as strings otherwise.
 
-IAM service-account keys (no official REST client ships; raw HTTP)::
+IAM service-account keys (no official REST client ships; raw HTTP; global server only)::
 
     GET    /v1/projects/{p}/serviceAccounts/{sa}/keys?keyTypes=USER_MANAGED
     GET    /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}
@@ -41,12 +64,17 @@ import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from console.sandbox.standin import Request, Response, StandIn
+from console.sandbox.standin import Handler, Request, Response, StandIn
 
-__all__ = ["DEFAULT_PORT", "STANDIN", "GcpStandIn", "seed", "wanted"]
+__all__ = ["DEFAULT_PORT", "REGIONAL_PORT", "STANDIN", "GcpRegionalStandIn", "GcpStandIn",
+           "extra_standins", "seed", "wanted"]
 
 DEFAULT_PORT = 8383
+REGIONAL_PORT = 8384
+"""Default port of the regional Secret Manager stand-in (``[sandbox] ports`` key
+``gcp-regional``)."""
 SECRET_TYPES = ("gcp-secrets",)
 KEY_TYPES = ("gcp-keys",)
 
@@ -58,6 +86,24 @@ _SECRET = r"(?P<secret>projects/[^/]+(?:/locations/[^/]+)?/secrets/[^/:]+)"
 _VERSION = _SECRET + r"/versions/(?P<version>[^/:]+)"
 _SA = r"projects/(?P<project>[^/]+)/serviceAccounts/(?P<sa>[^/]+)"
 _KEY = _SA + r"/keys/(?P<key>[^/:]+)"
+
+
+def is_regional(name: str) -> bool:
+    """Whether a Secret Manager name (or parent) is regional: ``projects/P/locations/L/...``."""
+    parts = name.split("/")
+    return len(parts) > 2 and parts[2] == "locations"
+
+
+def _expected_format(target: str, regional: bool) -> str:
+    """The resource-name pattern an endpoint expects for ``target``, in Google's words."""
+    parts = target.split("/")
+    keys = [k for k in parts[0::2] if k != "locations"]
+    pieces = []
+    for i, key in enumerate(keys):
+        pieces.append(key if len(parts) % 2 and i == len(keys) - 1 else f"{key}/*")
+        if key == "projects" and regional:
+            pieces.append("locations/*")
+    return "/".join(pieces)
 
 
 def _now() -> str:
@@ -102,26 +148,55 @@ class GcpStandIn(StandIn):
     """
 
     name: ClassVar[str] = "gcp"
+    REGIONAL: ClassVar[bool] = False
+    """True: the regional endpoint (regional names only); False: the global endpoint."""
 
     def setup(self) -> None:
-        """Register the Secret Manager and IAM routes."""
-        self.state.setdefault("secrets", {})
-        self.state.setdefault("service_accounts", {})
-        r = self.route
-        r("GET", r"/v1/(?P<parent>projects/[^/]+(?:/locations/[^/]+)?)/secrets", self.list_secrets)
-        r("POST", r"/v1/(?P<parent>projects/[^/]+(?:/locations/[^/]+)?)/secrets",
-          self.create_secret)
-        r("GET", f"/v1/{_SECRET}", self.get_secret)
-        r("DELETE", f"/v1/{_SECRET}", self.delete_secret)
-        r("POST", f"/v1/{_SECRET}:addVersion", self.add_version)
-        r("GET", f"/v1/{_SECRET}/versions", self.list_versions)
-        r("GET", f"/v1/{_VERSION}", self.get_version)
-        r("GET", f"/v1/{_VERSION}:access", self.access)
-        r("POST", f"/v1/{_VERSION}:(?P<verb>disable|enable|destroy)", self.set_state)
+        """Register the Secret Manager (and, on the global server, IAM) routes.
+
+        Secrets this endpoint does not serve are dropped from the state (and the seed):
+        the other server holds them.
+        """
+        for data in (self.seed, self.state):
+            secrets_ = data.setdefault("secrets", {})
+            for n in [n for n in secrets_ if is_regional(n) != self.REGIONAL]:
+                del secrets_[n]
+            data.setdefault("service_accounts", {})
+        r, sm = self.route, self._served
+        parent = r"/v1/(?P<parent>projects/[^/]+(?:/locations/[^/]+)?)/secrets"
+        r("GET", parent, sm(self.list_secrets))
+        r("POST", parent, sm(self.create_secret))
+        r("GET", f"/v1/{_SECRET}", sm(self.get_secret))
+        r("DELETE", f"/v1/{_SECRET}", sm(self.delete_secret))
+        r("POST", f"/v1/{_SECRET}:addVersion", sm(self.add_version))
+        r("GET", f"/v1/{_SECRET}/versions", sm(self.list_versions))
+        r("GET", f"/v1/{_VERSION}", sm(self.get_version))
+        r("GET", f"/v1/{_VERSION}:access", sm(self.access))
+        r("POST", f"/v1/{_VERSION}:(?P<verb>disable|enable|destroy)", sm(self.set_state))
+        if self.REGIONAL:
+            return
         r("GET", f"/v1/{_SA}/keys", self.list_keys)
         r("GET", f"/v1/{_KEY}", self.get_key)
         r("POST", f"/v1/{_KEY}:(?P<verb>disable|enable)", self.set_key)
         r("DELETE", f"/v1/{_KEY}", self.delete_key)
+
+    def _served(self, handler: Handler) -> Handler:
+        """``handler``, after refusing names this endpoint does not serve (module doc)."""
+        def checked(req: Request) -> Response:
+            target = req.path.removeprefix("/v1/").split(":", 1)[0]
+            if is_regional(target) != self.REGIONAL:
+                return self.error(400, f"The provided Secret ID [{target}] does not match the "
+                                  f"expected format [{_expected_format(target, self.REGIONAL)}]",
+                                  "INVALID_ARGUMENT")
+            host = req.headers.get("host", "").rsplit(":", 1)[0].lower()
+            location = target.split("/")[3] if self.REGIONAL else ""
+            m = re.fullmatch(r"secretmanager\.([a-z0-9-]+)\.rep\.googleapis\.com", host)
+            if self.REGIONAL and host.endswith("googleapis.com") and \
+                    (m is None or m.group(1) != location):
+                return self.error(400, f"Resource [{target}] is in location [{location}], "
+                                  f"not served by endpoint [{host}].", "INVALID_ARGUMENT")
+            return handler(req)
+        return checked
 
     def error_body(self, status: int, message: str, kind: str = "") -> Any:
         """Google's error shape; ``kind`` is the canonical status name when given."""
@@ -138,13 +213,16 @@ class GcpStandIn(StandIn):
         return found
 
     def _secret_json(self, name: str, s: dict[str, Any]) -> dict[str, Any]:
-        return {"name": name, "createTime": s["create_time"], "etag": s["etag"],
-                "replication": {"automatic": {}}}
+        out = {"name": name, "createTime": s["create_time"], "etag": s["etag"]}
+        if not self.REGIONAL:  # a regional secret has no replication policy
+            out["replication"] = {"automatic": {}}
+        return out
 
     def _version_json(self, req: Request, name: str, v: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"name": name, "createTime": v["create_time"], "etag": v["etag"],
-                               "state": _STATES[v["state"]] if self._ints(req) else v["state"],
-                               "replicationStatus": {"automatic": {}}}
+                               "state": _STATES[v["state"]] if self._ints(req) else v["state"]}
+        if not self.REGIONAL:
+            out["replicationStatus"] = {"automatic": {}}
         if v.get("destroy_time"):
             out["destroyTime"] = v["destroy_time"]
         return out
@@ -369,6 +447,13 @@ class GcpStandIn(StandIn):
         return Response(200, {})
 
 
+class GcpRegionalStandIn(GcpStandIn):
+    """The regional Secret Manager endpoint: ``projects/P/locations/L/secrets/...`` only."""
+
+    name: ClassVar[str] = "gcp-regional"
+    REGIONAL: ClassVar[bool] = True
+
+
 STANDIN = GcpStandIn
 
 
@@ -396,12 +481,14 @@ def _provider_value(config: Any, integration: str) -> str:
 
 
 def secret_name(ref: dict[str, Any], options: dict[str, Any]) -> str:
-    """The full secret name of a reference (``name`` / ``secret``: full name, or an id)."""
+    """The full secret name of a reference (``name`` / ``secret``: full name, or an id with
+    ``project`` and, for a regional secret, ``location``)."""
     sid = str(ref.get("name") or ref.get("secret") or "")
     if sid.startswith("projects/"):
         return sid
     project = str(ref.get("project") or options.get("project") or "")
-    return f"projects/{project}/secrets/{sid}"
+    location = f"/locations/{ref['location']}" if ref.get("location") else ""
+    return f"projects/{project}{location}/secrets/{sid}"
 
 
 def seed(config: Any) -> dict[str, Any]:
@@ -436,3 +523,13 @@ def seed(config: Any) -> dict[str, Any]:
 def wanted(config: Any) -> bool:
     """True when the config has a ``gcp-secrets`` or ``gcp-keys`` backend."""
     return bool(_backends(config, SECRET_TYPES + KEY_TYPES))
+
+
+def extra_standins(config: Any) -> list[tuple[type[StandIn], int]]:
+    """The regional endpoint (class, default port) when a ``gcp-secrets`` backend's
+    ``regional_endpoint`` points at this machine; it is seeded like the global one."""
+    for options in _backends(config, SECRET_TYPES).values():
+        host = urlsplit(str(options.get("regional_endpoint") or "")).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1"):
+            return [(GcpRegionalStandIn, REGIONAL_PORT)]
+    return []

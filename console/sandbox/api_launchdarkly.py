@@ -13,6 +13,22 @@ the flag's ``comments`` (environment, instruction kinds, comment), so tests and 
 check the incident id arrived. ``Authorization`` must be one of the seeded tokens, raw (a
 ``Bearer`` prefix, an ``sdk-`` or ``mob-`` key is refused with 401).
 
+Approvals and conflicts, as the ``patchFeatureFlag`` documentation states them ("Required
+approvals" / "Conflicts"):
+
+* an environment whose ``approvalSettings.required`` is true (``projects.{p}.environments``)
+  answers **405** to a direct change, unless the token is one of ``bypass_tokens`` (a role
+  allowing ``bypassRequiredApproval``);
+* a flag environment with ``pending`` scheduled changes or approval requests answers **400**
+  to a change unless the query carries ``ignoreConflicts=true``. The real API refuses only
+  changes that would make a pending one fail; the stand-in refuses every change while one is
+  pending (stricter, never looser), and with ``ignoreConflicts=true`` keeps the pending ones.
+
+Sources: LaunchDarkly's generated API clients document ``patchFeatureFlag`` (launchdarkly/
+api-client-go ``api_feature_flags.go``; api-client-python / -ruby / -php
+``docs/FeatureFlagsApi.md``), mirroring https://launchdarkly.com/docs/api/feature-flags/patch-feature-flag
+and https://launchdarkly.com/docs/api (error shape ``{code, message, id}``).
+
 Errors have LaunchDarkly's shape ``{"code": "...", "message": "...", "id": "..."}``. Fault
 injection (latency, 429 with ``Retry-After`` and ``X-Ratelimit-Reset``, 5xx, hangs) comes
 from :class:`~console.sandbox.standin.StandIn`.
@@ -60,10 +76,17 @@ class LaunchDarklyStandIn(StandIn):
     State::
 
         {"tokens": ["<access token>", ...],
-         "projects": {"ai": {"flags": {"support-bot-enabled": {
-             "version": 3,
-             "environments": {"production": {"on": true, "version": 2, "lastModified": ms}},
-             "comments": [{"environmentKey", "kinds", "comment", "at"}]}}}}}
+         "bypass_tokens": ["<token whose role may bypassRequiredApproval>", ...],
+         "projects": {"ai": {
+             "environments": {"production": {"approvalSettings": {"required": true}}},
+             "flags": {"support-bot-enabled": {
+                 "version": 3,
+                 "environments": {"production": {"on": true, "version": 2,
+                                                 "lastModified": ms,
+                                                 "pending": [{"kind": "scheduledChange",
+                                                              "_id": "...",
+                                                              "instructions": [...]}]}},
+                 "comments": [{"environmentKey", "kinds", "comment", "at"}]}}}}}
     """
 
     name: ClassVar[str] = "launchdarkly"
@@ -71,6 +94,7 @@ class LaunchDarklyStandIn(StandIn):
     def setup(self) -> None:
         """Register the flag routes."""
         self.state.setdefault("tokens", [])
+        self.state.setdefault("bypass_tokens", [])
         self.state.setdefault("projects", {})
         flag = r"/api/v2/flags/(?P<project>[^/]+)/(?P<flag>[^/]+)"
         self.route("GET", flag, self.get_flag)
@@ -94,7 +118,8 @@ class LaunchDarklyStandIn(StandIn):
     # -- helpers ------------------------------------------------------------------------
     def _auth(self, req: Request) -> Response | None:
         token = req.headers.get("authorization", "").strip()
-        if not token or token not in self.state["tokens"]:
+        if not token or token not in [*self.state["tokens"],
+                                      *self.state.get("bypass_tokens", [])]:
             why = "Invalid access token"
             if token.lower().startswith("bearer "):
                 why += " (send the token without the Bearer prefix)"
@@ -162,6 +187,9 @@ class LaunchDarklyStandIn(StandIn):
         comment = (body or {}).get("comment")
         if comment is not None and not isinstance(comment, str):
             return self.error(400, "comment must be a string")
+        refused = self._approvals(req, env) or self._conflicts(req, flag, env)
+        if refused:
+            return refused
         target = flag["environments"][env]
         want = target["on"]
         for kind in kinds:
@@ -172,6 +200,29 @@ class LaunchDarklyStandIn(StandIn):
         flag["comments"].append({"environmentKey": env, "kinds": kinds,
                                  "comment": comment or "", "at": _now_ms()})
         return Response(200, self._render(req, flag, None))
+
+
+    def _approvals(self, req: Request, env: str) -> Response | None:
+        """405 when ``env`` requires approvals and the token may not bypass them."""
+        project = self.state["projects"].get(req.params["project"]) or {}
+        settings = ((project.get("environments") or {}).get(env) or {}).get(
+            "approvalSettings") or {}
+        token = req.headers.get("authorization", "").strip()
+        if settings.get("required") and token not in self.state.get("bypass_tokens", []):
+            return self.error(405, f"Approval is required to make changes to this flag in "
+                              f"environment {env}: create an approval request",
+                              "method_not_allowed")
+        return None
+
+    def _conflicts(self, req: Request, flag: dict[str, Any], env: str) -> Response | None:
+        """400 while ``env`` has pending changes, unless ``ignoreConflicts=true``."""
+        pending = flag["environments"][env].get("pending") or []
+        if not pending or (req.arg("ignoreConflicts") or "").lower() == "true":
+            return None
+        kinds = sorted({str(p.get("kind") or "scheduledChange") for p in pending})
+        return self.error(400, f"This change would cause {len(pending)} pending change(s) "
+                          f"({', '.join(kinds)}) in environment {env} to fail; set "
+                          "ignoreConflicts=true to make it anyway", "invalid_request")
 
 
 STANDIN = LaunchDarklyStandIn

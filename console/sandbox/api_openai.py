@@ -17,6 +17,13 @@ param, code}}`` and every answer carries ``x-request-id``. ``/v1/models`` answer
 live key value and 401 (``invalid_api_key``) for a deleted or unknown one; the key is never
 echoed. Admin keys accepted: the seed's ``<sandbox dir>/openai-admin.key`` and the value of
 ``$KILLSWITCH_SANDBOX_OPENAI_ADMIN_KEY`` when set.
+
+Conflicts: while the state's ``conflicts`` counter is above zero, each DELETE answers 409
+(a concurrent change to the same project) and counts it down. openai-python retries 409
+(``_should_retry`` in ``_base_client.py``, 3.54.0: "Retry on lock timeouts") and maps it to
+``ConflictError``; the stand-in lets tests prove a client does the same.
+
+Every request (headers included, ``User-Agent`` too) is in ``GET /_sandbox/requests``.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ __all__ = ["ADMIN_KEY_ENV", "DEFAULT_PORT", "STANDIN", "OpenAIStandIn", "seed", 
 DEFAULT_PORT = 8381
 ADMIN_KEY_ENV = "KILLSWITCH_SANDBOX_OPENAI_ADMIN_KEY"
 _P = r"/v1/organization/projects/(?P<project>[^/]+)"
-_STATUS_CODES = {401: "invalid_api_key", 404: "not_found", 429: "rate_limit_exceeded"}
+_STATUS_CODES = {401: "invalid_api_key", 404: "not_found", 409: "conflict",
+                 429: "rate_limit_exceeded"}
 
 
 def redact(value: str) -> str:
@@ -121,10 +129,20 @@ class OpenAIStandIn(StandIn):
         return out
 
     def _project(self, req: Request) -> dict[str, Any] | None:
-        return self.state.get("projects", {}).get(req.params["project"])
+        project: dict[str, Any] | None = self.state.get("projects", {}).get(
+            req.params["project"])
+        return project
 
     def _missing(self, what: str, ident: str) -> Response:
         return self.error(404, f"No such {what}: {ident}", "invalid_request_error")
+
+    def _conflict(self, what: str, ident: str) -> Response | None:
+        """409 while the ``conflicts`` counter is above zero (counted down)."""
+        if int(self.state.get("conflicts") or 0) <= 0:
+            return None
+        self.state["conflicts"] = int(self.state["conflicts"]) - 1
+        return self.error(409, f"The {what} {ident} is being modified by another request; "
+                          "try again", "invalid_request_error")
 
     # -- routes ---------------------------------------------------------------------------
     def models(self, req: Request) -> Response:
@@ -163,6 +181,9 @@ class OpenAIStandIn(StandIn):
         proj = self._project(req)
         if proj is None or req.params["id"] not in proj["api_keys"]:
             return self._missing("API key", req.params["id"])
+        busy = self._conflict("API key", req.params["id"])
+        if busy:
+            return busy
         del proj["api_keys"][req.params["id"]]
         return Response(200, {"object": "organization.project.api_key.deleted",
                               "id": req.params["id"], "deleted": True})
@@ -187,6 +208,9 @@ class OpenAIStandIn(StandIn):
         proj = self._project(req)
         if proj is None or req.params["id"] not in proj["service_accounts"]:
             return self._missing("service account", req.params["id"])
+        busy = self._conflict("service account", req.params["id"])
+        if busy:
+            return busy
         del proj["service_accounts"][req.params["id"]]
         return Response(200, {"object": "organization.project.service_account.deleted",
                               "id": req.params["id"], "deleted": True})

@@ -1,11 +1,32 @@
 """Google Vertex AI batch prediction stand-in (REST v1).
 
+Written from Google's documentation and SDK, not from our adapter:
+
+* paths: the ``JobService`` HTTP rules of ``google.cloud.aiplatform.v1``
+  (``/v1/{parent=projects/*/locations/*}/batchPredictionJobs``,
+  ``/v1/{name=projects/*/locations/*/batchPredictionJobs/*}:cancel``; googleapis/python-aiplatform
+  ``aiplatform_v1/services/job_service/transports/rest_base.py``);
+* **project numbers**: a request may name the project by ID or by number, and every answer
+  names it by NUMBER: Google's REST sample for batch predictions sends PROJECT_ID and shows
+  ``projects/PROJECT_NUMBER/locations/...`` names in the response (provider-apis.md 5.2;
+  the sample: https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/
+  batch-prediction-from-cloud-storage). Here an ID's number is derived from it (12 digits);
+* **hosts by location**: ``{L}-aiplatform.googleapis.com`` serves region ``L``,
+  ``aiplatform.googleapis.com`` serves ``global``, ``aiplatform.{us|eu}.rep.googleapis.com``
+  the multi-regions (https://cloud.google.com/vertex-ai/docs/general/locations;
+  https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations). A request whose
+  ``Host`` is a ``googleapis.com`` name other than the one serving the path's location is
+  refused with 400 INVALID_ARGUMENT (the status is [unconfirmed]; that the wrong host does
+  not serve the location is documented). Loopback hosts (the sandbox) are not checked.
+
 Routes (no authentication is checked; the sandbox backend sets ``anonymous = true``)::
 
     GET  /v1/projects/{p}/locations/{l}/batchPredictionJobs?filter=&pageSize=&pageToken=
          -> {"batchPredictionJobs": [...], "nextPageToken"?}
     GET  /v1/projects/{p}/locations/{l}/batchPredictionJobs/{id}
     POST /v1/projects/{p}/locations/{l}/batchPredictionJobs/{id}:cancel   body {} -> {}
+
+``{p}`` is the project ID or its number; answers always carry the number.
 
 ``filter`` understands terms joined by ``AND``: ``labels.KEY=VALUE`` / ``labels.KEY="VALUE"``
 and ``state=JOB_STATE_X``; anything else answers 400 INVALID_ARGUMENT. Errors have Google's
@@ -22,19 +43,21 @@ job carrying the ref's labels, and a running job of another integration.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from console.sandbox.batchjobs import JobsStandIn, batch_refs, loopback_backends, stable_id
-from console.sandbox.standin import Request, Response
+from console.sandbox.standin import Handler, Request, Response
 
-__all__ = ["DEFAULT_PORT", "STANDIN", "VertexStandIn", "seed", "wanted"]
+__all__ = ["DEFAULT_PORT", "STANDIN", "VertexStandIn", "host_of", "project_number", "seed",
+           "wanted"]
 
 DEFAULT_PORT = 8388
 TYPES = ("vertex-batch",)
-_PARENT = r"/v1/(?P<parent>projects/[^/]+/locations/[^/]+)/batchPredictionJobs"
+_PARENT = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs"
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
            503: "UNAVAILABLE"}
@@ -45,6 +68,22 @@ _TERM = re.compile(r'^\s*(labels\.(?P<label>[a-z0-9_-]+)|state)\s*=\s*"?(?P<valu
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def project_number(project: str) -> str:
+    """The project number of a project ID (a number stays itself): 12 stable digits."""
+    if project.isdigit():
+        return project
+    return str(10**11 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % (9 * 10**11))
+
+
+def host_of(location: str) -> str:
+    """The googleapis.com host that serves ``location`` (see the module doc)."""
+    if location == "global":
+        return "aiplatform.googleapis.com"
+    if location in ("us", "eu"):
+        return f"aiplatform.{location}.rep.googleapis.com"
+    return f"{location}-aiplatform.googleapis.com"
 
 
 class VertexStandIn(JobsStandIn):
@@ -59,10 +98,27 @@ class VertexStandIn(JobsStandIn):
     }
 
     def setup(self) -> None:
-        """Register the routes."""
-        self.route("GET", _PARENT, self.list_jobs)
-        self.route("GET", _PARENT + r"/(?P<id>[^/:]+)", self.get_job)
-        self.route("POST", _PARENT + r"/(?P<id>[^/:]+):cancel", self.cancel)
+        """Register the routes (each checks the host first)."""
+        self.route("GET", _PARENT, self._on_host(self.list_jobs))
+        self.route("GET", _PARENT + r"/(?P<id>[^/:]+)", self._on_host(self.get_job))
+        self.route("POST", _PARENT + r"/(?P<id>[^/:]+):cancel", self._on_host(self.cancel))
+
+    def _on_host(self, handler: Handler) -> Handler:
+        """``handler``, after refusing a googleapis.com host that does not serve the location."""
+        def checked(req: Request) -> Response:
+            host = req.headers.get("host", "").rsplit(":", 1)[0].lower()
+            want = host_of(req.params["location"])
+            if host.endswith("googleapis.com") and host != want:
+                return self.error(400, f"Location {req.params['location']} is not served by "
+                                  f"{host}; use {want}.", "INVALID_ARGUMENT")
+            return handler(req)
+        return checked
+
+    @staticmethod
+    def _parent(req: Request) -> str:
+        """The request's parent, with the project by NUMBER (as Google answers)."""
+        return (f"projects/{project_number(req.params['project'])}/locations/"
+                f"{req.params['location']}")
 
     def error_body(self, status: int, message: str, kind: str = "") -> Any:
         """Google's error shape."""
@@ -97,7 +153,7 @@ class VertexStandIn(JobsStandIn):
 
     def list_jobs(self, req: Request) -> Response:
         """Jobs of the parent, filtered, paged with ``pageSize`` / ``pageToken``."""
-        parent = req.params["parent"] + "/"
+        parent = self._parent(req) + "/"
         flt = req.arg("filter") or ""
         items = sorted((j for n, j in self.jobs().items() if n.startswith(parent)),
                        key=lambda j: j["createTime"], reverse=True)
@@ -120,7 +176,7 @@ class VertexStandIn(JobsStandIn):
         return Response(200, body)
 
     def _find(self, req: Request) -> dict[str, Any] | None:
-        return self.jobs().get(f"{req.params['parent']}/batchPredictionJobs/{req.params['id']}")
+        return self.jobs().get(f"{self._parent(req)}/batchPredictionJobs/{req.params['id']}")
 
     def get_job(self, req: Request) -> Response:
         """One job."""
@@ -148,7 +204,10 @@ STANDIN = VertexStandIn
 
 def job_object(parent: str, job_id: str, display: str, state: str, labels: dict[str, str],
                ok: int, failed: int, left: int, created: float) -> dict[str, Any]:
-    """A BatchPredictionJob as the stand-in stores it."""
+    """A BatchPredictionJob as the stand-in stores it (``parent`` by project ID or number;
+    the name carries the number)."""
+    _, project, _, location = parent.split("/")
+    parent = f"projects/{project_number(project)}/locations/{location}"
     name = f"{parent}/batchPredictionJobs/{job_id}"
     job: dict[str, Any] = {
         "name": name, "displayName": display,

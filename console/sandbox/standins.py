@@ -5,7 +5,12 @@ Stand-ins are discovered, not listed: every module ``console/sandbox/api_*.py`` 
 * ``STANDIN``: a :class:`~console.sandbox.standin.StandIn` subclass,
 * ``DEFAULT_PORT``: its port unless ``[sandbox] ports`` names another,
 * ``seed(config) -> dict``: its initial state from the inventory (fake values only),
-* ``wanted(config) -> bool``: whether the config has a backend it serves.
+* ``wanted(config) -> bool``: whether the config has a backend it serves,
+
+and may define ``extra_standins(config) -> [(StandIn subclass, default port), ...]``: more
+servers the config needs, seeded with the same ``seed(config)`` (the regional Secret Manager
+endpoint of ``api_gcp``: a second host at Google, so a second port here). Each is named by
+its class's ``name``, which is also its key in ``[sandbox] ports``.
 
 ``killswitch sandbox start`` runs ``python -m console.sandbox.standins --config FILE`` in the
 background; it serves until terminated.
@@ -43,9 +48,22 @@ def modules() -> list[ModuleType]:
 
 def port_of(config: Any, module: ModuleType) -> int:
     """The port of a stand-in: ``[sandbox] ports`` or its default."""
-    name = module.STANDIN.name
+    return _port(config, module.STANDIN.name, module.DEFAULT_PORT)
+
+
+def _port(config: Any, name: str, default: int) -> int:
     ports = getattr(getattr(config, "sandbox", None), "ports", None) or {}
-    return int(ports.get(name, module.DEFAULT_PORT))
+    return int(ports.get(name, default))
+
+
+def _servers(config: Any) -> list[tuple[ModuleType, type[Any], int]]:
+    """(module, stand-in class, port) of every server the config needs."""
+    out: list[tuple[ModuleType, type[Any], int]] = []
+    for m in _wanted(config):
+        out.append((m, m.STANDIN, port_of(config, m)))
+        for cls, default in getattr(m, "extra_standins", lambda _c: [])(config):
+            out.append((m, cls, _port(config, cls.name, default)))
+    return out
 
 
 def wanted(config: Any) -> bool:
@@ -67,20 +85,19 @@ def serve_all(config: Any) -> list[tuple[str, int]]:
     from console.sandbox.standin import serve
 
     out = []
-    for module in _wanted(config):
-        port = port_of(config, module)
-        serve(module.STANDIN(module.seed(config)), "127.0.0.1", port)
-        out.append((module.STANDIN.name, port))
+    for module, cls, port in _servers(config):
+        serve(cls(module.seed(config)), "127.0.0.1", port)
+        out.append((cls.name, port))
     return out
 
 
 def _urls(config: Any) -> list[str]:
-    return [f"{m.STANDIN.name}=http://127.0.0.1:{port_of(config, m)}" for m in _wanted(config)]
+    return [f"{cls.name}=http://127.0.0.1:{port}" for _, cls, port in _servers(config)]
 
 
 def _healthy(config: Any) -> bool:
-    return all(http_ok(f"http://127.0.0.1:{port_of(config, m)}/_sandbox/health")
-               for m in _wanted(config))
+    return all(http_ok(f"http://127.0.0.1:{port}/_sandbox/health")
+               for _, _, port in _servers(config))
 
 
 def status(config: Any) -> ServiceStatus:
@@ -105,7 +122,7 @@ def start(config: Any) -> ServiceStatus:
         return ServiceStatus(NAME, ", ".join(_urls(config)), pid, True, "already running")
     if pid is not None:
         stop_process(state_dir, NAME)
-    taken = ports_taken(*(port_of(config, m) for m in wanted))
+    taken = ports_taken(*(port for _, _, port in _servers(config)))
     if taken:
         raise ConfigError(
             f"cannot start the stand-ins: port(s) {', '.join(map(str, taken))} on 127.0.0.1 "

@@ -132,3 +132,27 @@ def test_secret_value_never_leaks(adapter: SsmParameterAdapter,
     except AdapterError as exc:
         seen.append(str(exc))
     assert not [s for s in seen if CANARY in s or "sk-older" in s]
+
+
+def test_tombstone_and_undo_carry_the_current_tier(adapter: SsmParameterAdapter,
+                                                   ssm: Any) -> None:
+    """Fails without ``Tier``: moto keeps the tier, real SSM would use the default tier and
+    refuse to write an Advanced parameter back as Standard, so the request is checked."""
+    ssm.put_parameter(Name=NAME, Value="sk-big-" + "x" * 5000, Type="SecureString",
+                      Tier="Advanced")
+    sent: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(json.loads(params["body"]))
+
+    adapter.ssm.meta.events.register("before-call.ssm.PutParameter", record)
+    ref = {"backend": "aws-ssm", "name": NAME}
+    [change] = adapter.plan("credential.disable", ref, CTX)
+    applied = adapter.apply(change)
+    undo = adapter.inverse(change, applied)
+    adapter.apply(undo)
+    assert adapter.verify(undo).ok
+    assert [(p["Name"], p.get("Tier")) for p in sent] == [(NAME, "Advanced")] * 2, sent
+    assert ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": [NAME]}])["Parameters"][0]["Tier"] == \
+        "Advanced"

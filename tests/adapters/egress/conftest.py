@@ -3,7 +3,8 @@
 * moto (``ThreadedMotoServer`` on 127.0.0.1, free port) for security groups, plus a small
   HTTP proxy in front of it that answers injected throttling errors on demand;
 * two network namespaces joined by a veth pair (test-backends.md section 5) with a Python
-  ``http.server`` in the server namespace, for nftables;
+  ``http.server`` in the server namespace, for nftables; and three (client, router with
+  forwarding on, server) for traffic the host routes rather than sends;
 * a private Squid on a free loopback port with its config and denylist in a tmp folder.
 
 Missing system components fail under ``CI=true`` and skip elsewhere (never silently in CI).
@@ -231,6 +232,92 @@ def netns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Netns]:
     host_after = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True,
                                 check=True).stdout
     assert host_after == host_before, "the host ruleset must stay untouched"
+
+
+@dataclass
+class Routed:
+    """Three namespaces: ``cli`` (10.201.0.2) routed through ``rtr`` (10.201.0.1 /
+    10.202.0.1, forwarding on) to ``srv`` (10.202.0.2, http.server on ``port``)."""
+
+    cli: str
+    rtr: str
+    srv: str
+    port: int
+    server_ip: str = "10.202.0.2"
+
+    def connects(self, ns: str, timeout: float = 1.0) -> bool:
+        """Whether a TCP connection from namespace ``ns`` to the server succeeds."""
+        code = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], "
+                "int(sys.argv[2])), timeout=float(sys.argv[3])).close()\nexcept OSError:\n"
+                " sys.exit(1)\n")
+        rc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code,
+                             self.server_ip, str(self.port), str(timeout)],
+                            capture_output=True, check=False)
+        return rc.returncode == 0
+
+    def nft(self, *args: str) -> str:
+        """``nft`` output inside the router namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.rtr, "nft", *args],
+                              capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="session")
+def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
+    """A client namespace whose traffic a router namespace forwards (test-backends.md,
+    "nftables and forwarded traffic"); created once per session and always removed."""
+    if os.geteuid() != 0:
+        msg = "nftables tests need root (network namespaces)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    need("nft", "nftables")
+    need("ip", "iproute2")
+    tag = uuid.uuid4().hex[:6]
+    cli, rtr, srv = f"ks-rcli-{tag}", f"ks-rtr-{tag}", f"ks-rsrv-{tag}"
+    c0, c1, s0, s1 = f"ks{tag}c", f"ks{tag}d", f"ks{tag}s", f"ks{tag}t"
+    www = tmp_path_factory.mktemp("www-routed")
+    (www / "index.html").write_text("hello-through-router\n")
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        for ns in (cli, rtr, srv):
+            _sh("ip", "netns", "add", ns)
+        _sh("ip", "link", "add", c0, "type", "veth", "peer", "name", c1)
+        _sh("ip", "link", "add", s0, "type", "veth", "peer", "name", s1)
+        _sh("ip", "link", "set", c0, "netns", cli)
+        _sh("ip", "link", "set", c1, "netns", rtr)
+        _sh("ip", "link", "set", s0, "netns", rtr)
+        _sh("ip", "link", "set", s1, "netns", srv)
+        for ns, dev, addr in ((cli, c0, "10.201.0.2/24"), (rtr, c1, "10.201.0.1/24"),
+                              (rtr, s0, "10.202.0.1/24"), (srv, s1, "10.202.0.2/24")):
+            _sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+            _sh("ip", "-n", ns, "link", "set", dev, "up")
+        for ns in (cli, rtr, srv):
+            _sh("ip", "-n", ns, "link", "set", "lo", "up")
+        _sh("ip", "-n", cli, "route", "add", "default", "via", "10.201.0.1")
+        _sh("ip", "-n", srv, "route", "add", "default", "via", "10.202.0.1")
+        _sh("ip", "netns", "exec", rtr, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        port = 8080
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", srv, sys.executable, "-m", "http.server", str(port),
+             "--bind", "10.202.0.2", "--directory", str(www)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = Routed(cli, rtr, srv, port)
+        deadline = time.monotonic() + 10
+        while not (r.connects(cli, 0.5) and r.connects(rtr, 0.5)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server namespace did not answer through the router")
+            time.sleep(0.05)
+        yield r
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(5)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        for name in (cli, rtr, srv):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
 # -- squid ---------------------------------------------------------------------------------

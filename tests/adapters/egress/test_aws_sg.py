@@ -179,3 +179,12 @@ async def test_throttling_converges_through_the_engine(moto_server: Moto, aws_en
     assert outside(moto_server, gid) == original
     trail = json.dumps(s.audit.events(run_id=plan.run_id), default=str)
     assert SECRET not in trail and "testing-secret" not in trail
+
+
+def test_missing_security_group_is_not_found(moto_server: Moto, adapter) -> None:
+    """Fails while EC2's ``InvalidGroup.NotFound`` maps to a plain AdapterError."""
+    from console.errors import NotFound
+
+    ref = {"backend": "ec2", "group_id": "sg-0123456789abcdef0", "destinations": ["10.0.0.1"]}
+    with pytest.raises(NotFound, match="InvalidGroup.NotFound"):
+        adapter.plan("egress.block", ref, PlanContext("app", "block-egress", run_id="r-nf"))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from adapters.base import PlanContext
 from adapters.nftables import NftablesAdapter
 from console.errors import AdapterError
-from tests.adapters.egress.conftest import Netns
+from tests.adapters.egress.conftest import Netns, Routed
 
 
 def test_connection_works_before_fails_during_works_after(netns: Netns) -> None:
@@ -79,3 +80,51 @@ def test_errors_are_adapter_errors(netns: Netns) -> None:
             PlanContext("a", "s"))
     with pytest.raises(AdapterError):
         NftablesAdapter("fw", {"table": "bad name;"})
+
+
+def test_traffic_routed_through_the_host_is_blocked_too(routed: Routed) -> None:
+    """Fails with an output-only chain: a client routed through the host still connects."""
+    a = NftablesAdapter("fw", {"netns": routed.rtr, "probe_port": routed.port,
+                               "probe_timeout": 0.5})
+    ref = {"backend": "fw", "destinations": [routed.server_ip]}
+    assert routed.connects(routed.cli) and routed.connects(routed.rtr)
+    [c] = a.plan("egress.block", ref, PlanContext("bot", "block-egress", run_id="r-fwd"))
+    assert "forward hook" in c.note and "output hook" in c.note
+    applied = a.apply(c)
+    assert not routed.connects(routed.cli), "forwarded traffic (containers, VMs) must drop"
+    assert not routed.connects(routed.rtr), "the host's own traffic must drop too"
+    assert a.verify(c).ok
+    table = json.loads(routed.nft("-j", "list", "table", "inet", "killswitch"))["nftables"]
+    hooks = {i["chain"]["name"]: i["chain"]["hook"] for i in table if "chain" in i}
+    assert hooks == {"egress": "output", "forward": "forward"}, "one table, both hooks"
+    rules = [(i["rule"]["chain"], i["rule"]["comment"]) for i in table if "rule" in i]
+    assert sorted(rules) == [("egress", "ks:r-fwd:bot"), ("forward", "ks:r-fwd:bot")]
+    assert set(applied["handles"]) == set(applied["forward_handles"]) == {routed.server_ip}
+
+    a.apply(a.inverse(c, applied))
+    assert routed.connects(routed.cli) and routed.connects(routed.rtr)
+    assert "drop" not in routed.nft("list", "ruleset")
+
+
+def test_a_destination_dropped_on_one_hook_only_is_completed_and_undone_exactly(
+        netns: Netns) -> None:
+    """A table from the output-only adapter: the block adds the forward rule, undo only it."""
+    script = ("add table inet killswitch\n"
+              "add chain inet killswitch egress { type filter hook output priority 0; "
+              "policy accept; }\n"
+              'add rule inet killswitch egress ip daddr 10.200.0.7 counter drop comment '
+              '"ks:r-old:bot"\n')
+    subprocess.run(["ip", "netns", "exec", netns.cli, "nft", "-f", "-"], input=script,
+                   text=True, check=True, capture_output=True)
+    a = NftablesAdapter("fw", {"netns": netns.cli})
+    ref = {"backend": "fw", "destinations": ["10.200.0.7"]}
+    [c] = a.plan("egress.block", ref, PlanContext("bot", "s", run_id="r-new"))
+    assert c.status == "observed" and c.before["blocked"] == []
+    applied = a.apply(c)
+    assert applied["handles"] == {} and set(applied["forward_handles"]) == {"10.200.0.7"}
+    assert a.read(c) == c.after
+    a.apply(a.inverse(c, applied))
+    assert a.read(c) == c.before
+    assert "r-old" in netns.nft("list", "chain", "inet", "killswitch", "egress")
+    assert "r-new" not in netns.nft("list", "table", "inet", "killswitch")
+    netns.nft("delete", "table", "inet", "killswitch")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from adapters.base import PlanContext
 from adapters.launchdarkly import SEMANTIC_PATCH, LaunchDarklyAdapter
 from console.config import load_config
 from console.engine.service import Session
-from console.errors import AuthError, NotFound, RateLimited
+from console.errors import AuthError, NotFound, PermissionDenied, RateLimited
 from console.sandbox.api_launchdarkly import LaunchDarklyStandIn
 from tests.adapters.flags.conftest import LD_TOKEN
 
@@ -172,3 +173,79 @@ async def test_faults_at_30_percent_converge_through_the_engine(ld: LD, tmp_path
         assert set(flag_state(app, f"flag-{i}").values()) == {True}
     trail = json.dumps(s.audit.events(run_id=result.run_id))
     assert LD_TOKEN not in trail
+
+
+# -- issue 9: conflicts, approvals, User-Agent -------------------------------------------------
+
+
+def test_standin_refuses_changes_that_conflict_with_pending_ones(ld: LD) -> None:
+    app, url = ld
+    envs = app.state["projects"]["ai"]["flags"]["support-bot-enabled"]["environments"]
+    envs["production"]["pending"] = [{"kind": "scheduledChange", "_id": "sc-1",
+                                      "instructions": [{"kind": "turnFlagOn"}]}]
+    path = f"{url}/api/v2/flags/ai/support-bot-enabled"
+    body = {"environmentKey": "production", "instructions": [{"kind": "turnFlagOff"}]}
+    headers = {"Authorization": LD_TOKEN, "Content-Type": SEMANTIC_PATCH}
+    refused = httpx.patch(path, content=json.dumps(body), headers=headers)
+    assert refused.status_code == 400 and "pending" in refused.json()["message"]
+    assert envs["production"]["on"] is True, "all or nothing"
+    forced = httpx.patch(path, content=json.dumps(body), headers=headers,
+                         params={"ignoreConflicts": "true"})
+    assert forced.status_code == 200 and envs["production"]["on"] is False
+    assert envs["production"]["pending"], "the pending change stays (it may fail later)"
+
+
+def test_kill_is_not_blocked_by_a_pending_scheduled_change(ld: LD) -> None:
+    """Fails without ignoreConflicts=true: the stand-in answers 400 like LaunchDarkly."""
+    app, url = ld
+    envs = app.state["projects"]["ai"]["flags"]["support-bot-enabled"]["environments"]
+    envs["production"]["pending"] = [{"kind": "approvalRequest", "_id": "ar-1",
+                                      "instructions": [{"kind": "turnFlagOn"}]}]
+    a = adapter(url)
+    [change] = a.plan("flag.disable", {**REF, "environments": ["production"]}, CTX)
+    a.apply(change)
+    assert a.verify(change).ok and flag_state(app)["production"] is False
+    [patch] = patches(url)
+    assert patch["query"] == {"ignoreConflicts": ["true"]}
+    a.close()
+
+
+def test_environment_requiring_approvals_says_so_and_how_to_proceed(
+        ld: LD, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails on a bare 405: the error must name approvals and the two ways forward."""
+    app, url = ld
+    app.state["projects"]["ai"]["environments"] = {
+        "production": {"approvalSettings": {"required": True}}}
+    a = adapter(url)
+    [change] = a.plan("flag.disable", {**REF, "environments": ["production"]}, CTX)
+    with pytest.raises(PermissionDenied, match="requires approvals") as err:
+        a.apply(change)
+    assert err.value.status == 405 and not err.value.retryable
+    hint = err.value.hint
+    assert "/api/v2/projects/ai/flags/support-bot-enabled/environments/production/" \
+           "approval-requests" in hint and "bypassRequiredApproval" in hint
+    assert flag_state(app)["production"] is True
+    a.close()
+    # a token whose role may bypass required approvals goes through
+    app.state["bypass_tokens"] = ["api-bypass-" + LD_TOKEN[-8:]]
+    monkeypatch.setenv("KS_TEST_LD_TOKEN", app.state["bypass_tokens"][0])
+    b = adapter(url)
+    b.apply(change)
+    assert b.verify(change).ok
+    b.close()
+
+
+async def test_requests_carry_the_user_agent_with_the_run_id(ld: LD, tmp_path: Path) -> None:
+    """Fails on httpx's default User-Agent: LaunchDarkly's audit log must show the run."""
+    from console.sandbox.api_launchdarkly import new_flag
+
+    app, url = ld
+    app.state["projects"]["ai"]["flags"]["flag-0"] = new_flag(["production", "test"])
+    s = Session(load_config(write_config(tmp_path, url, n=1)), operator="t", incident="IR-1")
+    plan = await s.plan("ld-off", ["app-0"])
+    result = await s.apply(plan, reason="drill")
+    assert result.exit_code() == 0, result.failed
+    seen = httpx.get(f"{url}/_sandbox/requests").json()
+    assert {r["method"] for r in seen} == {"GET", "PATCH"}
+    want = f"killswitch/{version('killswitch')} run/{plan.run_id}"
+    assert {r["headers"].get("user-agent") for r in seen} == {want}

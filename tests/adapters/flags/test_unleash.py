@@ -136,3 +136,60 @@ def test_server_down_is_unavailable_naming_the_url(monkeypatch: pytest.MonkeyPat
     a.close()
     assert url in str(err.value) and err.value.retryable
     assert sb.ADMIN_TOKEN not in str(err.value)
+
+
+def test_requests_name_the_run_in_the_user_agent(unleash: UnleashServer,
+                                                 unleash_env: None) -> None:
+    """Fails on httpx's default User-Agent. Unleash is real here, so a recording proxy in
+    front of it shows what arrived (admin API and the client-API check of verify alike)."""
+    import threading
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from importlib.metadata import version
+
+    seen: list[tuple[str, str, str]] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+            seen.append((self.command, self.path, self.headers.get("User-Agent", "")))
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in ("host", "accept-encoding", "connection")}
+            req = urllib.request.Request(unleash.url + self.path, data=body,
+                                         method=self.command, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    out, status = resp.read(), resp.status
+            except urllib.error.HTTPError as exc:
+                out, status = exc.read(), exc.code
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = _forward  # noqa: N815 - http.server API
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        flag = unleash.new_flag()
+        a = UnleashAdapter("unleash-test", {
+            "url": f"http://127.0.0.1:{proxy.server_address[1]}",
+            "token_env": "KS_TEST_UNLEASH_TOKEN", "client_token_env": "KS_TEST_UNLEASH_CLIENT"})
+        a.run_id = "r-unleash-ua"
+        [change] = a.plan("flag.disable", {"backend": "unleash-test", "flag": flag,
+                                           "environments": ["production"]}, CTX)
+        a.apply(change)
+        assert a.verify(change).ok
+        a.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert {m for m, _, _ in seen} == {"GET", "POST"}
+    assert any(p.startswith("/api/client/") for _, p, _ in seen), "verify's SDK view too"
+    assert {ua for _, _, ua in seen} == {f"killswitch/{version('killswitch')} run/r-unleash-ua"}

@@ -1,4 +1,9 @@
-"""Fixtures for the Google Cloud adapters: the GCP stand-in served in-process per test."""
+"""Fixtures for the Google Cloud adapters: the GCP stand-ins served in-process per test.
+
+``gcp`` is the global endpoint (Secret Manager global secrets + IAM keys); ``regional`` is the
+regional Secret Manager endpoint, seeded from the same planted state (each keeps only the
+secrets it serves).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,15 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager_v1 as sm
 
-from console.sandbox.api_gcp import GcpStandIn, new_key, new_secret
+from console.sandbox.api_gcp import GcpRegionalStandIn, GcpStandIn, new_key, new_secret
 from console.sandbox.standin import serve
 
 PROJECT = "ks-test"
 SA = f"search-embeddings@{PROJECT}.iam.gserviceaccount.com"
 SECRET = f"projects/{PROJECT}/secrets/support-bot-openai"
 OTHER = f"projects/{PROJECT}/secrets/unlisted-copy"
+LOCATION = "europe-west4"
+REGIONAL = f"projects/{PROJECT}/locations/{LOCATION}/secrets/support-bot-openai"
 CANARY = "sk-canary-" + "c0ffee" * 6
 OLD = "sk-sandbox-old-rotated-value"
 
@@ -45,8 +52,9 @@ def planted_state() -> dict[str, Any]:
     secret = new_secret([("DISABLED", OLD), ("ENABLED", CANARY),
                          ("ENABLED", '{"api_key": "' + CANARY + '"}')])
     other = new_secret([("ENABLED", "sk-sandbox-unlisted")])
+    regional = new_secret([("DISABLED", OLD), ("ENABLED", CANARY)])
     return {
-        "secrets": {SECRET: secret, OTHER: other},
+        "secrets": {SECRET: secret, OTHER: other, REGIONAL: regional},
         "service_accounts": {SA: {"project": PROJECT, "keys": {
             "k1aaaa": new_key(PROJECT), "k2bbbb": new_key(PROJECT, disabled=True),
             "k3cccc": new_key(PROJECT),
@@ -58,6 +66,18 @@ def planted_state() -> dict[str, Any]:
 def gcp() -> Iterator[Gcp]:
     """A fresh GCP stand-in on a free loopback port."""
     app = GcpStandIn(planted_state())
+    server = serve(app, port=0)
+    try:
+        yield Gcp(app, f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def regional() -> Iterator[Gcp]:
+    """A fresh regional Secret Manager stand-in on a free loopback port."""
+    app = GcpRegionalStandIn(planted_state())
     server = serve(app, port=0)
     try:
         yield Gcp(app, f"http://127.0.0.1:{server.server_address[1]}")

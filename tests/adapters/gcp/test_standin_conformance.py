@@ -1,9 +1,9 @@
-"""The GCP stand-in speaks the documented protocols.
+"""The GCP stand-ins speak the documented protocols.
 
 Secret Manager: driven with the official ``google-cloud-secret-manager`` client (REST transport,
-AnonymousCredentials, SDK retries off). IAM keys: no official REST client ships, so raw httpx
-calls with the documented request/response shapes (test-backends.md section 3,
-provider-apis.md 5.1 / 5.3).
+AnonymousCredentials, SDK retries off), on the global endpoint and on the regional one. IAM
+keys: no official REST client ships, so raw httpx calls with the documented request/response
+shapes (test-backends.md section 3, provider-apis.md 5.1 / 5.3).
 """
 
 from __future__ import annotations
@@ -11,10 +11,21 @@ from __future__ import annotations
 import httpx
 import pytest
 from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager_v1 as sm
 
 from console.sandbox.standin import Faults
-from tests.adapters.gcp.conftest import CANARY, OLD, PROJECT, SA, SECRET, Gcp
+from tests.adapters.gcp.conftest import (
+    CANARY,
+    LOCATION,
+    OLD,
+    PROJECT,
+    REGIONAL,
+    SA,
+    SECRET,
+    Gcp,
+)
 
 NR = {"retry": None, "timeout": 5}
 QUERY = {"$alt": ["json;enum-encoding=int"]}
@@ -94,11 +105,69 @@ def test_request_paths_and_query(gcp: Gcp, client: sm.SecretManagerServiceClient
         assert r["headers"]["x-goog-request-params"] in (f"name={name}", f"parent={SECRET}")
 
 
-def test_regional_names(gcp: Gcp, client: sm.SecretManagerServiceClient) -> None:
-    regional = f"projects/{PROJECT}/locations/europe-west4/secrets/r"
-    gcp.app.state["secrets"][regional] = gcp.app.state["secrets"][SECRET]
-    v = client.disable_secret_version(name=f"{regional}/versions/2", **NR)
-    assert v.state == State.DISABLED
+def test_regional_names_only_on_the_regional_endpoint(
+        gcp: Gcp, regional: Gcp, client: sm.SecretManagerServiceClient) -> None:
+    """The global endpoint refuses a regional name (400 INVALID_ARGUMENT, in the words of
+    googleapis/google-cloud-python#13389); the regional endpoint serves it, with the client
+    built as Google's regional samples build it (``api_endpoint``)."""
+    name = f"{REGIONAL}/versions/2"
+    with pytest.raises(gexc.BadRequest) as err:  # REST maps 400 to BadRequest
+        client.disable_secret_version(name=name, **NR)
+    assert err.value.response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert f"The provided Secret ID [{name}] does not match the expected format " \
+        "[projects/*/secrets/*/versions/*]" in err.value.message
+    with pytest.raises(gexc.BadRequest):
+        list(client.list_secrets(request={"parent": f"projects/{PROJECT}/locations/{LOCATION}"},
+                                 **NR))
+    assert REGIONAL not in gcp.app.state["secrets"] and SECRET in gcp.app.state["secrets"]
+
+    rc = sm.SecretManagerServiceClient(
+        credentials=AnonymousCredentials(), transport="rest",
+        client_options=ClientOptions(api_endpoint=regional.endpoint))
+    try:
+        v = rc.disable_secret_version(name=name, **NR)
+        assert v.state == State.DISABLED and v.name == name
+        with pytest.raises(gexc.BadRequest) as off:
+            rc.access_secret_version(name=name, **NR)
+        assert off.value.response.json()["error"]["status"] == "FAILED_PRECONDITION"
+        assert rc.enable_secret_version(name=name, **NR).state == State.ENABLED
+        assert rc.access_secret_version(name=f"{REGIONAL}/versions/latest",
+                                        **NR).payload.data.decode() == CANARY
+        assert [x.name for x in rc.list_secret_versions(request={"parent": REGIONAL}, **NR)] \
+            == [f"{REGIONAL}/versions/2", f"{REGIONAL}/versions/1"]
+        parent = f"projects/{PROJECT}/locations/{LOCATION}"
+        assert [x.name for x in rc.list_secrets(request={"parent": parent}, **NR)] == [REGIONAL]
+        made = rc.create_secret(parent=parent, secret_id="fresh", secret={}, **NR)
+        assert made.name == f"{parent}/secrets/fresh"
+        with pytest.raises(gexc.BadRequest) as glob:
+            rc.get_secret_version(name=f"{SECRET}/versions/1", **NR)
+        assert "[projects/*/locations/*/secrets/*/versions/*]" in glob.value.message
+        with pytest.raises(gexc.NotFound):
+            rc.get_secret_version(name=f"projects/{PROJECT}/locations/us-east1/secrets/x/"
+                                  "versions/1", **NR)
+    finally:
+        rc.transport.close()
+    seen = [(r["method"], r["path"]) for r in regional.app.requests]
+    assert seen[:3] == [("POST", f"/v1/{name}:disable"), ("GET", f"/v1/{name}:access"),
+                        ("POST", f"/v1/{name}:enable")]
+    assert all(r["query"]["$alt"] == QUERY["$alt"] for r in regional.app.requests)
+
+
+def test_regional_endpoint_serves_only_its_own_location(regional: Gcp) -> None:
+    """A regional endpoint "only allows requests to proceed if the affected resource exists
+    in the location specified by the endpoint" (Secret Manager locations doc): checked when
+    the Host is a rep.googleapis.com name (the status is unconfirmed)."""
+    path = f"/v1/{REGIONAL}/versions/2"
+    with httpx.Client(base_url=regional.endpoint, timeout=5) as http:
+        ok = http.get(path, headers={"Host": f"secretmanager.{LOCATION}.rep.googleapis.com"})
+        assert ok.status_code == 200 and ok.json()["name"] == REGIONAL + "/versions/2"
+        for host in ("secretmanager.us-east1.rep.googleapis.com", "secretmanager.googleapis.com"):
+            bad = http.get(path, headers={"Host": host})
+            assert bad.status_code == 400, host
+            assert bad.json()["error"]["status"] == "INVALID_ARGUMENT"
+        assert http.get(path).status_code == 200  # loopback: the sandbox serves any location
+        sa_keys = http.get(f"/v1/projects/{PROJECT}/serviceAccounts/{SA}/keys")
+        assert sa_keys.status_code == 404  # IAM lives on the global server (and host)
 
 
 def test_errors_map_to_api_core(gcp: Gcp, client: sm.SecretManagerServiceClient) -> None:
