@@ -171,7 +171,8 @@ class AnthropicAdminAdapter(Adapter):
 
     # -- apply / verify / undo ------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST the planned status (idempotent: the same status twice is harmless)."""
         _, path, target = self._ref(change.ref)
         self.api.request("POST", path, target, body={"status": change.after["status"]})

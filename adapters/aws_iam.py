@@ -162,7 +162,8 @@ class IamAccessKeyAdapter(Adapter):
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Set every planned key to its planned status (or delete it); idempotent."""
         from botocore.exceptions import ClientError
 

@@ -265,7 +265,8 @@ class SecretsManagerAdapter(Adapter):
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Carry out ``change`` (idempotent); returns the version ids it used."""
         secret = self._secret(change.ref)
         method = str(change.undo.get("method") or "")

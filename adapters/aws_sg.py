@@ -277,7 +277,8 @@ class SecurityGroupEgressAdapter(Adapter):
         gid = str(change.before.get("group_id") or self._group_id(change.ref))
         return self._state(gid, nets)
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Revoke the planned rules still present, or re-authorise the saved ones missing."""
         gid = str(change.before.get("group_id") or change.after.get("group_id"))
         wanted = {_key(r): r for r in change.after.get("rules", [])}

@@ -196,7 +196,8 @@ class SsmParameterAdapter(Adapter):
             kw["Tier"] = str(last["Tier"])
         return int(self.ssm.put_parameter(**kw).get("Version") or 0)
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Carry out ``change`` (idempotent); returns the version numbers involved."""
         name = self._name(change.ref)
         with self.aws.errors(name, SERVICE):

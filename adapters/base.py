@@ -25,6 +25,7 @@ write the audit trail and never put secret values into a Change.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -180,10 +181,46 @@ class PlanContext:
     operator: str = ""
     runbook: str = ""
     facts: Mapping[str, Any] = field(default_factory=dict)
+    action: str = ""
+    """The action kind being planned."""
+    backend: str = ""
+    """The configured backend the reference names."""
+    adapter: str = ""
+    """The adapter's name (the backend's type)."""
+    ref: Mapping[str, Any] = field(default_factory=dict)
+    """The inventory reference being planned."""
+    reversible: bool = True
+    """Whether the action can be undone, from the adapter's :class:`ActionSpec`."""
 
     def op_id(self, index: int) -> str:
         """The op id of the ``index``-th change planned in this context."""
         return f"{self.integration}/{self.step}/{index}"
+
+    def change(self, target: str, before: Mapping[str, Any], after: Mapping[str, Any], *,
+               index: int = 0, undo: Mapping[str, Any] | None = None,
+               status: str = OBSERVED, note: str = "", reversible: bool | None = None,
+               action: str | None = None) -> Change:
+        """A :class:`Change` of this context: op id, integration, step, backend, adapter and
+        reference filled in, reversibility from the action's spec unless given.
+
+        Args:
+            target: Human-readable reference of the target (never a secret).
+            before: Observed state.
+            after: State the change produces.
+            index: The change's position among those planned for this reference.
+            undo: What the inverse needs.
+            status: observed / simulated / unsupported / noop / error.
+            note: One line for the operator.
+            reversible: Overrides the spec (a change that cannot be undone this time).
+            action: Overrides the context's action (rarely: an adapter that plans a
+                different kind for this reference).
+        """
+        return Change(
+            op_id=self.op_id(index), integration=self.integration, step=self.step,
+            action=action or self.action, backend=self.backend, adapter=self.adapter,
+            target=target, ref=dict(self.ref), before=dict(before), after=dict(after),
+            reversible=self.reversible if reversible is None else reversible,
+            undo=dict(undo or {}), status=status, note=note)
 
 
 @dataclass(frozen=True)
@@ -211,7 +248,7 @@ class ActionSpec:
     schema: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Adapter:
+class Adapter(ABC):
     """Base class of every adapter. Subclasses set the class attributes and the methods.
 
     Class attributes:
@@ -259,20 +296,33 @@ class Adapter:
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""
 
+    @abstractmethod
     def plan(self, action: str, ref: Mapping[str, Any], ctx: PlanContext) -> list[Change]:
-        """Observe one inventory reference and return the changes ``action`` would make."""
-        raise NotImplementedError
+        """Observe one inventory reference and return the changes ``action`` would make.
 
+        Build each change with ``ctx.change(...)``.
+        """
+
+    @abstractmethod
     def read(self, change: Change) -> dict[str, Any]:
         """Return the target's current state in the shape of ``change.before``."""
-        raise NotImplementedError
 
-    def apply(self, change: Change) -> dict[str, Any]:
-        """Carry out ``change``; return extra undo data. Idempotent."""
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, change: Change, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Carry out ``change``; return extra undo data. Idempotent.
 
+        Args:
+            change: The planned change.
+            current: The state the engine read just before (``read``), so that apply does
+                not read again; None when called outside the engine (the adapter reads).
+        """
+
+    @abstractmethod
     def verify(self, change: Change) -> Verdict:
-        """Prove the change is in effect. Default: current state equals ``change.after``."""
+        """Prove the change is in effect, with one read (see :meth:`verify_by_read`)."""
+
+    def verify_by_read(self, change: Change) -> Verdict:
+        """One read: the change is in effect when the state equals ``change.after``."""
         state = self.read(change)
         if fingerprint(state) == fingerprint(change.after):
             return Verdict(True, "done", "read back: state matches the plan")

@@ -313,7 +313,8 @@ class BatchAdapter(Adapter):
             return {"running": sum(j["phase"] == "running" for j in self._list(change.ref))}
         return self._state(self._get(change.ref, job_id))
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Request the cancel (idempotent: the engine reads first; a job that ended or is
         cancelling meanwhile answers 409/400, which counts as done).
 

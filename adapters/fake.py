@@ -43,7 +43,14 @@ from typing import Any, ClassVar
 
 from adapters.base import SIMULATED, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.specs.fake import FAKE, FakeOptions
-from console.errors import ConfigError, NotFound, RateLimited, Unavailable, UndoUnsupported
+from console.errors import (
+    AdapterError,
+    ConfigError,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    UndoUnsupported,
+)
 
 __all__ = ["FakeAdapter"]
 
@@ -128,7 +135,9 @@ class FakeAdapter(Adapter):
         key = str(ref.get("key") or "")
         if not key:
             raise NotFound("fake reference has no 'key'", where=self.backend)
-        spec = self.ACTIONS[action]
+        spec = self.ACTIONS.get(action)
+        if spec is None:
+            raise AdapterError(f"the fake adapter does not offer {action}", where=self.backend)
         after = {"switch": "off" if action in _TURNS_OFF else "on"}
         if self.simulate:
             return [Change(ctx.op_id(0), ctx.integration, ctx.step, action, self.backend,
@@ -152,7 +161,8 @@ class FakeAdapter(Adapter):
         self._call()
         return {"switch": self._switch(str(change.ref["key"]))}
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Flip the switch and log the side effect (for exactly-once checks)."""
         self._call()
         key = str(change.ref["key"])

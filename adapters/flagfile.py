@@ -220,7 +220,8 @@ class FlagFileAdapter(Adapter):
         key = self._flag_key(change.ref)
         return _state(self._flag(load_flag_file(self.path), key))
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Write ``change.after`` into the flag (atomic, locked, idempotent)."""
         key = self._flag_key(change.ref)
         wanted = change.after

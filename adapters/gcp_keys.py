@@ -328,7 +328,8 @@ class GcpServiceAccountKeyAdapter(Adapter):
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Disable / enable / delete the planned keys (idempotent); returns ``{"keys": [...]}``."""
         project, sa, key, target = self._ref(change.ref)
         ids = [str(k) for k in change.undo.get("keys") or []]

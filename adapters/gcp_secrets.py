@@ -375,7 +375,8 @@ class GcpSecretManagerAdapter(Adapter):
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Carry out the change on the recorded versions (idempotent).
 
         Returns:

@@ -295,7 +295,8 @@ class LaunchDarklyAdapter(Adapter):
         envs = list(change.undo.get("environments") or change.before or change.after)
         return self._environments(project, flag, envs, target)
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """One semantic patch for the change's environment.
 
         The engine reads the state just before and skips a change already in effect; a

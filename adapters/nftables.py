@@ -289,7 +289,8 @@ class NftablesAdapter(Adapter):
         dests = list(change.undo.get("destinations") or self._resolve(change.ref)[0])
         return {"table": self.table, "blocked": self._blocked(dests)}
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Add the missing drop rules, or delete the rules the state no longer wants."""
         dests = list(change.undo.get("destinations") or self._resolve(change.ref)[0])
         comment = str(change.undo.get("comment") or "ks:adhoc")

@@ -189,7 +189,8 @@ class OpenAIAdminAdapter(Adapter):
 
     # -- apply / verify -------------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """DELETE the key or service account; an already-deleted one (404) is fine."""
         _, path, target, _ = self._ref(change.ref)
         gone = self.api.request("DELETE", path, target, missing_ok=True)

@@ -195,7 +195,8 @@ class PagerDutyAdapter(Adapter):
         """Always ``{"sent": false}``: events cannot be read back with a routing key."""
         return {"sent": False}
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST the planned event (a trigger also carries the audit chain head, when the
         engine passes one) to /v2/enqueue; success is 202 ``status: success``."""
         self.open()

@@ -166,7 +166,8 @@ class SlackWebhookAdapter(Adapter):
         """Always ``{"sent": false}``: an incoming webhook cannot be read back."""
         return {"sent": False}
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST the planned text (plus the audit chain head, when the engine passes one);
         success is HTTP 200 with body ``ok``."""
         self.open()

@@ -211,7 +211,8 @@ class SquidDenylistAdapter(Adapter):
         """Which of the change's domains the file lists now."""
         return self._state(self._domains(change.ref))
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Append or remove the lines (atomic, locked), then run the reload command."""
         path = self._file()
         domains = self._domains(change.ref)

@@ -246,7 +246,8 @@ class UnleashAdapter(Adapter):
         state = self._environments(project, flag, target)
         return {e: state.get(e) for e in envs}
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST ``.../environments/{env}/on|off`` for the change's environment.
 
         The engine reads the state just before and skips a change already in effect; the

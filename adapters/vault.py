@@ -317,7 +317,8 @@ class VaultAdapter(Adapter):
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, Any]:
+    def apply(self, change: Change,
+              current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Carry out ``change`` (idempotent); returns ``{"versions": [...]}`` for KV changes."""
         kind, ids, target = self._ref(change.ref)
         with self._errors(target):

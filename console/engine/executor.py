@@ -108,7 +108,8 @@ class Executor:
         maybe_sent[0] = True
         head = getattr(self.journal, "head", None)  # notifications quote the chain head
         res.undo = dict(await self.rt.call(
-            backend, lambda a: call_with_chain_head(head, lambda: a.apply(change)), timeout)
+            backend, lambda a: call_with_chain_head(head, lambda: a.apply(change, state)),
+            timeout)
             or {})
         res.outcome = Outcome.APPLIED
         return True

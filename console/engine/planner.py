@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import ERROR, KILL_POINTS, UNSUPPORTED, Change, PlanContext
@@ -43,24 +44,26 @@ async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[st
              "kill_switch_owner": owner.model_dump(exclude_none=True) if owner else None,
              "data_classes": list(getattr(integ, "data_classes", []) or [])}
     ctx = PlanContext(integ.id, step.id, dict(step.options), run_id, incident,
-                      rt.operator, rt.runbook, facts)
-    base = dict(op_id=ctx.op_id(0), integration=integ.id, step=step.id, action=step.action,
-                backend=backend, target=ref_target(ref), ref=ref)
+                      rt.operator, rt.runbook, facts, action=step.action, backend=backend,
+                      adapter="?", ref=dict(ref))
+    target = ref_target(ref)
     try:
         adapter = rt.adapter(backend)
     except ConfigError as exc:
-        return [Change(adapter="?", status=ERROR, error=exc.msg, **base)]
-    if step.action not in adapter.ACTIONS:
-        return [Change(adapter=adapter.name, status=UNSUPPORTED, reversible=False,
-                       note=f"the {adapter.name} adapter cannot do {step.action}; "
-                            "this will NOT happen", **base)]
+        return [replace(ctx.change(target, {}, {}, status=ERROR), error=exc.msg)]
+    spec = adapter.ACTIONS.get(step.action)
+    ctx = replace(ctx, adapter=adapter.name, reversible=spec.reversible if spec else False)
+    if spec is None:
+        return [ctx.change(target, {}, {}, status=UNSUPPORTED,
+                           note=f"the {adapter.name} adapter cannot do {step.action}; "
+                                "this will NOT happen")]
     try:
         return await rt.read_call(backend, lambda a: a.plan(step.action, ref, ctx),
-                             rt.timeout(backend, step.timeout))
+                                  rt.timeout(backend, step.timeout))
     except AdapterError as exc:
-        return [Change(adapter=adapter.name, status=ERROR, error=str(exc.msg),
-                       reversible=adapter.ACTIONS[step.action].reversible,
-                       note="could not observe: the change cannot be planned", **base)]
+        return [replace(ctx.change(target, {}, {}, status=ERROR,
+                                   note="could not observe: the change cannot be planned"),
+                        error=str(exc.msg))]
 
 
 async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integration],

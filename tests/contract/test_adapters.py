@@ -1,28 +1,49 @@
 """One contract test over every registered adapter (built-ins register like third parties).
 
 Metadata: every action is a known kind on the right kill point, declares permissions and a
-schema, and reversible actions name an inverse the adapter offers. Lifecycle on the adapter's
-real backend: plan has no side effects, apply then verify passes, a second plan is a no-op,
-the inverse restores the exact prior state, and only AdapterError escapes.
+schema, and reversible actions name an inverse the adapter offers.
+
+Lifecycle, for every registered adapter on its real backend or stand-in (one case each in
+``tests/contract/cases.py``), each step checked against the backend's state as the test reads
+it without the adapter:
+
+1. plan makes no write (state unchanged; an HTTP stand-in received only GETs);
+2. apply, then verify passes, and the kill is visible in the backend;
+3. a second plan is a no-op and a re-apply changes nothing;
+4. the inverse restores the exact prior state, or raises UndoUnsupported when the action is
+   irreversible (notifications: the inverse sends the all-clear);
+5. faults (stand-in 503 and 429 + Retry-After, connection refused, a missing backend) raise
+   only AdapterError subclasses, retryable exactly when a retry can help, and leave nothing
+   half-applied: once the fault is gone the same change converges;
+6. no secret (key value, token, webhook URL, routing key) appears in any Change, Verdict,
+   error or undo data.
+
+Apply goes through :func:`call_apply`, which also serves the coming contract where apply takes
+the state read just before it.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
 import json
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import hvac
 import pytest
 
-from adapters.base import KILL_POINTS, Adapter, PlanContext, adapter_names, load_adapter_class
-from adapters.fake import FakeAdapter
-from console.errors import AdapterError
-from tests.servers import BaoServer
+from adapters.base import (
+    KILL_POINTS,
+    NOOP,
+    Adapter,
+    Change,
+    adapter_names,
+    load_adapter_class,
+)
+from console.errors import AdapterError, UndoUnsupported
+from tests.contract.cases import BUILDERS, UNDO_EXACT, UNDO_NONE, UNDO_NOTIFY, Case, build
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,106 +87,200 @@ def test_adapters_import_only_the_contract_from_console() -> None:
                 assert node.module in allowed, f"{path.name} imports {node.module}"
 
 
-@dataclass
-class Rig:
-    """An adapter on its real backend, plus the test's own view of that backend."""
-
-    adapter: Adapter
-    action: str
-    ref: dict[str, Any]
-    outside: Callable[[], Any]  # the backend's state as seen without the adapter
 
 
-@pytest.fixture
-def fake_rig() -> Iterator[Rig]:
-    FakeAdapter.reset()
-    adapter = FakeAdapter("sim", {})
-    yield Rig(adapter, "credential.disable", {"backend": "sim", "key": "k1"},
-              lambda: FakeAdapter._memory.get("sim", {}).get("switches", {}).get("k1", "on"))
+# -- lifecycle over every adapter -----------------------------------------------------------
+
+def call_apply(adapter: Adapter, change: Change) -> dict[str, Any]:
+    """``apply(change)``, or ``apply(change, read(change))`` once apply takes the current state."""
+    if len(inspect.signature(adapter.apply).parameters) == 2:
+        return adapter.apply(change, adapter.read(change))  # type: ignore[call-arg]
+    return adapter.apply(change)
 
 
-@pytest.fixture
-def flagfile_rig(tmp_path: Path) -> Iterator[Rig]:
-    from adapters.flagfile import FlagFileAdapter
+class Seen:
+    """Everything an adapter said during a test, checked for secrets at the end."""
 
-    path = tmp_path / "flags.json"
-    path.write_text(json.dumps({"flags": {"f": {
-        "state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on",
-        "targeting": {"if": [{"==": [{"var": "tier"}, "beta"]}, "on", "off"]}}}}))
-    adapter = FlagFileAdapter("flags", {"path": str(path)})
-    yield Rig(adapter, "flag.disable", {"backend": "flags", "flag": "f"},
-              lambda: json.loads(path.read_text()))
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s for s in secrets if s]
+        self.texts: list[str] = []
 
+    def add(self, *items: Any) -> None:
+        for item in items:
+            if isinstance(item, Change):
+                self.texts.append(json.dumps(item.to_dict(), default=str))
+            elif isinstance(item, BaseException):
+                self.texts.append(f"{item!s} {item!r} {getattr(item, 'hint', '')} "
+                                  f"{getattr(item, 'where', '')} {getattr(item, 'title', '')}")
+            elif is_dataclass(item) and not isinstance(item, type):
+                self.texts.append(json.dumps(asdict(item), default=str))
+            elif isinstance(item, list | tuple):
+                self.add(*item)
+            else:
+                self.texts.append(json.dumps(item, default=str))
 
-@pytest.fixture
-def vault_rig(bao: BaoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    from adapters.vault import VaultAdapter
-
-    monkeypatch.setenv("KS_CONTRACT_TOKEN", bao.token)
-    client = hvac.Client(url=bao.url, token=bao.token)
-    mount = f"c-{uuid.uuid4().hex[:10]}"
-    client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
-    client.secrets.kv.v2.create_or_update_secret(path="app/key", secret={"k": "v1"},
-                                                 mount_point=mount)
-    client.secrets.kv.v2.create_or_update_secret(path="app/key", secret={"k": "v2"},
-                                                 mount_point=mount)
-
-    def outside() -> Any:
-        meta = client.secrets.kv.v2.read_secret_metadata(path="app/key", mount_point=mount)
-        return {n: (bool(v["deletion_time"]), v["destroyed"])
-                for n, v in meta["data"]["versions"].items()}
-
-    adapter = VaultAdapter("vault", {"url": bao.url, "token_env": "KS_CONTRACT_TOKEN"})
-    yield Rig(adapter, "credential.disable",
-              {"backend": "vault", "kind": "kv", "mount": mount, "path": "app/key"}, outside)
-    adapter.close()
-    client.sys.disable_secrets_engine(path=mount)
+    def check(self) -> None:
+        joined = "\n".join(self.texts)
+        for secret in self.secrets:
+            assert secret not in joined, (
+                f"a secret ({secret[:4]}…, {len(secret)} chars) appears in adapter output: "
+                + next(t for t in self.texts if secret in t)[:300].replace(secret, "<SECRET>"))
 
 
-@pytest.fixture(params=["fake", "flagfile", "vault"])
-def rig(request: pytest.FixtureRequest) -> Rig:
-    return request.getfixturevalue(f"{request.param}_rig")
+@pytest.fixture(params=adapter_names())
+def case(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+         tmp_path: Path) -> Iterator[Case]:
+    """The registered adapter's case on its backend (fails for an adapter without one)."""
+    name = request.param
+    assert name in BUILDERS, f"adapter {name!r} has no contract case in tests/contract/cases.py"
+    yield from build(name, request, monkeypatch, tmp_path)
 
 
-def test_lifecycle(rig: Rig) -> None:
-    a = rig.adapter
-    a.open()
-    ctx = PlanContext("app", "step", run_id="r-test")
-    original = rig.outside()
+def test_every_registered_adapter_has_a_case() -> None:
+    assert set(adapter_names()) <= set(BUILDERS)
 
-    changes = a.plan(rig.action, rig.ref, ctx)
-    assert changes and all(c.status == "observed" for c in changes)
-    assert rig.outside() == original, "plan must not change anything"
 
-    undo_data = [a.apply(c) for c in changes]
-    assert rig.outside() != original
+def _kill_writes(case: Case) -> list[str]:
+    return case.writes() if case.writes else []
+
+
+def test_lifecycle(case: Case) -> None:
+    a, seen = case.adapter, Seen(case.secrets)
+    original = case.observe()
+    assert not case.killed(original), "the target must start live"
+
+    # 1. plan is read-only
+    changes = a.plan(case.action, case.ref, case.ctx)
+    seen.add(changes)
+    assert changes and all(c.status == "observed" for c in changes), \
+        [(c.status, c.note) for c in changes]
+    assert all(c.adapter == a.name and c.backend == a.backend and c.action == case.action
+               for c in changes)
+    assert case.observe() == original, "plan must not change anything"
+    assert _kill_writes(case) == [], "plan must send only reads"
+    if case.undo == UNDO_NONE:
+        assert not any(c.reversible for c in changes), "an irreversible action says so"
+
+    # 2. apply, verify, and the backend shows it
+    applied = [call_apply(a, c) for c in changes]
+    seen.add(applied)
     for c in changes:
         verdict = a.verify(c)
+        seen.add(verdict)
         assert verdict.ok, verdict
-        assert a.read(c) == c.after
+        if case.readback:
+            assert a.read(c) == c.after
+    killed = case.observe()
+    assert case.killed(killed), f"the backend does not show the kill: {killed}"
 
-    again = a.plan(rig.action, rig.ref, ctx)
-    assert all(c.status == "noop" for c in again), "a second apply must be a no-op"
-    for c in again:
-        a.apply(c) if c.status != "noop" else None
-    assert rig.outside() != original
+    # 3. a second plan is a no-op; a re-apply is harmless
+    again = a.plan(case.action, case.ref, case.ctx)
+    seen.add(again)
+    if case.replan_noop:
+        assert all(c.status == NOOP for c in again), [(c.status, c.note) for c in again]
+    seen.add([call_apply(a, c) for c in changes])
+    for c in changes:
+        assert a.verify(c).ok
+    if case.reapply_same:
+        assert case.observe() == killed, "a re-apply must change nothing"
 
-    for c, data in zip(changes, undo_data, strict=True):
-        inverse = a.inverse(c, data)
-        assert inverse.before == c.after and inverse.inverse_of == c.op_id
-        a.apply(inverse)
-        assert a.verify(inverse).ok
-        assert a.read(c) == c.before
-    assert rig.outside() == original, "undo must restore the exact prior state"
-    a.close()
+    # 4. undo
+    if case.undo == UNDO_NONE:
+        for c, data in zip(changes, applied, strict=True):
+            with pytest.raises(UndoUnsupported) as err:
+                a.inverse(c, data)
+            seen.add(err.value)
+        assert case.killed(case.observe())
+    elif case.undo == UNDO_EXACT:
+        inverses = []
+        for c, data in zip(changes, applied, strict=True):
+            inv = a.inverse(c, data)
+            inverses.append(inv)
+            seen.add(inv)
+            assert inv.before == c.after and inv.after == c.before
+            assert inv.inverse_of == c.op_id
+            seen.add(call_apply(a, inv))
+            verdict = a.verify(inv)
+            seen.add(verdict)
+            assert verdict.ok, verdict
+            assert a.read(c) == c.before
+        assert case.observe() == original, "undo must restore the exact prior state"
+        for inv in inverses:  # undo is idempotent too
+            seen.add(call_apply(a, inv))
+        assert case.observe() == original, "a second undo must change nothing"
+    else:  # UNDO_NOTIFY: the all-clear / resolve goes out, and cannot itself be undone
+        assert case.undo == UNDO_NOTIFY
+        for c, data in zip(changes, applied, strict=True):
+            inv = a.inverse(c, data)
+            seen.add(inv)
+            assert inv.inverse_of == c.op_id and inv.action == c.action
+            seen.add(call_apply(a, inv))
+            verdict = a.verify(inv)
+            seen.add(verdict)
+            assert verdict.ok, verdict
+            with pytest.raises(UndoUnsupported) as err:
+                a.inverse(inv, {})
+            seen.add(err.value)
+        assert case.cleared is not None
+        after = case.observe()
+        assert case.cleared(after), f"the all-clear did not arrive: {after}"
+    seen.check()
 
 
-def test_only_adapter_errors_escape(rig: Rig) -> None:
-    a = rig.adapter
-    a.open()
-    bad = {k: v for k, v in rig.ref.items() if k == "backend"}
-    bad.update({"path": "no/such/secret", "flag": "no-such-flag", "key": "",
-                "mount": rig.ref.get("mount", "secret"), "kind": rig.ref.get("kind", "kv")})
-    with pytest.raises(AdapterError):
-        a.plan(rig.action, bad, PlanContext("app", "step"))
-    a.close()
+def _call(phase: str, adapter: Adapter, case: Case, change: Change) -> Any:
+    if phase == "plan":
+        return adapter.plan(case.action, case.ref, case.ctx)
+    if phase == "apply":
+        return call_apply(adapter, change)
+    return adapter.read(change)
+
+
+def test_faults_raise_typed_errors_and_converge(case: Case) -> None:
+    a, seen = case.adapter, Seen(case.secrets)
+    assert case.faults, "every case injects at least one fault"
+    original = case.observe()
+    changes = [c for c in a.plan(case.action, case.ref, case.ctx) if c.actionable]
+    assert changes
+    for fault in case.faults:
+        broken = fault.adapter()
+        fault.on()
+        try:
+            for phase in fault.calls:
+                with pytest.raises(AdapterError) as err:
+                    _call(phase, broken, case, changes[0])
+                exc = err.value
+                seen.add(exc)
+                what = f"{fault.label}, {phase}: {type(exc).__name__}: {exc}"
+                assert exc.retryable is fault.retryable, what
+                if fault.status is not None:
+                    assert exc.status == fault.status, what
+                if fault.retry_after is not None:
+                    assert exc.retry_after == fault.retry_after, what
+        finally:
+            fault.off()
+            if broken is not a:
+                broken.close()
+        assert case.observe() == original, f"{fault.label}: nothing may be half-applied"
+    # the fault is gone: the very same change converges
+    for c in changes:
+        seen.add(call_apply(a, c))
+        verdict = a.verify(c)
+        seen.add(verdict)
+        assert verdict.ok, verdict
+    assert case.killed(case.observe())
+    seen.check()
+
+
+def test_only_adapter_errors_escape(case: Case) -> None:
+    a, seen = case.adapter, Seen(case.secrets)
+    foreign = sorted(set(KILL_POINTS) - set(a.ACTIONS))
+    if foreign:  # an action the adapter does not offer
+        with pytest.raises(AdapterError) as err:
+            a.plan(foreign[0], case.ref, case.ctx)
+        seen.add(err.value)
+    if case.bad_ref is not None:  # a missing or malformed target
+        with pytest.raises(AdapterError) as err:
+            a.plan(case.action, case.bad_ref, case.ctx)
+        seen.add(err.value)
+    assert foreign or case.bad_ref is not None
+    seen.check()
