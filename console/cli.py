@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -661,7 +661,7 @@ def audit_show(run_id: str | None, incident: str | None, integration: str | None
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
 @click.option("--run", "run_id", help="Only this run.", shell_complete=_complete_run_id)
 @click.option("--out", type=click.Path(dir_okay=False), help="File (default: stdout).")
-def audit_export(fmt: str, run_id: str | None, out: str | None) -> None:
+def audit_export(fmt: Literal["jsonl", "csv"], run_id: str | None, out: str | None) -> None:
     """Export events as JSONL or CSV (a file is created 0600: it names operators, targets)."""
     from console.privfile import open_private_text
 

@@ -47,6 +47,7 @@ from console.tomlsrc import (
     Loc,
     Problem,
     TomlLocator,
+    fixed_prefix,
     parse_toml,
     raise_problems,
     suggest,
@@ -372,7 +373,7 @@ def _load_config(path: str | Path | None = None) -> Config:
             backends[name] = Backend.model_validate(raw)
         except ValidationError as exc:
             problems += validation_problems(
-                exc, Backend, loc_cfg, ("backends", name), lambda _l, n=name: f"backend {n!r}: "
+                exc, Backend, loc_cfg, ("backends", name), fixed_prefix(f"backend {name!r}: ")
             )
 
     # (source key, local index, raw table) for every integration, inline ones first
@@ -425,7 +426,7 @@ def _load_config(path: str | Path | None = None) -> Config:
                 Integration,
                 locate,
                 ("integrations", local),
-                lambda _l, n=label: f"integration {n!r}: ",
+                fixed_prefix(f"integration {label!r}: "),
             )
             continue
         integrations.append(integ)

@@ -35,12 +35,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from adapters.base import KILL_POINTS, adapter_names, load_adapter_class
+from adapters.base import KILL_POINTS, adapter_names
 from console.config import Config, expand_user
 from console.errors import ConfigError, RunbookError, RunbookSyntaxError, RunbookValidationError
 from console.tomlsrc import (
     Problem,
     TomlLocator,
+    fixed_prefix,
     parse_toml,
     raise_problems,
     validation_problems,
@@ -192,15 +193,16 @@ class _RunbookFile(BaseModel):
 def served_actions() -> dict[str, list[str]]:
     """Action kinds served by installed adapters, with the adapters serving each.
 
-    An adapter that fails to import is skipped.
+    Read from the declarations (built-ins from :mod:`adapters.specs`), so loading a runbook
+    imports no SDK. An adapter that fails to import is skipped.
     """
+    from console.declarations import adapter_names, declared
+
     out: dict[str, list[str]] = {}
-    for name in adapter_names():
-        try:
-            cls = load_adapter_class(name)
-        except Exception:  # noqa: BLE001, S112 - a broken adapter serves nothing
+    for name, found in declared(adapter_names()).items():
+        if found.spec is None:
             continue
-        for kind in cls.ACTIONS:
+        for kind in found.spec.actions:
             out.setdefault(kind, []).append(name)
     return out
 
@@ -222,7 +224,8 @@ def _load_file(path: Path) -> Runbook:
         problems += validation_problems(exc, _RunbookFile, locate)
         raw_steps = doc.get("steps")
         ok = isinstance(raw_steps, list) and all(isinstance(r, dict) for r in raw_steps)
-        parsed = _RunbookFile(steps=raw_steps if ok else [])
+        parsed = _RunbookFile(steps=list(raw_steps) if ok and isinstance(raw_steps, list)
+                              else [])
     steps: list[Step] = []
     for i, raw in enumerate(parsed.steps):
         sid = raw.get("id")
@@ -231,7 +234,7 @@ def _load_file(path: Path) -> Runbook:
             steps.append(Step.model_validate(raw))
         except ValidationError as exc:
             problems += validation_problems(
-                exc, Step, locate, ("steps", i), lambda _loc, lb=label: lb
+                exc, Step, locate, ("steps", i), fixed_prefix(label)
             )
     if problems:
         raise_problems(problems, RunbookValidationError, title="Invalid runbook")
@@ -335,12 +338,12 @@ def _check_steps(steps: list[Step], locate: Callable[[Loc], str]) -> list[Proble
             )
         for j, need in enumerate(step.needs):
             if need not in ids:
-                close = difflib.get_close_matches(need, ids, n=1)
+                near = difflib.get_close_matches(need, ids, n=1)
                 problems.append(
                     Problem(
                         locate(("steps", i, "needs", j)),
                         f"{label}needs unknown step {need!r}",
-                        (f"did you mean {close[0]!r}? " if close else "")
+                        (f"did you mean {near[0]!r}? " if near else "")
                         + f"steps: {', '.join(ids)}",
                     )
                 )

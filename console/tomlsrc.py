@@ -501,6 +501,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def fixed_prefix(text: str) -> Callable[[Loc], str]:
+    """A ``describe`` for :func:`validation_problems` that always says ``text``."""
+    def describe(_loc: Loc) -> str:
+        return text
+    return describe
+
+
 def validation_problems(
     exc: ValidationError,
     model: type[BaseModel],

@@ -374,7 +374,9 @@ def test_served_actions_skips_broken_adapters(monkeypatch: pytest.MonkeyPatch) -
             raise ModuleNotFoundError("No module named 'missing_sdk'")
         return Flags
 
+    import console.declarations as declarations
+
     monkeypatch.undo()
-    monkeypatch.setattr(runbook_mod, "adapter_names", lambda: ["broken", "okflags"])
-    monkeypatch.setattr(runbook_mod, "load_adapter_class", load)
+    monkeypatch.setattr(declarations, "adapter_names", lambda: ["broken", "okflags"])
+    monkeypatch.setattr(declarations, "load_adapter_class", load)
     assert served_actions() == {"flag.disable": ["okflags"]}
