@@ -39,8 +39,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option, user_agent
-from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
+from adapters.common import path_option, plan_context, seconds_option
+from adapters.http import url_option
+from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_hints, admin_key, probe_key
 from adapters.specs.providers import ANTHROPIC, AnthropicAdminOptions
 from console.errors import AdapterError, Conflict, UndoUnsupported
 
@@ -70,46 +71,26 @@ class AnthropicAdminAdapter(Adapter):
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {backend!r}: option base_url must be an http(s) URL, "
-                               f"got {url!r}", where=backend,
-                               hint=f'e.g. base_url = "{DEFAULT_BASE_URL}"')
+        url = url_option(backend, self.options.get("base_url"), default=DEFAULT_BASE_URL)
         self.base_url = url.removesuffix("/v1")
         self.key_env = str(self.options.get("admin_key_env") or "ANTHROPIC_ADMIN_KEY")
         self.key_file = path_option(self.options, "admin_key_file")
         self.version = str(self.options.get("anthropic_version") or DEFAULT_VERSION)
-        raw = self.options.get("request_timeout") or self.options.get("timeout")
-        try:
-            self.timeout = float(raw) if raw else DEFAULT_TIMEOUT
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number of "
-                               f"seconds, got {raw!r}", where=backend) from exc
-        self._api: ProviderApi | None = None
+        self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
+        self.api = ProviderApi(self, PROVIDER, self.base_url, timeout=self.timeout,
+                               hints=admin_hints(PROVIDER))
 
     # -- clients --------------------------------------------------------------------------
 
     def open(self) -> None:
         """Build the HTTP client (reads the admin key; no request is sent)."""
-        if self._api is None:
+        if not self.api.opened:
             key = admin_key(self.backend, PROVIDER, self.key_env, self.key_file)
-            self._api = ProviderApi(PROVIDER, self.backend, self.base_url, self.timeout,
-                                    {"x-api-key": key, "anthropic-version": self.version,
-                                     "User-Agent": user_agent(self.run_id)})
+            self.api.open({"x-api-key": key, "anthropic-version": self.version})
 
     def close(self) -> None:
         """Close the HTTP client."""
-        if self._api is not None:
-            self._api.close()
-            self._api = None
-
-    @property
-    def api(self) -> ProviderApi:
-        """The admin API client, opened on first use."""
-        if self._api is None:
-            self.open()
-        assert self._api is not None
-        return self._api
+        self.api.close()
 
     # -- references and reads -------------------------------------------------------------
 
@@ -143,16 +124,14 @@ class AnthropicAdminAdapter(Adapter):
                                "API cannot delete keys", where=self.backend,
                                hint="use credential.disable (status inactive)")
         key_id, path, target = self._ref(ref)
-        base: dict[str, Any] = {
-            "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-            "action": action, "backend": self.backend, "adapter": self.name,
-            "target": f"{self.backend}:{target}", "ref": dict(ref)}
+        ctx = plan_context(self, action, ref, ctx)
+        name = f"{self.backend}:{target}"
         before = self._state(path, target)
         status = before["status"]
         if action == "credential.disable":
             if status == "inactive" or status in _ONE_WAY:
-                return [Change(**base, before=before, after=before, status=NOOP,
-                               note=f"{target} is already {status}: no call can use it")]
+                return [ctx.change(name, before, before, status=NOOP,
+                                   note=f"{target} is already {status}: no call can use it")]
             after = {"status": "inactive"}
             note = (f"sets {target} inactive; undo sets it back to {status}")
         else:
@@ -162,12 +141,12 @@ class AnthropicAdminAdapter(Adapter):
                                hint="issue a new key in the Anthropic console")
             wanted = str(ctx.options.get("status") or "active")
             if status == wanted:
-                return [Change(**base, before=before, after=before, status=NOOP,
-                               note=f"{target} is already {status}")]
+                return [ctx.change(name, before, before, status=NOOP,
+                                   note=f"{target} is already {status}")]
             after = {"status": wanted}
             note = f"sets {target} back to {wanted}"
-        return [Change(**base, before=before, after=after, reversible=True,
-                       undo={"api_key_id": key_id, "status": status}, note=note)]
+        return [ctx.change(name, before, after, reversible=True,
+                           undo={"api_key_id": key_id, "status": status}, note=note)]
 
     # -- apply / verify / undo ------------------------------------------------------------
 
@@ -214,7 +193,5 @@ class AnthropicAdminAdapter(Adapter):
 
     def probe(self, value: str) -> Verdict:
         """``GET /v1/models`` with the key in ``x-api-key``, exactly as an application would."""
-        return probe_key(PROVIDER, self.base_url, "/v1/models",
-                         {"x-api-key": value, "anthropic-version": self.version,
-                          "User-Agent": user_agent(self.run_id)}, value,
-                         self.timeout)
+        return probe_key(self.api, "/v1/models",
+                         {"x-api-key": value, "anthropic-version": self.version}, value)

@@ -49,13 +49,10 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from adapters.base import ActionSpec
-from adapters.batch_common import (
-    BatchAdapter,
-    HttpApi,
-    JobList,
-    batch_key,
-)
-from adapters.common import path_option, user_agent
+from adapters.batch_common import BatchAdapter, JobList, batch_hints, batch_key
+from adapters.common import path_option
+from adapters.http import url_option
+from adapters.llm_http import ProviderApi
 from adapters.specs.providers import ANTHROPIC_BATCH, AnthropicBatchOptions
 from console.errors import AdapterError
 
@@ -77,40 +74,24 @@ class AnthropicBatchAdapter(BatchAdapter):
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("base_url") or "https://api.anthropic.com").rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {backend!r}: base_url must be an http(s) URL, "
-                               f"got {url!r}", where=backend)
+        url = url_option(backend, self.options.get("base_url"),
+                         default="https://api.anthropic.com")
         self.base_url = url.removesuffix("/v1")
         self.key_env = str(self.options.get("key_env") or "ANTHROPIC_API_KEY")
         self.key_file = path_option(self.options, "key_file")
-        self._api: HttpApi | None = None
+        self.api = ProviderApi(self, self.provider, self.base_url + "/v1", timeout=self.timeout,
+                               hints=batch_hints(self.key_env, "a still-valid workspace (or "
+                                                 "incident-response) key"))
 
     def open(self) -> None:
         """Build the HTTP client (reads the key; no request is sent)."""
-        if self._api is None:
+        if not self.api.opened:
             key = batch_key(self.backend, self.provider, self.key_env, self.key_file)
-            self._api = HttpApi(self.provider, self.backend, self.base_url + "/v1",
-                                self.timeout,
-                                {"x-api-key": key, "anthropic-version": API_VERSION,
-                                 "User-Agent": user_agent(self.run_id)},
-                                auth_hint=f"the key in {self.key_env} / key_file was rejected:"
-                                " batches need a still-valid workspace (or incident-response)"
-                                " key")
+            self.api.open({"x-api-key": key, "anthropic-version": API_VERSION})
 
     def close(self) -> None:
         """Close the HTTP client."""
-        if self._api is not None:
-            self._api.close()
-            self._api = None
-
-    @property
-    def api(self) -> HttpApi:
-        """The client, opened on first use."""
-        if self._api is None:
-            self.open()
-        assert self._api is not None
-        return self._api
+        self.api.close()
 
     # -- hooks ----------------------------------------------------------------------------
     def _check_ref(self, ref: Mapping[str, Any]) -> None:

@@ -33,7 +33,8 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from adapters.base import map_errors
-from adapters.common import parse_retry_after
+from adapters.common import parse_retry_after, user_agent
+from adapters.retry import retry_call
 from adapters.secretvalue import json_object, pick_field
 from console.errors import (
     AdapterError,
@@ -204,6 +205,17 @@ class AwsClients:
             raise AdapterError(f"backend {backend!r}: timeout must be a number",
                                where=backend) from exc
         self._clients: dict[str, Any] = {}
+        self.run_id_source: Callable[[], str] = lambda: ""
+        """Where the run id comes from (the adapter's ``run_id``: it changes per phase)."""
+
+    def _name_the_run(self, request: Any, **_: Any) -> None:
+        """``before-send``: append ``killswitch/<version> run/<run id>`` to the User-Agent so
+        CloudTrail's ``userAgent`` shows which run acted (not a signed header in SigV4)."""
+        ours = user_agent(self.run_id_source())
+        raw = request.headers.get("User-Agent") or ""
+        current = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if ours not in current:
+            request.headers["User-Agent"] = f"{current} {ours}".strip()
 
     def _credentials(self) -> dict[str, str]:
         if not self.access_key_env:
@@ -247,6 +259,8 @@ class AwsClients:
                     service, region_name=region, endpoint_url=self.endpoint_url,
                     config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
                                   connect_timeout=self.timeout, read_timeout=self.timeout))
+                self._clients[service].meta.events.register("before-send",
+                                                            self._name_the_run)
         return self._clients[service]
 
     def close(self) -> None:
@@ -268,25 +282,15 @@ def finish(call: Callable[[], T], target: str, service: str, attempts: int = 8) 
 
     Once the first write of an apply has happened, the rest must follow in the same apply:
     an error escaping half-way would leave a state that is neither the plan's ``before`` nor
-    its ``after``, and the engine would then refuse the retry as drift.
+    its ``after``, and the engine would then refuse the retry as drift. Retries go through
+    :func:`adapters.retry.retry_call`, with :func:`translate_error` deciding what is
+    retryable and how long AWS asked to wait.
 
     Raises:
         botocore errors: The last one, when every attempt failed or it is not retryable.
     """
-    import random
-    import time
-
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except Exception as exc:
-            mapped = translate_error(exc, target, service)
-            if mapped is None or not mapped.retryable or attempt == attempts:
-                raise
-            wait = mapped.retry_after if mapped.retry_after is not None else \
-                min(2.0, 0.1 * 2 ** (attempt - 1)) * (1 - random.random() * 0.25)
-            time.sleep(min(wait, 10.0))
-    raise AssertionError("unreachable")
+    return retry_call(call, attempts=attempts,
+                      classify=lambda exc: translate_error(exc, target, service))
 
 
 def digest(value: str | bytes | None) -> str:

@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from adapters.aws_common import AwsClients, finish
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import plan_context
 from adapters.specs.aws import AWS_IAM, AwsOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
@@ -80,6 +82,10 @@ class IamAccessKeyAdapter(Adapter):
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         self.aws = AwsClients(backend, self.options)
+        self.aws.run_id_source = lambda: self.run_id
+        self._key_ids: dict[tuple[str, str], str] = {}
+        """``(user, handle) -> access key id`` of every key a read listed: states name keys
+        by handle only, and apply, given the state the engine just read, writes by id."""
 
     def open(self) -> None:
         """Build the client (no request is sent)."""
@@ -111,6 +117,7 @@ class IamAccessKeyAdapter(Adapter):
         for page in pages:
             for m in page.get("AccessKeyMetadata") or []:
                 kid = str(m["AccessKeyId"])
+                self._key_ids[(user, handle(kid))] = kid
                 if key is None or _matches(key, kid):
                     out[handle(kid)] = (kid, str(m["Status"]))
         return dict(sorted(out.items()))
@@ -132,9 +139,8 @@ class IamAccessKeyAdapter(Adapter):
             raise AdapterError(f"the aws-iam adapter does not offer {action}",
                                where=self.backend)
         user, key, target = self._ids(ref)
-        base = {"op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-                "action": action, "backend": self.backend, "adapter": self.name,
-                "target": f"{self.backend}:{target}", "ref": dict(ref)}
+        ctx = plan_context(self, action, ref, ctx)
+        where = f"{self.backend}:{target}"
         with self.aws.errors(target, SERVICE):
             keys = self._keys(user, key)
         before = {"user": user, "keys": keys}
@@ -144,55 +150,72 @@ class IamAccessKeyAdapter(Adapter):
         if action == "credential.destroy":
             after = {"user": user, "keys": {}}
             if not keys:
-                return [Change(**base, before=before, after=after, reversible=False,
-                               status=NOOP, note=f"{target}: no access key left to delete")]
-            return [Change(**base, before=before, after=after, reversible=False,
-                           note=(f"deletes access key(s) {', '.join(keys)} of {user}: "
-                                 "irreversible, restore means issuing a new key"))]
+                return [ctx.change(where, before, after, reversible=False, status=NOOP,
+                                   note=f"{target}: no access key left to delete")]
+            return [ctx.change(where, before, after, reversible=False,
+                               note=(f"deletes access key(s) {', '.join(keys)} of {user}: "
+                                     "irreversible, restore means issuing a new key"))]
         status = "Inactive" if action == "credential.disable" else "Active"
         after = {"user": user, "keys": dict.fromkeys(keys, status)}
         if after == before:
             word = "no access keys" if not keys else f"every key is already {status}"
-            return [Change(**base, before=before, after=after, status=NOOP,
-                           note=f"{target}: {word}")]
+            return [ctx.change(where, before, after, status=NOOP, note=f"{target}: {word}")]
         todo = [k for k, s in keys.items() if s != status]
-        return [Change(**base, before=before, after=after, undo={"keys": dict(keys)},
-                       note=(f"sets access key(s) {', '.join(todo)} of {user} {status}; undo "
-                             "restores each key's status as seen now"))]
+        return [ctx.change(where, before, after, undo={"keys": dict(keys)},
+                           note=(f"sets access key(s) {', '.join(todo)} of {user} {status}; "
+                                 "undo restores each key's status as seen now"))]
 
     # -- apply ----------------------------------------------------------------------------
 
+    def _now(self, user: str, key: str | None,
+             current: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, str]]:
+        """``({handle: status}, {handle: key id})``: from ``current`` and the ids its read
+        listed when it can, else from a new ListAccessKeys."""
+        if current is not None and current.get("user") == user:
+            now = {str(h): str(st) for h, st in (current.get("keys") or {}).items()}
+            ids = {h: self._key_ids.get((user, h), "") for h in now}
+            if all(ids.values()):
+                return now, ids
+        listed = self._list(user, key)
+        return ({h: st for h, (_, st) in listed.items()},
+                {h: kid for h, (kid, _) in listed.items()})
+
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Set every planned key to its planned status (or delete it); idempotent."""
+        """Set every planned key to its planned status (or delete it); idempotent.
+
+        ``current`` is the state the engine read just before (the key ids come from that
+        read); without it apply lists the keys itself.
+        """
         from botocore.exceptions import ClientError
 
         user, key, target = self._ids(change.ref)
         with self.aws.errors(target, SERVICE):
-            listed = self._list(user, key)
-            now = {h: st for h, (_, st) in listed.items()}
+            now, ids = self._now(user, key, current)
             if change.action == "credential.destroy":
                 for h in change.before.get("keys") or {}:
-                    if h not in listed:
+                    if h not in now:
                         continue
-                    kid = listed[h][0]
                     try:
-                        finish(lambda kid=kid: self.iam.delete_access_key(
-                            UserName=user, AccessKeyId=kid), target, SERVICE)
+                        finish(partial(self.iam.delete_access_key, UserName=user,
+                                       AccessKeyId=ids[h]), target, SERVICE)
                     except ClientError as exc:  # NoSuchEntity: already deleted
                         if (exc.response.get("Error") or {}).get("Code") != "NoSuchEntity":
                             raise
                 return {}
             wrote = False
             for h, status in (change.after.get("keys") or {}).items():
-                if h not in listed:
+                if h not in now:
                     raise NotFound(f"access key {h} of {user} no longer exists",
                                    where=self.backend)
                 if now[h] != status:
-                    kw = {"UserName": user, "AccessKeyId": listed[h][0], "Status": status}
+                    update = partial(self.iam.update_access_key, UserName=user,
+                                     AccessKeyId=ids[h], Status=status)
                     # after the first write, finish here: a half-done set reads as drift
-                    finish(lambda kw=kw: self.iam.update_access_key(**kw), target, SERVICE) \
-                        if wrote else self.iam.update_access_key(**kw)
+                    if wrote:
+                        finish(update, target, SERVICE)
+                    else:
+                        update()
                     wrote = True
             return {"keys": dict(change.undo.get("keys") or change.before.get("keys") or {})}
 

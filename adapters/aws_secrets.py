@@ -48,7 +48,6 @@ from typing import Any, ClassVar
 
 from adapters.aws_common import (
     AwsClients,
-    digest,
     finish,
     is_tombstone,
     pick_value,
@@ -56,6 +55,7 @@ from adapters.aws_common import (
     tombstone_value,
 )
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import plan_context
 from adapters.specs.aws import AWS_SECRETS, SecretsManagerOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
@@ -101,6 +101,7 @@ class SecretsManagerAdapter(Adapter):
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         self.aws = AwsClients(backend, self.options)
+        self.aws.run_id_source = lambda: self.run_id
         self.method = self._method(self.options.get("method"), backend)
         self.window = self._window(self.options.get("recovery_window_days"), backend)
 
@@ -157,22 +158,35 @@ class SecretsManagerAdapter(Adapter):
         return {"exists": True, "current_version": _holder(stages, CUR) or "",
                 "deleted": d.get("DeletedDate") is not None, "stages": stages}
 
-    def _value(self, secret: str, version: str | None = None) -> str | None:
-        """A version's (default: AWSCURRENT's) string, in memory; None if unreadable."""
+    @staticmethod
+    def _string(resp: Mapping[str, Any]) -> str | None:
+        value = resp.get("SecretString")
+        if value is None and resp.get("SecretBinary") is not None:
+            return bytes(resp["SecretBinary"]).decode(errors="replace")
+        return str(value) if value is not None else None
+
+    def _read(self, secret: str, version: str | None = None) -> tuple[str | None, str, str]:
+        """A version (default: AWSCURRENT) as an application reads it, in memory.
+
+        Returns:
+            ``(value, version id, error code)``: the value is None (and the code says why,
+            ``InvalidRequestException`` for a secret marked deleted) when unreadable.
+        """
         from botocore.exceptions import ClientError
 
         kw = {"VersionId": version} if version else {"VersionStage": CUR}
         try:
             resp = self.sm.get_secret_value(SecretId=secret, **kw)
         except ClientError as exc:
-            code = (exc.response.get("Error") or {}).get("Code")
+            code = str((exc.response.get("Error") or {}).get("Code") or "")
             if code in ("InvalidRequestException", "ResourceNotFoundException"):
-                return None
+                return None, "", code
             raise
-        value = resp.get("SecretString")
-        if value is None and resp.get("SecretBinary") is not None:
-            return bytes(resp["SecretBinary"]).decode(errors="replace")
-        return str(value) if value is not None else None
+        return self._string(resp), str(resp.get("VersionId") or ""), ""
+
+    def _value(self, secret: str, version: str | None = None) -> str | None:
+        """A version's (default: AWSCURRENT's) string, in memory; None if unreadable."""
+        return self._read(secret, version)[0]
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current state of the secret, in the shape of ``change.before``."""
@@ -193,85 +207,91 @@ class SecretsManagerAdapter(Adapter):
         window = self._window(ref.get("recovery_window_days") or
                               ctx.options.get("recovery_window_days") or self.window,
                               self.backend)
-        base = {"op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-                "action": action, "backend": self.backend, "adapter": self.name,
-                "target": f"{self.backend}:{secret}", "ref": dict(ref)}
+        ctx = plan_context(self, action, ref, ctx)
+        target = f"{self.backend}:{secret}"
         with self.aws.errors(secret, SERVICE):
             before = self._state(secret)
             if not before["exists"]:
                 if action == "credential.destroy":
-                    return [Change(**base, before=before, after=before, reversible=False,
-                                   status=NOOP, note=f"{secret} does not exist (already gone)")]
+                    return [ctx.change(target, before, before, reversible=False, status=NOOP,
+                                       note=f"{secret} does not exist (already gone)")]
                 raise NotFound(f"not found in {SERVICE}: {secret}", where=self.backend)
             if action == "credential.destroy":
-                return [Change(**base, before=before, after={"exists": False},
-                               reversible=False, note=(
-                                   f"force-deletes {secret} without a recovery window: "
-                                   "irreversible, every version is gone for good"))]
+                return [ctx.change(target, before, {"exists": False}, reversible=False, note=(
+                    f"force-deletes {secret} without a recovery window: irreversible, every "
+                    "version is gone for good"))]
             current = None if before["deleted"] else self._value(secret)
             tomb = is_tombstone(current)
             del current  # the value is never kept
         if action == "credential.disable":
-            return [self._plan_disable(base, before, method, window, tomb, ctx)]
-        return [self._plan_enable(base, before, tomb)]
+            return [self._plan_disable(ctx, secret, before, method, window, tomb)]
+        return [self._plan_enable(ctx, secret, before, tomb)]
 
-    def _plan_disable(self, base: dict[str, Any], before: dict[str, Any], method: str,
-                      window: int, tomb: dict[str, Any] | None, ctx: PlanContext) -> Change:
-        secret = base["target"].split(":", 1)[1]
+    @staticmethod
+    def _plan_disable(ctx: PlanContext, secret: str, before: dict[str, Any], method: str,
+                      window: int, tomb: dict[str, Any] | None) -> Change:
+        target = f"{ctx.backend}:{secret}"
         if before["deleted"]:
-            return Change(**base, before=before, after=before, status=NOOP,
-                          note=f"{secret} is already scheduled for deletion; reads fail")
+            return ctx.change(target, before, before, status=NOOP,
+                              note=f"{secret} is already scheduled for deletion; reads fail")
         if tomb is not None:
-            return Change(**base, before=before, after=before, status=NOOP,
-                          note=f"AWSCURRENT of {secret} already holds a Killswitch tombstone "
-                          f"(run {tomb.get('run')})")
+            return ctx.change(target, before, before, status=NOOP,
+                              note=f"AWSCURRENT of {secret} already holds a Killswitch "
+                              f"tombstone (run {tomb.get('run')})")
         if method == "schedule-deletion":
             when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=window)).date().isoformat()
-            return Change(**base, before=before, after={**before, "deleted": True},
-                          undo={"method": method, "recovery_window_days": window},
-                          note=(f"schedules deletion of {secret} with a {window}-day recovery "
-                                f"window (gone for good about {when} unless restored); every "
-                                "read fails now; undo restores it with the same versions"))
+            return ctx.change(target, before, {**before, "deleted": True},
+                              undo={"method": method, "recovery_window_days": window},
+                              note=(f"schedules deletion of {secret} with a {window}-day "
+                                    f"recovery window (gone for good about {when} unless "
+                                    "restored); every read fails now; undo restores it with "
+                                    "the same versions"))
         old, prev = before["current_version"], _holder(before["stages"], PREV)
-        seed = f"killswitch:{ctx.run_id}:{base['op_id']}:{secret}:{old}"
+        seed = f"killswitch:{ctx.run_id}:{ctx.op_id(0)}:{secret}:{old}"
         tomb_id = str(uuid.uuid5(uuid.NAMESPACE_URL, seed) if ctx.run_id else uuid.uuid4())
         stages = _move(_move(before["stages"], PREV, old), CUR, tomb_id)
         after = {**before, "current_version": tomb_id, "stages": stages}
-        return Change(**base, before=before, after=after,
-                      undo={"method": method, "restore_version": old, "previous_version": prev,
-                            "tombstone_version": tomb_id, "run": ctx.run_id},
-                      note=(f"writes a tombstone version {tomb_id} to {secret} and moves "
-                            f"AWSCURRENT to it; undo moves AWSCURRENT back to {old}; the old "
-                            "value stays readable by version id / AWSPREVIOUS"))
+        return ctx.change(target, before, after,
+                          undo={"method": method, "restore_version": old,
+                                "previous_version": prev, "tombstone_version": tomb_id,
+                                "run": ctx.run_id},
+                          note=(f"writes a tombstone version {tomb_id} to {secret} and moves "
+                                f"AWSCURRENT to it; undo moves AWSCURRENT back to {old}; the "
+                                "old value stays readable by version id / AWSPREVIOUS"))
 
-    def _plan_enable(self, base: dict[str, Any], before: dict[str, Any],
+    @staticmethod
+    def _plan_enable(ctx: PlanContext, secret: str, before: dict[str, Any],
                      tomb: dict[str, Any] | None) -> Change:
-        secret = base["target"].split(":", 1)[1]
+        target = f"{ctx.backend}:{secret}"
         if before["deleted"]:
-            return Change(**base, before=before, after={**before, "deleted": False},
-                          undo={"method": "schedule-deletion"},
-                          note=f"restores {secret} (cancels the scheduled deletion)")
+            return ctx.change(target, before, {**before, "deleted": False},
+                              undo={"method": "schedule-deletion"},
+                              note=f"restores {secret} (cancels the scheduled deletion)")
         back = str((tomb or {}).get("previous_version") or "")
         if tomb is None or not back:
-            return Change(**base, before=before, after=before, status=NOOP,
-                          note=f"{secret} is readable (no tombstone, not deleted)")
+            return ctx.change(target, before, before, status=NOOP,
+                              note=f"{secret} is readable (no tombstone, not deleted)")
         cur = before["current_version"]
         after = {**before, "current_version": back,
                  "stages": _move(_move(before["stages"], PREV, cur), CUR, back)}
-        return Change(**base, before=before, after=after,
-                      undo={"method": "tombstone", "restore_version": back,
-                            "tombstone_version": cur, "previous_version": cur},
-                      note=f"moves AWSCURRENT of {secret} back from tombstone {cur} to {back}")
+        return ctx.change(target, before, after,
+                          undo={"method": "tombstone", "restore_version": back,
+                                "tombstone_version": cur, "previous_version": cur},
+                          note=f"moves AWSCURRENT of {secret} back from tombstone {cur} to "
+                          f"{back}")
 
     # -- apply ----------------------------------------------------------------------------
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Carry out ``change`` (idempotent); returns the version ids it used."""
+        """Carry out ``change`` (idempotent); returns the version ids it used.
+
+        ``current`` is the state the engine read just before; without it apply reads it.
+        """
         secret = self._secret(change.ref)
         method = str(change.undo.get("method") or "")
         with self.aws.errors(secret, SERVICE):
-            state = self._state(secret)
+            state = dict(current) if current is not None else self._state(secret)
             if change.action == "credential.destroy":
                 if state["exists"]:
                     self.sm.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
@@ -288,27 +308,20 @@ class SecretsManagerAdapter(Adapter):
             if method != "tombstone":
                 raise AdapterError(f"change on {secret} names no method", where=self.backend)
             tomb_id = str(change.undo["tombstone_version"])
-            if change.action == "credential.disable" and not self._has_version(secret, tomb_id):
+            if change.action == "credential.disable" and tomb_id not in state["stages"]:
                 value = tombstone_value(str(change.undo.get("run") or ""), change.op_id,
                                         previous_version=str(change.undo["restore_version"]))
-                self.sm.put_secret_value(SecretId=secret, SecretString=value,
-                                         ClientRequestToken=tomb_id)
+                put = self.sm.put_secret_value(SecretId=secret, SecretString=value,
+                                               ClientRequestToken=tomb_id)
+                # a version with this token already exists (unlabelled): AWS ignores the put
+                # and answers that version's labels; move them as planned instead
+                if CUR not in (put.get("VersionStages") or []):
+                    self._restore_stages(secret, state, change.after)
             else:
                 self._restore_stages(secret, state, change.after)
             return {"tombstone_version": tomb_id}
 
-    def _has_version(self, secret: str, version: str) -> bool:
-        kw: dict[str, Any] = {}
-        while True:
-            page = self.sm.list_secret_version_ids(SecretId=secret, IncludeDeprecated=True,
-                                                   MaxResults=100, **kw)
-            if any(v.get("VersionId") == version for v in page.get("Versions") or []):
-                return True
-            if not page.get("NextToken"):
-                return False
-            kw["NextToken"] = page["NextToken"]
-
-    def _restore_stages(self, secret: str, state: dict[str, Any],
+    def _restore_stages(self, secret: str, state: Mapping[str, Any],
                         target: Mapping[str, Any]) -> None:
         """Move AWSCURRENT / AWSPREVIOUS so they sit exactly where ``target`` has them."""
         want_cur = str(target["current_version"])
@@ -321,6 +334,7 @@ class SecretsManagerAdapter(Adapter):
             self.sm.update_secret_version_stage(SecretId=secret, VersionStage=CUR,
                                                 MoveToVersionId=want_cur, **kw)
             moved = True
+            # where AWS put AWSPREVIOUS after the move: read our own write back
             stages = finish(lambda: self._state(secret), secret, SERVICE)["stages"]
         prev = _holder(stages, PREV)
         if prev == want_prev:
@@ -338,40 +352,41 @@ class SecretsManagerAdapter(Adapter):
     # -- verify ---------------------------------------------------------------------------
 
     def verify(self, change: Change) -> Verdict:
-        """Read as an application would (``VersionStage=AWSCURRENT``) and judge the result."""
+        """One read, as an application would (``VersionStage=AWSCURRENT``), judged.
+
+        A tombstoned AWSCURRENT is dead when it is not the planned ``restore_version``: the
+        plan only tombstones a secret whose AWSCURRENT held no tombstone, and a version's
+        value never changes, so the version id tells the tombstone from the old key.
+        """
         secret = self._secret(change.ref)
         method = str(change.undo.get("method") or "")
         with self.aws.errors(secret, SERVICE):
-            state = self._state(secret)
-            if change.action == "credential.destroy":
-                if not state["exists"]:
-                    return Verdict(True, "dead", f"{secret} no longer exists")
-                readable = self._value(secret) is not None
-                return Verdict(not readable, "dead" if not readable else "live",
-                               f"{secret} is {'still readable' if readable else 'being deleted'}")
-            current = self._value(secret) if state["exists"] else None
-            now = digest(current)
-            tomb = is_tombstone(current)
-            old = ""
-            if method == "tombstone":
-                old = digest(self._value(secret, str(change.undo["restore_version"])))
-            del current  # only fingerprints are compared
+            value, version, code = self._read(secret)
+        tomb = is_tombstone(value)
+        readable = value is not None
+        del value  # the value is never kept
+        if change.action == "credential.destroy":
+            if code == "ResourceNotFoundException":
+                return Verdict(True, "dead", f"{secret} no longer exists")
+            return Verdict(not readable, "dead" if not readable else "live",
+                           f"{secret} is {'still readable' if readable else 'being deleted'}")
+        restore = str(change.undo.get("restore_version") or "")
         if change.action == "credential.enable":
-            if not now or tomb is not None:
+            if not readable or tomb is not None:
                 return Verdict(False, "dead", f"an AWSCURRENT read of {secret} still fails or "
                                "returns the tombstone")
-            if method == "tombstone" and state["current_version"] != change.undo[
-                    "restore_version"]:
-                return Verdict(False, "dead", f"AWSCURRENT of {secret} is "
-                               f"{state['current_version']}, not the restored version")
+            if method == "tombstone" and version != restore:
+                return Verdict(False, "dead", f"AWSCURRENT of {secret} is {version}, not the "
+                               "restored version")
             return Verdict(True, "restored", f"an AWSCURRENT read of {secret} returns the key "
-                           f"(version {state['current_version']})")
-        if not now:
-            return Verdict(True, "dead", f"an AWSCURRENT read of {secret} fails "
-                           f"({'marked deleted' if state.get('deleted') else 'unreadable'})")
-        if method == "tombstone" and tomb is not None and now != old:
+                           f"(version {version})")
+        if not readable:
+            why = "marked deleted" if code == "InvalidRequestException" else "unreadable"
+            return Verdict(True, "dead", f"an AWSCURRENT read of {secret} fails ({why})")
+        if method == "tombstone" and tomb is not None and version != restore:
             return Verdict(True, "dead", f"an AWSCURRENT read of {secret} returns the "
-                           "tombstone, not the old value (fingerprints compared)")
+                           f"tombstone (version {version}), not the old value of version "
+                           f"{restore}")
         return Verdict(False, "live", f"an AWSCURRENT read of {secret} still returns a key")
 
     # -- undo -----------------------------------------------------------------------------

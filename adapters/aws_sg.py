@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 
 from adapters.aws_common import AwsClients
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import plan_context
 from adapters.specs.aws import AWS_SG, AwsOptions
 from console.errors import AdapterError, Conflict, NotFound, UndoUnsupported
 
@@ -143,9 +144,18 @@ def _reaches(rule: Mapping[str, Any], nets: list[Net]) -> bool:
     return any(n.version == net.version and n.overlaps(net) for n in nets)
 
 
+def _within(net: Net, of: Net) -> bool:
+    """``net.subnet_of(of)`` for two networks of the same IP version, else False."""
+    if isinstance(net, ipaddress.IPv4Network) and isinstance(of, ipaddress.IPv4Network):
+        return net.subnet_of(of)
+    if isinstance(net, ipaddress.IPv6Network) and isinstance(of, ipaddress.IPv6Network):
+        return net.subnet_of(of)
+    return False
+
+
 def _wider(rule: Mapping[str, Any], nets: list[Net]) -> bool:
     net = ipaddress.ip_network(str(rule["cidr"]), strict=False)
-    return not any(n.version == net.version and net.subnet_of(n) for n in nets)  # type: ignore[arg-type]
+    return not any(_within(net, n) for n in nets)
 
 
 def _show(rule: Mapping[str, Any]) -> str:
@@ -171,6 +181,7 @@ class SecurityGroupEgressAdapter(Adapter):
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         self.aws = AwsClients(backend, self.options)
+        self.aws.run_id_source = lambda: self.run_id
 
     def open(self) -> None:
         """Build the EC2 client (no request is sent)."""
@@ -245,18 +256,15 @@ class SecurityGroupEgressAdapter(Adapter):
         everything = any(r["cidr"] in _WORLD for r in reaching)
         wide = [r for r in reaching if r["cidr"] not in _WORLD and _wider(r, nets)]
         untested = [r for r in snapshot if "cidr" not in r]
-        base: dict[str, Any] = dict(
-            op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step, action=action,
-            backend=self.backend, adapter=self.name,
-            target=f"{self.backend}:{gid} egress to {dests}", ref=dict(ref), before=before,
-            after=after, undo={"snapshot": snapshot, "rules": reaching,
-                               "blocks_all_egress": everything})
+        ctx = plan_context(self, action, ref, ctx)
+        target = f"{self.backend}:{gid} egress to {dests}"
+        undo = {"snapshot": snapshot, "rules": reaching, "blocks_all_egress": everything}
         extra = (f"; {len(untested)} rule(s) to prefix lists / other groups were not matched "
                  "and stay") if untested else ""
         if not reaching:
-            return [Change(**base, status=NOOP,
-                           note=f"no egress rule of {gid} reaches {dests}: already blocked"
-                           f"{extra}. {OUTLIVE_NOTE}")]
+            return [ctx.change(target, before, after, undo=undo, status=NOOP,
+                               note=f"no egress rule of {gid} reaches {dests}: already "
+                               f"blocked{extra}. {OUTLIVE_NOTE}")]
         parts = []
         if everything:
             parts.append(f"BLOCKS ALL EGRESS: revoking 0.0.0.0/0 (or ::/0) blocks ALL egress "
@@ -269,7 +277,7 @@ class SecurityGroupEgressAdapter(Adapter):
                          + ", ".join(str(r["cidr"]) for r in wide))
         parts.append(f"undo re-authorises exactly these rules{extra}")
         parts.append(OUTLIVE_NOTE)
-        return [Change(**base, note=". ".join(parts))]
+        return [ctx.change(target, before, after, undo=undo, note=". ".join(parts))]
 
     def read(self, change: Change) -> dict[str, Any]:
         """The group's egress rules that reach the destinations (DescribeSecurityGroupRules)."""
@@ -279,18 +287,26 @@ class SecurityGroupEgressAdapter(Adapter):
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Revoke the planned rules still present, or re-authorise the saved ones missing."""
+        """Revoke the planned rules still present, or re-authorise the saved ones missing.
+
+        ``current`` is the state the engine read just before (the group's rules that reach
+        the destinations, which are all the rules a change names); without it apply reads
+        the group. After a write the group is read back: EC2 does not raise for rules it
+        did not match.
+        """
         gid = str(change.before.get("group_id") or change.after.get("group_id"))
         wanted = {_key(r): r for r in change.after.get("rules", [])}
         dropped = {_key(r): r for r in change.before.get("rules", []) if _key(r) not in wanted}
-        current = {_key(r) for r in self._egress(gid)}
-        revoke = [r for k, r in dropped.items() if k in current]
-        add = [r for k, r in wanted.items() if k not in current]
+        rules = current.get("rules", []) if current is not None and \
+            current.get("group_id") == gid else self._egress(gid)
+        present = {_key(r) for r in rules}
+        revoke = [r for k, r in dropped.items() if k in present]
+        add = [r for k, r in wanted.items() if k not in present]
         if revoke:
             self._call(gid, "revoke_security_group_egress", revoke, "InvalidPermission.NotFound")
         if add:
             self._call(gid, "authorize_security_group_egress", add, "InvalidPermission.Duplicate")
-        left = {_key(r) for r in self._egress(gid)}
+        left = {_key(r) for r in self._egress(gid)} if revoke or add else present
         if any(k in left for k in dropped) or any(k not in left for k in wanted):
             raise Conflict(f"EC2 did not carry out the change on {gid}: rules still differ "
                            "from the plan after the call", where=change.target)

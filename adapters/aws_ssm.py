@@ -50,6 +50,7 @@ from adapters.aws_common import (
     tombstone_value,
 )
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import plan_context
 from adapters.specs.aws import AWS_SSM, AwsOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
@@ -75,6 +76,11 @@ class SsmParameterAdapter(Adapter):
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         self.aws = AwsClients(backend, self.options)
+        self.aws.run_id_source = lambda: self.run_id
+        self._seen: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        """Per parameter, the last state read and what a put needs of the newest version
+        (type, KMS key, tier, tombstone nonce; never a value), so that apply, given that
+        very state by the engine, does not read again."""
 
     def open(self) -> None:
         """Build the client (no request is sent)."""
@@ -126,11 +132,17 @@ class SsmParameterAdapter(Adapter):
     def _state(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         history = self._history(name)
         if history is None:
+            self._seen[name] = ({"exists": False}, {})
             return {"exists": False}, []
         last = history[-1]
-        return {"exists": True, "type": str(last.get("Type") or "SecureString"),
-                "value_version": self._value_version(history),
-                "tombstone": is_tombstone(last.get("Value")) is not None}, history
+        tomb = is_tombstone(last.get("Value"))
+        state = {"exists": True, "type": str(last.get("Type") or "SecureString"),
+                 "value_version": self._value_version(history),
+                 "tombstone": tomb is not None}
+        meta = {k: last[k] for k in ("Type", "KeyId", "Tier") if last.get(k)}
+        meta["nonce"] = (tomb or {}).get("nonce")
+        self._seen[name] = (dict(state), meta)
+        return state, history
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current state of the parameter, in the shape of ``change.before``."""
@@ -146,10 +158,8 @@ class SsmParameterAdapter(Adapter):
             raise AdapterError(f"the aws-ssm adapter does not offer {action}",
                                where=self.backend)
         name = self._name(ref)
-        base: dict[str, Any] = {
-            "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-            "action": action, "backend": self.backend, "adapter": self.name,
-            "target": f"{self.backend}:{name}", "ref": dict(ref)}
+        ctx = plan_context(self, action, ref, ctx)
+        target = f"{self.backend}:{name}"
         with self.aws.errors(name, SERVICE):
             before, history = self._state(name)
             tomb = is_tombstone(history[-1].get("Value")) if history else None
@@ -157,32 +167,35 @@ class SsmParameterAdapter(Adapter):
             del history  # values are never kept
         if not before["exists"]:
             if action == "credential.destroy":
-                return [Change(**base, before=before, after=before, reversible=False,
-                               status=NOOP, note=f"{name} does not exist (already gone)")]
+                return [ctx.change(target, before, before, reversible=False, status=NOOP,
+                                   note=f"{name} does not exist (already gone)")]
             raise NotFound(f"not found in {SERVICE}: {name}", where=self.backend)
         if action == "credential.destroy":
-            return [Change(**base, before=before, after={"exists": False}, reversible=False,
-                           note=f"deletes {name} and all {latest} version(s): irreversible")]
+            return [ctx.change(target, before, {"exists": False}, reversible=False,
+                               note=f"deletes {name} and all {latest} version(s): "
+                               "irreversible")]
         if action == "credential.disable":
             if tomb is not None:
-                return [Change(**base, before=before, after=before, status=NOOP,
-                               note=f"{name} already holds a Killswitch tombstone "
-                               f"(run {tomb.get('run')})")]
+                return [ctx.change(target, before, before, status=NOOP,
+                                   note=f"{name} already holds a Killswitch tombstone "
+                                   f"(run {tomb.get('run')})")]
             v = before["value_version"]
-            return [Change(**base, before=before,
-                           after={**before, "value_version": latest + 1, "tombstone": True},
-                           undo={"restore_version": v, "run": ctx.run_id,
-                                 "nonce": uuid.uuid4().hex[:12]},
-                           note=(f"overwrites {name} with a tombstone (new version "
-                                 f"{latest + 1}); undo puts the value of version {v} back"))]
+            return [ctx.change(target, before,
+                               {**before, "value_version": latest + 1, "tombstone": True},
+                               undo={"restore_version": v, "run": ctx.run_id,
+                                     "nonce": uuid.uuid4().hex[:12]},
+                               note=(f"overwrites {name} with a tombstone (new version "
+                                     f"{latest + 1}); undo puts the value of version {v} "
+                                     "back"))]
         back = int((tomb or {}).get("previous_version") or 0)
         if tomb is None or not back:
-            return [Change(**base, before=before, after=before, status=NOOP,
-                           note=f"{name} holds no Killswitch tombstone; nothing to restore")]
-        return [Change(**base, before=before,
-                       after={**before, "value_version": back, "tombstone": False},
-                       undo={"restore_version": back},
-                       note=f"puts the value of version {back} of {name} back")]
+            return [ctx.change(target, before, before, status=NOOP,
+                               note=f"{name} holds no Killswitch tombstone; nothing to "
+                               "restore")]
+        return [ctx.change(target, before,
+                           {**before, "value_version": back, "tombstone": False},
+                           undo={"restore_version": back},
+                           note=f"puts the value of version {back} of {name} back")]
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -196,28 +209,47 @@ class SsmParameterAdapter(Adapter):
             kw["Tier"] = str(last["Tier"])
         return int(self.ssm.put_parameter(**kw).get("Version") or 0)
 
+    def _newest(self, name: str, current: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """What a tombstone put needs of the newest version (type, KMS key, tier, nonce):
+        remembered from the read that produced ``current``, else read now; None when the
+        parameter does not exist."""
+        seen = self._seen.get(name)
+        if current is not None and seen is not None and seen[0] == dict(current):
+            return seen[1] if current.get("exists") else None
+        state, history = self._state(name)
+        del history  # values are never kept
+        return self._seen[name][1] if state["exists"] else None
+
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Carry out ``change`` (idempotent); returns the version numbers involved."""
+        """Carry out ``change`` (idempotent); returns the version numbers involved.
+
+        ``current`` is the state the engine read just before; a disable or destroy given it
+        makes only its write. Putting a prior value back reads the history for that value.
+        """
         name = self._name(change.ref)
         with self.aws.errors(name, SERVICE):
             if change.action == "credential.destroy":
-                if self._history(name) is not None:
+                exists = current.get("exists") if current is not None else \
+                    self._history(name) is not None
+                if exists:
                     self.ssm.delete_parameter(Name=name)
                 return {}
-            history = self._history(name)
-            if history is None:
-                raise NotFound(f"not found in {SERVICE}: {name}", where=self.backend)
-            last = history[-1]
             back = int(change.undo["restore_version"])
             if change.action == "credential.disable" and "put_version" not in change.undo:
-                tomb = is_tombstone(last.get("Value"))
-                if tomb is None or tomb.get("nonce") != change.undo.get("nonce"):
+                last = self._newest(name, current)
+                if last is None:
+                    raise NotFound(f"not found in {SERVICE}: {name}", where=self.backend)
+                if last.get("nonce") is None or last["nonce"] != change.undo.get("nonce"):
                     value = tombstone_value(str(change.undo.get("run") or ""), change.op_id,
                                             previous_version=str(back),
                                             nonce=str(change.undo.get("nonce") or ""))
                     self._put(name, value, last)
                 return {"restore_version": back}
+            history = self._history(name)  # the prior value, in memory only
+            if history is None:
+                raise NotFound(f"not found in {SERVICE}: {name}", where=self.backend)
+            last = history[-1]
             back = int(change.undo.get("put_version") or back)
             prior = next((p for p in history if int(p["Version"]) == back), None)
             if prior is None:
@@ -232,28 +264,23 @@ class SsmParameterAdapter(Adapter):
     # -- verify ---------------------------------------------------------------------------
 
     def verify(self, change: Change) -> Verdict:
-        """Read the parameter as an application would (``GetParameter WithDecryption``)."""
-        from botocore.exceptions import ClientError
-
+        """One read of the parameter's history, decrypted: its newest version is what an
+        application's ``GetParameter WithDecryption`` returns, judged against the value of
+        the recorded version (fingerprints compared)."""
         name = self._name(change.ref)
         with self.aws.errors(name, SERVICE):
-            try:
-                now = self.ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
-            except ClientError as exc:
-                if (exc.response.get("Error") or {}).get("Code") != "ParameterNotFound":
-                    raise
-                now = None
-            if change.action == "credential.destroy" or now is None:
-                if now is None:
-                    return Verdict(change.action != "credential.enable", "dead",
-                                   f"a read of {name} fails: ParameterNotFound")
-                return Verdict(False, "live", f"{name} still exists and is readable")
-            current, tomb = digest(now.get("Value")), is_tombstone(now.get("Value"))
-            back = int(change.undo.get("restore_version") or 0)
-            history = self._history(name) or []
-            old = next((digest(p.get("Value")) for p in history if int(p["Version"]) == back),
-                       "")
-            del now, history  # only fingerprints are compared
+            history = self._history(name)
+        if history is None:
+            return Verdict(change.action != "credential.enable", "dead",
+                           f"a read of {name} fails: ParameterNotFound")
+        if change.action == "credential.destroy":
+            del history
+            return Verdict(False, "live", f"{name} still exists and is readable")
+        value = history[-1].get("Value")
+        current, tomb = digest(value), is_tombstone(value)
+        back = int(change.undo.get("restore_version") or 0)
+        old = next((digest(p.get("Value")) for p in history if int(p["Version"]) == back), "")
+        del value, history  # only fingerprints are compared
         if change.action == "credential.enable":
             if tomb is None and current == old:
                 return Verdict(True, "restored", f"a read of {name} returns the value of "

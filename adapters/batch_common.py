@@ -37,25 +37,23 @@ beyond the cap were not looked at, and the no-job change does not claim "nothing
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import http_errors, require_key
-from adapters.llm_http import build_client, error_for
-from console.errors import AdapterError, AuthError, Conflict
+from adapters.common import plan_context, require_key
+from adapters.retry import NotYet, poll
+from console.errors import AdapterError, AuthError, Conflict, PermissionDenied
 
 __all__ = [
     "AFTER",
     "BEFORE",
     "BatchAdapter",
-    "HttpApi",
     "IRREVERSIBLE_NOTE",
     "JobList",
     "action_spec",
+    "batch_hints",
     "batch_key",
     "number_option",
 ]
@@ -133,66 +131,11 @@ def batch_key(backend: str, provider: str, key_env: str, key_file: Path | None) 
         "dedicated incident-response key); for the sandbox run `killswitch sandbox start`")
 
 
-class HttpApi:
-    """A JSON HTTP API over httpx with typed errors (provider message + target).
-
-    Args:
-        provider: Display name.
-        backend: Backend name (``where`` of errors).
-        base_url: API root; paths are relative to it.
-        timeout: Seconds per call.
-        headers: Headers of every call (auth); never echoed in errors.
-        auth_hint: Hint attached to a 401.
-    """
-
-    def __init__(self, provider: str, backend: str, base_url: str, timeout: float,
-                 headers: Mapping[str, str], auth_hint: str = "") -> None:
-        self.provider = provider
-        self.backend = backend
-        self.base_url = base_url.rstrip("/")
-        self.auth_hint = auth_hint
-        self.client = build_client(self.base_url, timeout, headers)
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self.client.close()
-
-    def errors(self, target: str) -> AbstractContextManager[None]:
-        """Translate transport exceptions raised inside into typed adapter errors."""
-        return http_errors(self.provider, self.backend, target, self.base_url)
-
-    def request(self, method: str, path: str, target: str, *,
-                params: Mapping[str, Any] | None = None, body: Any = None,
-                headers: Mapping[str, str] | None = None,
-                missing_ok: bool = False) -> dict[str, Any] | None:
-        """One call: the decoded JSON object, ``{}`` for an empty body, None on a tolerated 404.
-
-        Raises:
-            AdapterError: A typed subclass for every failure.
-        """
-        with self.errors(target):
-            resp = self.client.request(method, path, params=dict(params or {}) or None,
-                                       json=body, headers=dict(headers or {}))
-            if resp.status_code == 404 and missing_ok:
-                return None
-            if resp.status_code >= 400:
-                err = error_for(resp, self.provider, target)
-                if isinstance(err, AuthError):
-                    err.hint = self.auth_hint
-                err.where = self.backend
-                raise err
-            if not resp.content.strip():
-                return {}
-            try:
-                data = resp.json()
-            except ValueError as exc:
-                raise AdapterError(f"{self.provider} answered non-JSON for {target} "
-                                   f"(HTTP {resp.status_code})", where=self.backend) from exc
-            return data if isinstance(data, dict) else {"data": data}
-
-
-def _retryable(exc: AdapterError) -> bool:
-    return bool(exc.retryable)
+def batch_hints(key_env: str, which: str) -> dict[type[AdapterError], str]:
+    """Hints of a rejected batch call: which key to check (``which`` it must be)."""
+    return {AuthError: f"the key in {key_env} / key_file was rejected: batches need {which}",
+            PermissionDenied: "the key lacks the permission listed by `killswitch` for "
+                              "batch.cancel"}
 
 
 class BatchAdapter(Adapter):
@@ -268,10 +211,7 @@ class BatchAdapter(Adapter):
         jobs = self._list(ref)
         capped = jobs.cap_note(self.provider, self._scope(ref)) \
             if isinstance(jobs, JobList) else ""
-        base: dict[str, Any] = {
-            "integration": ctx.integration, "step": ctx.step, "action": action,
-            "backend": self.backend, "adapter": self.name, "ref": dict(ref),
-            "reversible": False}
+        ctx = plan_context(self, action, ref, ctx)
         ended = [j for j in jobs if j["phase"] in ("cancelled", "ended")]
         left = (f"; {len(ended)} ended job{'s' if len(ended) != 1 else ''} left alone"
                 if ended else "")
@@ -282,23 +222,21 @@ class BatchAdapter(Adapter):
             running = job["phase"] == "running"
             undo = {"job": job, "status_before": job["status"], "scope": self._scope(ref),
                     "resubmit": "resubmit the unprocessed requests of this job as a new job"}
-            changes.append(Change(
-                op_id=ctx.op_id(len(changes)), target=self._target(job),
-                before=self._state(job), after=dict(AFTER), undo=undo,
-                status="observed" if running else NOOP,
+            changes.append(ctx.change(
+                self._target(job), self._state(job), AFTER, index=len(changes), undo=undo,
+                reversible=False, status="observed" if running else NOOP,
                 note=(f"cancel {self.provider} job {job['id']} (now {job['status']}, "
                       f"counts {_counts(job)}): {IRREVERSIBLE_NOTE}{left}") if running else
-                     (f"already {job['status']}: cancel was requested before{left}"),
-                **base))
+                     (f"already {job['status']}: cancel was requested before{left}")))
         if not changes:
-            changes.append(Change(
-                op_id=ctx.op_id(0), target=f"{self.backend}:{self._scope(ref)}",
-                before={"running": 0}, after={"running": 0}, status=NOOP,
+            changes.append(ctx.change(
+                f"{self.backend}:{self._scope(ref)}", {"running": 0}, {"running": 0},
+                reversible=False, status=NOOP,
                 undo={"scope": self._scope(ref), "ended": [j["id"] for j in ended]},
                 note=(f"no {self.provider} batch job of {ctx.integration} is running in "
                       f"the pages read of {self._scope(ref)}{left}") if capped else
                      (f"no {self.provider} batch job of {ctx.integration} is running in "
-                      f"{self._scope(ref)}: nothing to cancel{left}"), **base))
+                      f"{self._scope(ref)}: nothing to cancel{left}")))
         return changes
 
     def _job_of(self, change: Change) -> str:
@@ -331,19 +269,19 @@ class BatchAdapter(Adapter):
             # Bedrock ConflictException) or 400 FAILED_PRECONDITION (Vertex)
             if not (isinstance(exc, Conflict) or exc.status in (400, 409)):
                 raise
-            current = self._get(change.ref, job_id)
-            if current is not None and current["phase"] == "running":
+            job = self._get(change.ref, job_id)
+            if job is not None and job["phase"] == "running":
                 raise
         try:  # the cancel is done: the read-back only feeds the journal
-            current = self._get(change.ref, job_id)
+            job = self._get(change.ref, job_id)
         except AdapterError as exc:
             if not exc.retryable:
                 raise
             return {"status_after": "cancel requested (read-back failed: retryable error)"}
-        if current is None:
+        if job is None:
             return {"status_after": "gone"}
-        return {"status_after": current["status"], "counts": current["counts"],
-                "failed": current["failed"], "output": current["output"]}
+        return {"status_after": job["status"], "counts": job["counts"],
+                "failed": job["failed"], "output": job["output"]}
 
     def verify(self, change: Change) -> Verdict:
         """Poll the job for up to ``wait`` seconds until cancelled or ended.
@@ -371,25 +309,29 @@ class BatchAdapter(Adapter):
         return Verdict(True, job["phase"], said)
 
     def _poll(self, get: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
-        """Read until the job is cancelled/ended or ``wait`` runs out (transient errors too)."""
-        deadline = time.monotonic() + self.wait
-        delay = 0.1
-        last: dict[str, Any] | None = None
-        seen = False
-        while True:
-            try:
-                last, seen = get(), True
-                if last is None or last["phase"] in ("cancelled", "ended"):
-                    return last
-            except AdapterError as exc:
-                if not _retryable(exc) or time.monotonic() >= deadline:
-                    if seen:
-                        return last
-                    raise
-            if time.monotonic() + delay > deadline:
-                return last
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        """Read until the job is cancelled/ended or ``wait`` runs out (transient errors too).
+
+        Returns:
+            The last job read (None: gone). An error ends the wait early with the last job
+            read, or is raised when no read succeeded.
+        """
+        last: list[dict[str, Any] | None] = []
+
+        def final() -> dict[str, Any] | None:
+            job = get()
+            last[:] = [job]
+            if job is not None and job["phase"] not in ("cancelled", "ended"):
+                raise NotYet(job["status"])
+            return job
+
+        if self.wait <= 0:
+            return get()
+        try:
+            return poll(final, timeout=self.wait)
+        except (NotYet, AdapterError):
+            if last:
+                return last[0]
+            raise
 
 
 def _counts(job: Mapping[str, Any]) -> str:

@@ -72,6 +72,7 @@ class BedrockBatchAdapter(BatchAdapter):
             opts["timeout"] = opts["request_timeout"]
         super().__init__(backend, opts)
         self.aws = AwsClients(backend, opts)
+        self.aws.run_id_source = lambda: self.run_id
 
     def open(self) -> None:
         """Build the boto3 client (no request is sent)."""

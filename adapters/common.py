@@ -1,23 +1,21 @@
-"""Helpers shared by several adapters: secrets, HTTP errors, Retry-After, file writes.
+"""Helpers shared by several adapters: secrets, Retry-After, file writes, changes.
 
 What lives here, so adapters that talk to the same kind of thing behave alike::
 
     read_secret(...)        (value, source) from an env var NAME, else a file
     require_key(...)        the console's key from an env var NAME or a key file, else AuthError
     parse_retry_after(...)  one Retry-After value (delta seconds or an HTTP date) -> seconds
-    retry_after(...)        httpx headers: ``retry-after-ms`` first, then ``retry-after``
-    status_error(...)       an HTTP status + message -> the AdapterError subclass
-    translate_error(...)    httpx transport exceptions -> Timeout / Unavailable (naming the URL)
-    http_errors(...)        context manager: the above at an adapter boundary
     locked(...)             per-path thread lock + ``flock`` on the sidecar ``<path>.lock``
     write_atomic(...)       temp file in the same directory, fsync, ``os.replace``
+    plan_context(...)       a PlanContext completed for the adapter planning (``ctx.change``)
     toggle_inverse(...)     the undo Change of a disable / enable of several keys or versions
     user_agent(...)         ``killswitch/<version> run/<run id>`` for every HTTP request
     env_flag_changes(...)   one Change per environment of a flag (``{env: on}`` state)
     env_flag_inverse(...)   the undo of one of those
 
-Adapters may import only ``console.errors`` from the console; nothing here reads or logs a
-secret value into a message.
+HTTP (one client per backend, User-Agent, the status-to-error map, Retry-After headers,
+transport errors) is :mod:`adapters.http`'s. Adapters may import only ``console.errors``
+from the console; nothing here reads or logs a secret value into a message.
 """
 
 from __future__ import annotations
@@ -29,40 +27,26 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from adapters.base import NOOP, Adapter, Change, PlanContext
-from console.errors import (
-    AdapterError,
-    AuthError,
-    Conflict,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    Timeout,
-    Unavailable,
-    UndoUnsupported,
-)
+from console.errors import AdapterError, AuthError, UndoUnsupported
 
 __all__ = [
     "path_option",
     "seconds_option",
     "env_flag_changes",
     "env_flag_inverse",
-    "http_errors",
     "locked",
     "parse_retry_after",
+    "plan_context",
     "read_secret",
     "require_key",
-    "retry_after",
-    "status_error",
     "toggle_inverse",
-    "translate_error",
     "user_agent",
     "write_atomic",
 ]
@@ -205,83 +189,6 @@ def parse_retry_after(value: Any) -> float | None:
         return None
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
-    """Server-directed delay: ``retry-after-ms`` first, then ``retry-after`` (s or a date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    return parse_retry_after(headers.get("retry-after"))
-
-
-# -- HTTP errors --------------------------------------------------------------------------
-
-
-def status_error(status: int, msg: str, *, not_found: str, auth_msg: str | None = None,
-                 auth_hint: str = "", denied_hint: str = "",
-                 retry: float | None = None, rate_retry: float | None = None,
-                 conflict_retryable: bool = False) -> AdapterError:
-    """The typed error for a non-2xx HTTP status.
-
-    Args:
-        status: HTTP status code.
-        msg: The message (provider's words and the target).
-        not_found: The message of a 404.
-        auth_msg: The message of a 401 (default ``msg``).
-        auth_hint: Hint of a 401.
-        denied_hint: Hint of a 403.
-        retry: Retry-After seconds of a 5xx (and of a 429 unless ``rate_retry`` is given).
-        rate_retry: Retry-After seconds of a 429, when it reads other headers.
-        conflict_retryable: Mark a 409 retryable (a concurrent update).
-    """
-    kw: dict[str, Any] = {"status": status}
-    if status == 401:
-        return AuthError(msg if auth_msg is None else auth_msg, hint=auth_hint, **kw)
-    if status == 403:
-        return PermissionDenied(msg, hint=denied_hint, **kw)
-    if status == 404:
-        return NotFound(not_found, **kw)
-    if status == 409:
-        if conflict_retryable:
-            return Conflict(msg, retryable=True, **kw)
-        return Conflict(msg, **kw)
-    if status == 429:
-        return RateLimited(msg, retry_after=retry if rate_retry is None else rate_retry, **kw)
-    if status >= 500:
-        return Unavailable(msg, retry_after=retry, **kw)
-    return AdapterError(msg, **kw)
-
-
-def translate_error(exc: BaseException, provider: str, target: str,
-                    url: str) -> AdapterError | None:
-    """Map an httpx transport exception; None when ``exc`` is not one."""
-    if isinstance(exc, httpx.TimeoutException):
-        return Timeout(f"{provider} at {url} did not answer in time for {target}")
-    if isinstance(exc, httpx.ConnectError | httpx.NetworkError | httpx.RemoteProtocolError):
-        return Unavailable(f"cannot reach {provider} for {target}: is {url} reachable?")
-    if isinstance(exc, httpx.HTTPError):
-        return AdapterError(f"HTTP call to {provider} at {url} failed for {target}: "
-                            f"{type(exc).__name__}")
-    return None
-
-
-@contextlib.contextmanager
-def http_errors(provider: str, backend: str, target: str, url: str) -> Iterator[None]:
-    """Let AdapterErrors through (``where`` defaulting to ``backend``); map the rest."""
-    try:
-        yield
-    except AdapterError as exc:
-        exc.where = exc.where or backend
-        raise
-    except Exception as exc:  # noqa: BLE001 - the adapter boundary
-        mapped = translate_error(exc, provider, target, url) or \
-            AdapterError(f"{provider} call failed for {target}: {type(exc).__name__}")
-        mapped.where = mapped.where or backend
-        raise mapped from exc
-
-
 # -- files --------------------------------------------------------------------------------
 
 _LOCKS: dict[str, threading.Lock] = {}
@@ -340,6 +247,31 @@ def write_atomic(path: Path, text: str, *, keep_owner: bool = False,
 
 
 # -- changes ------------------------------------------------------------------------------
+
+
+def plan_context(adapter: Adapter, action: str, ref: Mapping[str, Any],
+                 ctx: PlanContext) -> PlanContext:
+    """``ctx`` completed for ``adapter`` planning ``action`` on ``ref``, for ``ctx.change``.
+
+    The engine's contexts already name the action, backend, adapter and reference; a bare
+    ``PlanContext(integration, step)`` (tests, tools) gets them here, with the action's
+    reversibility from the adapter's :class:`~adapters.base.ActionSpec`.
+
+    Args:
+        adapter: The planning adapter.
+        action: The action kind being planned.
+        ref: The inventory reference being planned.
+        ctx: The context the adapter was given.
+    """
+    if (ctx.action, ctx.backend, ctx.adapter) == (action, adapter.backend, adapter.name) \
+            and ctx.ref == ref:
+        return ctx
+    reversible = ctx.reversible
+    if ctx.action != action:
+        spec = adapter.ACTIONS.get(action)
+        reversible = spec.reversible if spec is not None else ctx.reversible
+    return replace(ctx, action=action, backend=adapter.backend, adapter=adapter.name,
+                   ref=dict(ref), reversible=reversible)
 
 
 def toggle_inverse(change: Change, applied: Mapping[str, Any], *, ids_key: str, noun: str,
@@ -404,29 +336,24 @@ def env_flag_changes(adapter: Adapter, action: str, ref: Mapping[str, Any],
     """
     on = action == "flag.enable"
     word = "on" if on else "off"
+    ctx = plan_context(adapter, action, ref, ctx)
     changes = []
     for i, env in enumerate(envs):
         before = {env: state[env]}
         extra = {k: v for k, v in undo.items() if k != "project"}
-        base: dict[str, Any] = dict(
-            op_id=ctx.op_id(i), integration=ctx.integration, step=ctx.step, action=action,
-            backend=adapter.backend, adapter=adapter.name, target=f"{target}/{env}",
-            ref=dict(ref), before=before, after={env: on},
-            undo={"project": undo["project"], "environments": [env], "prior": before,
-                  **extra})
+        data = {"project": undo["project"], "environments": [env], "prior": before, **extra}
         if state[env] == on:
-            changes.append(Change(**base, status=NOOP,
-                                  note=f"{flag} is already {word} in {env}"))
+            changes.append(ctx.change(f"{target}/{env}", before, {env: on}, index=i,
+                                      undo=data, status=NOOP,
+                                      note=f"{flag} is already {word} in {env}"))
             continue
         text = note(env)
         if not on:
             text += "; undo turns it back on there"
-        changes.append(Change(**base, note=text))
+        changes.append(ctx.change(f"{target}/{env}", before, {env: on}, index=i, undo=data,
+                                  note=text))
     if not changes:
-        return [Change(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
-                       action=action, backend=adapter.backend, adapter=adapter.name,
-                       target=target, ref=dict(ref), status=NOOP,
-                       note=f"{flag} has no environment")]
+        return [ctx.change(target, {}, {}, status=NOOP, note=f"{flag} has no environment")]
     return changes
 
 

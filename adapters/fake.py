@@ -31,6 +31,7 @@ Example runbook step::
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import random
@@ -41,7 +42,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adapters.base import SIMULATED, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.base import (
+    NOOP,
+    OBSERVED,
+    SIMULATED,
+    ActionSpec,
+    Adapter,
+    Change,
+    PlanContext,
+    Verdict,
+)
+from adapters.common import plan_context
 from adapters.specs.fake import FAKE, FakeOptions
 from console.errors import (
     AdapterError,
@@ -88,8 +99,9 @@ class FakeAdapter(Adapter):
         if self.probe_mode not in ("", "switch", "live", "revoked", "unknown"):
             raise ConfigError(f"fake: probe = {self.probe_mode!r} is not one of switch, live, "
                               "revoked, unknown", where=f"backends.{backend}.probe")
-        self.CAN_PROBE = bool(self.probe_mode)  # type: ignore[misc]
-        self.CAN_REVEAL = bool(options.get("reveal", False))  # type: ignore[misc]
+        can = (bool(self.probe_mode), bool(options.get("reveal", False)))
+        if can != (self.CAN_PROBE, self.CAN_REVEAL):  # capabilities are class attributes
+            self.__class__ = _with_capabilities(*can)
 
     # -- state -------------------------------------------------------------------------
     @contextmanager
@@ -139,22 +151,19 @@ class FakeAdapter(Adapter):
         if spec is None:
             raise AdapterError(f"the fake adapter does not offer {action}", where=self.backend)
         after = {"switch": "off" if action in _TURNS_OFF else "on"}
+        ctx = plan_context(self, action, ref, ctx)
+        target = f"{self.backend}:{key}"
         if self.simulate:
-            return [Change(ctx.op_id(0), ctx.integration, ctx.step, action, self.backend,
-                           self.name, f"{self.backend}:{key}", dict(ref), {"switch": "on"},
-                           after, spec.reversible, status=SIMULATED,
-                           note="simulated: state not read")]
+            return [ctx.change(target, {"switch": "on"}, after, status=SIMULATED,
+                               note="simulated: state not read")]
         self._call()
         before = {"switch": self._switch(key)}
-        change = Change(ctx.op_id(0), ctx.integration, ctx.step, action, self.backend,
-                        self.name, f"{self.backend}:{key}", dict(ref), before, after,
-                        spec.reversible, undo={"key": key, "was": before["switch"]})
-        if before == after:
-            change.status = "noop"
-            change.note = f"already {after['switch']}"
+        noop = before == after
+        note = f"already {after['switch']}" if noop else ""
         if not spec.reversible:
-            change.note = change.note or "irreversible"
-        return [change]
+            note = note or "irreversible"
+        return [ctx.change(target, before, after, undo={"key": key, "was": before["switch"]},
+                           status=NOOP if noop else OBSERVED, note=note)]
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current position of the switch."""
@@ -187,10 +196,11 @@ class FakeAdapter(Adapter):
         if not change.reversible or change.action not in _INVERSE:
             raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone",
                                   where=change.target)
-        return Change(f"{change.op_id}:undo", change.integration, f"undo-{change.step}",
-                      _INVERSE[change.action], change.backend, self.name, change.target,
-                      dict(change.ref), dict(change.after), dict(change.before), True,
-                      inverse_of=change.op_id)
+        return Change(op_id=f"{change.op_id}:undo", integration=change.integration,
+                      step=f"undo-{change.step}", action=_INVERSE[change.action],
+                      backend=change.backend, adapter=self.name, target=change.target,
+                      ref=dict(change.ref), before=dict(change.after),
+                      after=dict(change.before), reversible=True, inverse_of=change.op_id)
 
     # -- proof of death (only with the probe / reveal options) -------------------
     @staticmethod
@@ -222,3 +232,11 @@ class FakeAdapter(Adapter):
         """Forget every in-memory switch (tests and benchmarks)."""
         with cls._memory_lock:
             cls._memory.clear()
+
+
+@functools.cache
+def _with_capabilities(probe: bool, reveal: bool) -> type[FakeAdapter]:
+    """The fake with ``CAN_PROBE`` / ``CAN_REVEAL`` as its ``probe`` / ``reveal`` options say
+    (the contract declares capabilities per class; the fake's depend on its options)."""
+    return type("FakeAdapter", (FakeAdapter,), {"CAN_PROBE": probe, "CAN_REVEAL": reveal,
+                                                "__module__": __name__})

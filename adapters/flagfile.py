@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import locked, write_atomic
+from adapters.common import locked, plan_context, write_atomic
 from adapters.specs.flags import FLAGFILE, FlagFileOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
@@ -207,13 +207,12 @@ class FlagFileAdapter(Adapter):
         else:
             after = {"state": "ENABLED", **{k: v for k, v in before.items() if k != "state"}}
             note = f"sets {key} ENABLED"
-        base = dict(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
-                    action=action, backend=self.backend, adapter=self.name,
-                    target=f"{self.backend}:{key}", ref=dict(ref), before=before, after=after,
-                    undo={"prior": before})
+        ctx = plan_context(self, action, ref, ctx)
+        target, undo = f"{self.backend}:{key}", {"prior": before}
         if before == after:
-            return [Change(**base, status=NOOP, note=f"{key} is already in that state")]
-        return [Change(**base, note=note)]
+            return [ctx.change(target, before, after, undo=undo, status=NOOP,
+                               note=f"{key} is already in that state")]
+        return [ctx.change(target, before, after, undo=undo, note=note)]
 
     def read(self, change: Change) -> dict[str, Any]:
         """The flag's current ``state`` / ``defaultVariant`` / ``targeting``."""
@@ -222,7 +221,11 @@ class FlagFileAdapter(Adapter):
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Write ``change.after`` into the flag (atomic, locked, idempotent)."""
+        """Write ``change.after`` into the flag (atomic, locked, idempotent).
+
+        The file is read again under its lock: that read is the write's own (every other
+        flag in the file is kept as it is now), so ``current`` is not needed.
+        """
         key = self._flag_key(change.ref)
         wanted = change.after
 

@@ -35,31 +35,34 @@ Example runbook step::
 
 from __future__ import annotations
 
-import random
+import functools
 import re
-import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
-from adapters.common import parse_retry_after, seconds_option, toggle_inverse, user_agent
+from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import (
+    parse_retry_after,
+    plan_context,
+    seconds_option,
+    toggle_inverse,
+)
+from adapters.http import STATUS_ERRORS, Credential, HttpApi, StatusRule, classify, url_option
+from adapters.retry import retry_call
 from adapters.specs.gcp import GCP_KEYS, GcpKeysOptions
 from console.errors import (
     AdapterError,
     AuthError,
-    Conflict,
     NotFound,
     PermissionDenied,
-    RateLimited,
     Timeout,
-    Unavailable,
 )
 
-__all__ = ["GcpServiceAccountKeyAdapter", "google_error", "parse_retry_after",
-           "sandbox_endpoint", "with_completion"]
+__all__ = ["GOOGLE_ERRORS", "GcpServiceAccountKeyAdapter", "GoogleApi", "GoogleAuth",
+           "google_error", "parse_retry_after", "sandbox_endpoint", "with_completion"]
 
 T = TypeVar("T")
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -69,40 +72,149 @@ _DELETE_NOTE = ("irreversible: a deleted service-account key cannot be recovered
 
 # options, reference schema and permissions: adapters/specs/gcp.py
 
+# -- Google APIs over adapters.http (shared with vertex_batch and gcp_secrets) ---------------
+
+GOOGLE_STATUS: Mapping[str, int] = {
+    "RESOURCE_EXHAUSTED": 429, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404, "FAILED_PRECONDITION": 409, "ABORTED": 409, "ALREADY_EXISTS": 409,
+    "DEADLINE_EXCEEDED": 504, "UNAVAILABLE": 503, "INTERNAL": 500}
+"""Google's canonical status names and the HTTP status whose row of the map they take
+(https://cloud.google.com/apis/design/errors#handling_errors; FAILED_PRECONDITION, a state
+that refuses the call, counts as a Conflict like ABORTED and ALREADY_EXISTS)."""
+
+GOOGLE_ERRORS: Mapping[int, StatusRule] = {**STATUS_ERRORS, 504: (Timeout, True)}
+"""The status map of Google APIs: DEADLINE_EXCEEDED (504) is a Timeout."""
+
+GOOGLE_HINTS: Mapping[type[AdapterError], str] = {
+    AuthError: "the console's Google credentials were rejected: run `gcloud auth "
+               "application-default login` or fix GOOGLE_APPLICATION_CREDENTIALS",
+    PermissionDenied: "grant the console's principal the permissions `killswitch` lists "
+                      "for this action"}
+
 
 def google_error(status: int | None, status_name: str, message: str, target: str, *,
                  retry_after: float | None = None, api: str = "Google Cloud") -> AdapterError:
     """The :class:`AdapterError` for a Google API error (HTTP status + canonical status name).
+
+    The canonical name, when Google sends a known one, decides the row of
+    :data:`GOOGLE_ERRORS`; else the HTTP status does.
 
     Args:
         status: HTTP status code.
         status_name: Canonical status (``NOT_FOUND``, ``FAILED_PRECONDITION``, ...) or "".
         message: The provider's message.
         target: What the call was about (for the message).
-        retry_after: Seconds from Retry-After, if any.
+        retry_after: Seconds from Retry-After, if any (kept on retryable errors).
         api: Which API answered (for the message).
     """
+    cls, retryable = classify(GOOGLE_STATUS.get(status_name) or status or 0, GOOGLE_ERRORS)
     said = f"{message} ({status_name})" if status_name else message
-    msg = f"{api} refused the call on {target}: {said}"
-    kw: dict[str, Any] = {"status": status}
-    if status == 429 or status_name == "RESOURCE_EXHAUSTED":
-        return RateLimited(msg, retry_after=retry_after, **kw)
-    if status == 401 or status_name == "UNAUTHENTICATED":
-        return AuthError(msg, hint="the console's Google credentials were rejected: run "
-                         "`gcloud auth application-default login` or fix "
-                         "GOOGLE_APPLICATION_CREDENTIALS", **kw)
-    if status == 403 or status_name == "PERMISSION_DENIED":
-        return PermissionDenied(msg, hint="grant the console's principal the permissions "
-                                "`killswitch` lists for this action", **kw)
-    if status == 404 or status_name == "NOT_FOUND":
-        return NotFound(f"not found in {api}: {target} ({message})", **kw)
-    if status == 409 or status_name in ("FAILED_PRECONDITION", "ABORTED", "ALREADY_EXISTS"):
-        return Conflict(msg, **kw)
-    if status == 504 or status_name == "DEADLINE_EXCEEDED":
-        return Timeout(msg, retry_after=retry_after, **kw)
-    if (status or 0) >= 500 or status_name in ("UNAVAILABLE", "INTERNAL"):
-        return Unavailable(msg, retry_after=retry_after, **kw)
-    return AdapterError(msg, **kw)
+    msg = (f"not found in {api}: {target} ({message})" if cls is NotFound
+           else f"{api} refused the call on {target}: {said}")
+    return cls(msg, retryable=retryable, status=status, hint=GOOGLE_HINTS.get(cls, ""),
+               retry_after=retry_after if retryable else None)
+
+
+class GoogleApi(HttpApi):
+    """A Google REST API: Application Default Credentials (:class:`GoogleAuth`) unless
+    ``anonymous`` (the sandbox), errors from ``{"error": {"code", "message", "status"}}``."""
+
+    STATUS_ERRORS: ClassVar[Mapping[int, StatusRule]] = GOOGLE_ERRORS
+
+    def __init__(self, adapter: Adapter, provider: str, base_url: str = "", *,
+                 timeout: float, anonymous: bool = False) -> None:
+        super().__init__(adapter, provider, base_url, timeout=timeout)
+        self.auth = None if anonymous else GoogleAuth(adapter.backend)
+
+    def open(self, headers: Mapping[str, str] | None = None, *,
+             auth: httpx.Auth | None = None, credential: Credential | None = None) -> None:
+        """Load Google ADC unless anonymous, then build the client (no request is sent).
+
+        Raises:
+            AuthError: No Google credentials are configured.
+        """
+        if self.auth is not None and not self.opened:
+            self.auth.load()
+        super().open(headers, auth=auth or self.auth, credential=credential)
+
+    def error(self, response: httpx.Response, target: str,
+              credential: Credential | None = None) -> AdapterError:
+        """The typed error of a Google error answer (canonical status name first)."""
+        try:
+            err = response.json().get("error") or {}
+        except (ValueError, AttributeError):
+            err = {}
+        if not isinstance(err, dict):
+            err = {"message": str(err)}
+        exc = google_error(response.status_code, str(err.get("status") or ""),
+                           str(err.get("message") or response.reason_phrase), target,
+                           retry_after=self.retry_after(response), api=self.provider)
+        exc.where = self.backend
+        return exc
+
+
+class GoogleAuth(httpx.Auth):
+    """Google Application Default Credentials (scope ``cloud-platform``) as a bearer token.
+
+    :meth:`load` finds the credentials (GOOGLE_APPLICATION_CREDENTIALS, ``gcloud auth
+    application-default login``, the metadata server) without a request; every request then
+    carries the token, refreshed under a lock once it has expired.
+
+    Args:
+        backend: Backend name (``where`` of errors).
+    """
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self._creds: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Find the credentials (no request).
+
+        Raises:
+            AuthError: No Google credentials are configured.
+        """
+        if self._creds is not None:
+            return
+        import google.auth
+        import google.auth.exceptions
+
+        try:
+            self._creds, _ = google.auth.default(scopes=[SCOPE])
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            raise AuthError(f"no Google credentials for backend {self.backend!r}: {exc}",
+                            where=self.backend,
+                            hint="run `gcloud auth application-default login` or set "
+                            "GOOGLE_APPLICATION_CREDENTIALS; for the sandbox set "
+                            "anonymous = true") from exc
+
+    def token(self) -> str:
+        """A valid access token (refreshed when expired).
+
+        Raises:
+            AuthError: The credentials cannot be loaded or refreshed.
+        """
+        self.load()
+        with self._lock:
+            if not self._creds.valid:
+                import google.auth.transport.requests
+
+                try:
+                    self._creds.refresh(google.auth.transport.requests.Request())
+                except Exception as exc:  # noqa: BLE001 - google-auth raises many kinds
+                    raise AuthError(f"cannot get a Google access token for backend "
+                                    f"{self.backend!r}: {type(exc).__name__}",
+                                    where=self.backend,
+                                    hint="run `gcloud auth application-default login`"
+                                    ) from exc
+            return str(self._creds.token)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
+                                                              None]:
+        """Add ``Authorization: Bearer <token>`` to the request."""
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        yield request
 
 
 def with_completion(items: list[str], call: Callable[[str], T], *, attempts: int = 6,
@@ -112,32 +224,21 @@ def with_completion(items: list[str], call: Callable[[str], T], *, attempts: int
     A change made of several calls must not stop half-way on a 429 / 5xx: the engine would
     then see a state that is neither ``before`` nor ``after`` and refuse to retry as drift.
     Errors before the first call lands propagate unchanged (nothing happened; the engine
-    retries the whole change).
+    retries the whole change). The retries are :func:`adapters.retry.retry_call`'s
+    (Retry-After honoured up to ``cap`` seconds).
     """
     out: list[T] = []
     for item in items:
-        for attempt in range(1, attempts + 1):
-            try:
-                out.append(call(item))
-                break
-            except AdapterError as exc:
-                if not out or not exc.retryable or attempt == attempts:
-                    raise
-                wait = exc.retry_after if exc.retry_after is not None else \
-                    0.2 * 2 ** (attempt - 1) * (1 - random.random() * 0.25)
-                time.sleep(min(cap, wait))
+        one = functools.partial(call, item)
+        out.append(retry_call(one, attempts=attempts, max_wait=cap, wait_initial=0.2,
+                              wait_max=cap) if out else one())
     return out
 
 
 def sandbox_endpoint(value: Any, backend: str, default: str) -> str:
     """Validate an ``endpoint`` option: an http(s) URL (the scheme decides plain HTTP)."""
-    endpoint = str(value or default).rstrip("/")
-    if not endpoint.startswith(("http://", "https://")):
-        raise AdapterError(f"backend {backend!r}: option endpoint must start with http:// or "
-                           f"https://, got {endpoint!r}", where=backend,
-                           hint='e.g. endpoint = "http://127.0.0.1:8383" for the sandbox '
-                           "(without a scheme Google clients use HTTPS)")
-    return endpoint
+    return url_option(backend, value, option="endpoint", default=default,
+                      example="http://127.0.0.1:8383")
 
 
 class GcpServiceAccountKeyAdapter(Adapter):
@@ -154,9 +255,6 @@ class GcpServiceAccountKeyAdapter(Adapter):
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = GCP_KEYS.actions  # adapters/specs/gcp.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 
-    run_id: str = ""
-    """The run this adapter acts for (set by the engine's Runtime); quoted in User-Agent."""
-
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         self.endpoint = sandbox_endpoint(self.options.get("endpoint"), backend,
@@ -164,90 +262,23 @@ class GcpServiceAccountKeyAdapter(Adapter):
         self.anonymous = bool(self.options.get("anonymous", False))
         self.project = str(self.options.get("project") or "")
         self.request_timeout = seconds_option(backend, self.options, 30.0, ("request_timeout",))
-        self._http: httpx.Client | None = None
-        self._creds: Any = None
+        self.api = GoogleApi(self, "GCP IAM", self.endpoint, timeout=self.request_timeout,
+                             anonymous=self.anonymous)
 
     # -- clients --------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Build the HTTP client and, unless anonymous, load Google ADC."""
-        if self._http is not None:
-            return
-        if not self.anonymous:
-            import google.auth
-            import google.auth.exceptions
-
-            try:
-                self._creds, _ = google.auth.default(scopes=[SCOPE])
-            except google.auth.exceptions.DefaultCredentialsError as exc:
-                raise AuthError(f"no Google credentials for backend {self.backend!r}: {exc}",
-                                where=self.backend,
-                                hint="run `gcloud auth application-default login` or set "
-                                "GOOGLE_APPLICATION_CREDENTIALS; for the sandbox set "
-                                "anonymous = true") from exc
-        self._http = httpx.Client(base_url=self.endpoint, timeout=self.request_timeout)
+        """Load Google ADC unless anonymous and build the HTTP client (no request)."""
+        self.api.open()
 
     def close(self) -> None:
         """Close the HTTP client."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    def _headers(self) -> dict[str, str]:
-        ua = {"User-Agent": user_agent(self.run_id)}
-        if self._creds is None:
-            return ua
-        if not self._creds.valid:
-            import google.auth.exceptions
-            import google.auth.transport.requests
-
-            try:
-                self._creds.refresh(google.auth.transport.requests.Request())
-            except google.auth.exceptions.GoogleAuthError as exc:
-                raise AuthError(f"cannot get a Google access token for backend "
-                                f"{self.backend!r}: {exc}", where=self.backend,
-                                hint="run `gcloud auth application-default login`") from exc
-        return {**ua, "Authorization": f"Bearer {self._creds.token}"}
-
-    def _errors(self, target: str) -> AbstractContextManager[None]:
-        return map_errors(self.backend, lambda exc: self._translate(exc, target))
-
-    def _translate(self, exc: BaseException, target: str) -> AdapterError | None:
-        if isinstance(exc, httpx.TimeoutException):
-            return Timeout(f"IAM at {self.endpoint} did not answer in time for {target}")
-        if isinstance(exc, httpx.TransportError):
-            return Unavailable(f"cannot reach IAM for {target}: is {self.endpoint} up? "
-                               f"({type(exc).__name__})")
-        return None
+        self.api.close()
 
     def _call(self, method: str, path: str, target: str,
               params: dict[str, Any] | None = None) -> dict[str, Any]:
-        if self._http is None:
-            self.open()
-        assert self._http is not None
-        try:
-            resp = self._http.request(method, f"/v1/{path}", params=params,
-                                      headers=self._headers(),
-                                      json={} if method == "POST" else None)
-        except httpx.HTTPError as exc:
-            raise (self._translate(exc, target) or
-                   AdapterError(f"{type(exc).__name__}: {exc}")) from exc
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error") or {}
-            except ValueError:
-                err = {}
-            if not isinstance(err, dict):
-                err = {"message": str(err)}
-            raise google_error(resp.status_code, str(err.get("status") or ""),
-                               str(err.get("message") or resp.reason_phrase), target,
-                               retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                               api="GCP IAM")
-        try:
-            body = resp.json() if resp.content else {}
-        except ValueError:
-            body = {}
-        return body if isinstance(body, dict) else {}
+        return self.api.request(method, f"/v1/{path}", target, params=params,
+                                body={} if method == "POST" else None) or {}
 
     # -- references -----------------------------------------------------------------------
 
@@ -278,8 +309,7 @@ class GcpServiceAccountKeyAdapter(Adapter):
     def read(self, change: Change) -> dict[str, Any]:
         """Current state: ``{"keys": {id: {"disabled": bool} | {"deleted": true}}}``."""
         project, sa, key, target = self._ref(change.ref)
-        with self._errors(target):
-            current = self._keys(project, sa, key, target)
+        current = self._keys(project, sa, key, target)
         ids = list((change.before.get("keys") or {}).keys()) or list(current)
         return {"keys": {k: current.get(k, {"deleted": True}) for k in ids}}
 
@@ -292,12 +322,9 @@ class GcpServiceAccountKeyAdapter(Adapter):
                                where=self.backend)
         self.run_id = self.run_id or ctx.run_id
         project, sa, key, target = self._ref(ref)
-        base: dict[str, Any] = {
-                "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-                "action": action, "backend": self.backend, "adapter": self.name,
-                "target": f"{self.backend}:{target}", "ref": dict(ref)}
-        with self._errors(target):
-            keys = self._keys(project, sa, key, target)
+        ctx = plan_context(self, action, ref, ctx)
+        name = f"{self.backend}:{target}"
+        keys = self._keys(project, sa, key, target)
         if key and keys[key].get("deleted"):
             raise NotFound(f"not found in GCP IAM: {target} (no user-managed key {key})",
                            where=self.backend)
@@ -306,48 +333,52 @@ class GcpServiceAccountKeyAdapter(Adapter):
         if action == "credential.destroy":
             after = {"keys": {k: {"deleted": True} for k in keys}}
             if not live:
-                return [Change(**base, before=before, after=after, reversible=False,
-                               status=NOOP, note=f"no user-managed key left on {target}")]
-            return [Change(**base, before=before, after=after, reversible=False,
-                           undo={"keys": live},
-                           note=f"deletes key(s) {', '.join(live)} of {sa}: {_DELETE_NOTE}")]
+                return [ctx.change(name, before, after, reversible=False, status=NOOP,
+                                   note=f"no user-managed key left on {target}")]
+            return [ctx.change(name, before, after, reversible=False, undo={"keys": live},
+                               note=f"deletes key(s) {', '.join(live)} of {sa}: "
+                               f"{_DELETE_NOTE}")]
         disable = action == "credential.disable"
         todo = [k for k in live if keys[k]["disabled"] != disable]
         after = {"keys": {k: ({"disabled": disable} if k in todo else v)
                           for k, v in keys.items()}}
         word = "disabled" if disable else "enabled"
         if not todo:
-            return [Change(**base, before=before, after=after, undo={"keys": []}, status=NOOP,
-                           note=f"every user-managed key of {target} is already {word}"
-                           if live else f"{target} has no user-managed key")]
+            return [ctx.change(name, before, after, undo={"keys": []}, status=NOOP,
+                               note=f"every user-managed key of {target} is already {word}"
+                               if live else f"{target} has no user-managed key")]
         verb = "disables" if disable else "enables"
         note = f"{verb} key(s) {', '.join(todo)} of {sa}"
         if disable:
             note += "; undo enables exactly those"
-        return [Change(**base, before=before, after=after, undo={"keys": todo}, note=note)]
+        return [ctx.change(name, before, after, undo={"keys": todo}, note=note)]
 
     # -- apply ----------------------------------------------------------------------------
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Disable / enable / delete the planned keys (idempotent); returns ``{"keys": [...]}``."""
+        """Disable / enable / delete the planned keys (idempotent); returns ``{"keys": [...]}``.
+
+        ``current`` (the engine's read just before) says which keys still need the call;
+        without it the keys are listed first.
+        """
         project, sa, key, target = self._ref(change.ref)
         ids = [str(k) for k in change.undo.get("keys") or []]
         path = f"projects/{project}/serviceAccounts/{sa}/keys"
-        with self._errors(target):
-            now = self._keys(project, sa, key, target)
-            if change.action == "credential.destroy":
-                todo = [k for k in ids if not now.get(k, {"deleted": True}).get("deleted")]
-                with_completion(todo, lambda k: self._call("DELETE", f"{path}/{k}", target))
-            else:
-                disable = change.action == "credential.disable"
-                verb = "disable" if disable else "enable"
-                gone = [k for k in ids if now.get(k, {"deleted": True}).get("deleted")]
-                if gone:
-                    raise NotFound(f"key(s) {', '.join(gone)} of {sa} no longer exist; cannot "
-                                   f"{verb} them", where=self.backend)
-                todo = [k for k in ids if now[k]["disabled"] != disable]
-                with_completion(todo, lambda k: self._call("POST", f"{path}/{k}:{verb}", target))
+        now: Mapping[str, Any] = (current.get("keys") or {}) if current is not None \
+            else self._keys(project, sa, key, target)
+        if change.action == "credential.destroy":
+            todo = [k for k in ids if not now.get(k, {"deleted": True}).get("deleted")]
+            with_completion(todo, lambda k: self._call("DELETE", f"{path}/{k}", target))
+        else:
+            disable = change.action == "credential.disable"
+            verb = "disable" if disable else "enable"
+            gone = [k for k in ids if now.get(k, {"deleted": True}).get("deleted")]
+            if gone:
+                raise NotFound(f"key(s) {', '.join(gone)} of {sa} no longer exist; cannot "
+                               f"{verb} them", where=self.backend)
+            todo = [k for k in ids if now[k]["disabled"] != disable]
+            with_completion(todo, lambda k: self._call("POST", f"{path}/{k}:{verb}", target))
         return {"keys": ids}
 
     # -- verify ---------------------------------------------------------------------------

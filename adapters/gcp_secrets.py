@@ -60,23 +60,16 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import google.api_core.exceptions as gexc
-import google.auth.exceptions
-import requests
 from google.api_core.client_options import ClientOptions
 from google.cloud import secretmanager_v1 as sm
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
-from adapters.common import parse_retry_after, seconds_option, toggle_inverse, user_agent
-from adapters.gcp_keys import google_error, sandbox_endpoint, with_completion
+from adapters.common import plan_context, seconds_option, toggle_inverse, user_agent
+from adapters.gcp_keys import sandbox_endpoint, with_completion
+from adapters.gcp_secrets_errors import status_name, translate_error
 from adapters.secretvalue import json_object, pick_field
 from adapters.specs.gcp import GCP_SECRETS, GcpSecretsOptions
-from console.errors import (
-    AdapterError,
-    AuthError,
-    NotFound,
-    Timeout,
-    Unavailable,
-)
+from console.errors import AdapterError, NotFound
 
 __all__ = ["GcpSecretManagerAdapter", "pick_value", "regional_endpoint", "translate_error"]
 
@@ -86,56 +79,6 @@ _LOCATION = re.compile(r"^[a-z][a-z0-9-]*$")
 
 _DESTROY_NOTE = "irreversible: destroyed versions lose their data for good"
 # options, reference schema and permissions: adapters/specs/gcp.py
-
-
-def _status_name(exc: gexc.GoogleAPICallError) -> str:
-    """Canonical status (FAILED_PRECONDITION, ...) from a REST error body or a gRPC code."""
-    resp = exc.response
-    if isinstance(resp, requests.Response):
-        try:
-            return str((resp.json().get("error") or {}).get("status") or "")
-        except (ValueError, AttributeError):
-            return ""
-    code = getattr(exc, "grpc_status_code", None)
-    return str(getattr(code, "name", "") or "")
-
-
-def translate_error(exc: BaseException, target: str, endpoint: str) -> AdapterError | None:
-    """Map a google-api-core / google-auth / requests exception to an :class:`AdapterError`.
-
-    Args:
-        exc: The driver exception.
-        target: The secret (name) the call was about.
-        endpoint: The API endpoint, for connection errors.
-
-    Returns:
-        The adapter error, or None when ``exc`` is not a driver error.
-    """
-    if isinstance(exc, gexc.GoogleAPICallError):
-        resp = exc.response
-        retry_after = parse_retry_after(resp.headers.get("Retry-After")) \
-            if isinstance(resp, requests.Response) else None
-        status = exc.code if isinstance(exc.code, int) else None
-        return google_error(status, _status_name(exc), exc.message, target,
-                            retry_after=retry_after, api="Secret Manager")
-    if isinstance(exc, gexc.RetryError):
-        return Timeout(f"Secret Manager retries ran out for {target}: {exc.message}")
-    if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
-        return AuthError(f"no Google credentials for Secret Manager ({target}): {exc}",
-                         hint="run `gcloud auth application-default login` or set "
-                         "GOOGLE_APPLICATION_CREDENTIALS; for the sandbox set anonymous = true")
-    if isinstance(exc, google.auth.exceptions.RefreshError):
-        return AuthError(f"Google credentials could not be refreshed for {target}: {exc}",
-                         hint="run `gcloud auth application-default login`")
-    if isinstance(exc, requests.Timeout):
-        return Timeout(f"Secret Manager at {endpoint} did not answer in time for {target}")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return AdapterError(f"TLS handshake with Secret Manager at {endpoint} failed for "
-                            f"{target}", hint='a local endpoint needs the scheme: '
-                            'endpoint = "http://127.0.0.1:8383"')
-    if isinstance(exc, requests.ConnectionError | google.auth.exceptions.TransportError):
-        return Unavailable(f"cannot reach Secret Manager for {target}: is {endpoint} up?")
-    return None
 
 
 def regional_endpoint(template: str, location: str) -> str:
@@ -218,6 +161,7 @@ class GcpSecretManagerAdapter(Adapter):
             if self.anonymous:
                 from google.auth.credentials import AnonymousCredentials
 
+                # google-auth's AnonymousCredentials.__init__ is unannotated
                 creds = AnonymousCredentials()  # type: ignore[no-untyped-call]
             opts = ClientOptions(api_endpoint=endpoint) if endpoint else None
             return sm.SecretManagerServiceClient(
@@ -225,6 +169,7 @@ class GcpSecretManagerAdapter(Adapter):
 
     def close(self) -> None:
         """Close every client's HTTP session."""
+        # the generated transports' close() is unannotated (google-cloud-secret-manager)
         if self._client is not None:
             self._client.transport.close()  # type: ignore[no-untyped-call]
             self._client = None
@@ -332,27 +277,25 @@ class GcpSecretManagerAdapter(Adapter):
                                where=self.backend)
         self.run_id = self.run_id or ctx.run_id
         name = self._name(ref)
-        base: dict[str, Any] = {
-                "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-                "action": action, "backend": self.backend, "adapter": self.name,
-                "target": f"{self.backend}:{name}", "ref": dict(ref)}
+        ctx = plan_context(self, action, ref, ctx)
+        target = f"{self.backend}:{name}"
         with self._errors(name):
             versions = self._versions(name)
         before = {"versions": {k: v["state"] for k, v in versions.items()}}
         if not versions:
-            return [Change(**base, before=before, after=before, reversible=False, status=NOOP,
-                           note=f"{name} has no versions")]
+            return [ctx.change(target, before, before, reversible=False, status=NOOP,
+                               note=f"{name} has no versions")]
         if action == "credential.destroy":
             todo = [k for k, v in versions.items() if v["state"] != "DESTROYED"]
             after = {"versions": {k: "DESTROYED" for k in versions}}
             if not todo:
-                return [Change(**base, before=before, after=after, reversible=False,
-                               status=NOOP, note=f"every version of {name} is destroyed")]
-            return [Change(**base, before=before, after=after, reversible=False,
-                           undo={"versions": todo,
-                                 "etags": {k: versions[k]["etag"] for k in todo}},
-                           note=f"destroys version(s) {', '.join(todo)} of {name}: "
-                           f"{_DESTROY_NOTE}; restore means a new key and a new version")]
+                return [ctx.change(target, before, after, reversible=False, status=NOOP,
+                                   note=f"every version of {name} is destroyed")]
+            return [ctx.change(target, before, after, reversible=False,
+                               undo={"versions": todo,
+                                     "etags": {k: versions[k]["etag"] for k in todo}},
+                               note=f"destroys version(s) {', '.join(todo)} of {name}: "
+                               f"{_DESTROY_NOTE}; restore means a new key and a new version")]
         if action == "credential.disable":
             todo = [k for k, v in versions.items() if v["state"] == "ENABLED"]
             word, verb = "DISABLED", "disables"
@@ -366,18 +309,23 @@ class GcpSecretManagerAdapter(Adapter):
             why = ("no version is ENABLED" if action == "credential.disable" else
                    f"latest version {max(versions, key=int)} is "
                    f"{versions[max(versions, key=int)]['state']}")
-            return [Change(**base, before=before, after=after, undo={"versions": []},
-                           status=NOOP, note=f"nothing to do on {name}: {why}")]
+            return [ctx.change(target, before, after, undo={"versions": []}, status=NOOP,
+                               note=f"nothing to do on {name}: {why}")]
         note = f"{verb} version(s) {', '.join(todo)} of {name}"
         if action == "credential.disable":
             note += "; reads of latest then fail; undo enables exactly those versions"
-        return [Change(**base, before=before, after=after, undo={"versions": todo}, note=note)]
+        return [ctx.change(target, before, after, undo={"versions": todo}, note=note)]
 
     # -- apply ----------------------------------------------------------------------------
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Carry out the change on the recorded versions (idempotent).
+
+        Args:
+            change: The planned change.
+            current: The state the engine read just before (each version's state); without
+                it apply lists the versions itself.
 
         Returns:
             ``{"versions": [...]}``: the versions acted on.
@@ -387,7 +335,11 @@ class GcpSecretManagerAdapter(Adapter):
         etags = dict(change.undo.get("etags") or {})
         kw = self._kw()
         with self._errors(name):
-            now = self._versions(name)
+            if current is not None:
+                now = {str(k): {"state": str(st)}
+                       for k, st in (current.get("versions") or {}).items()}
+            else:
+                now = self._versions(name)
             missing = [v for v in ids if v not in now]
             if missing:
                 raise NotFound(f"version(s) {', '.join(missing)} of {name} no longer exist",
@@ -422,7 +374,7 @@ class GcpSecretManagerAdapter(Adapter):
         except gexc.NotFound as exc:
             return False, f"NOT_FOUND: {exc.message}"
         except gexc.BadRequest as exc:  # FailedPrecondition over gRPC, 400 over REST
-            status = _status_name(exc)
+            status = status_name(exc)
             if status == "FAILED_PRECONDITION" or "state" in str(exc.message):
                 return False, f"{status or 'FAILED_PRECONDITION'}: {exc.message}"
             raise

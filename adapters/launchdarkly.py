@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -66,23 +65,21 @@ from adapters.base import ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import (
     env_flag_changes,
     env_flag_inverse,
-    http_errors,
     path_option,
     read_secret,
-    retry_after,
     seconds_option,
-    status_error,
-    user_agent,
 )
+from adapters.http import STATUS_ERRORS, Credential, HttpApi, StatusRule, url_option
 from adapters.specs.flags import LAUNCHDARKLY, LaunchDarklyOptions
 from console.errors import (
     AdapterError,
     AuthError,
+    Conflict,
     NotFound,
     PermissionDenied,
 )
 
-__all__ = ["APPROVALS_HINT", "SEMANTIC_PATCH", "LaunchDarklyAdapter", "error_for",
+__all__ = ["APPROVALS_HINT", "SEMANTIC_PATCH", "LaunchDarklyAdapter", "LaunchDarklyApi",
            "patch_body"]
 
 PROVIDER = "LaunchDarkly"
@@ -100,20 +97,6 @@ def patch_body(env: str, on: bool, comment: str) -> dict[str, Any]:
             "instructions": [{"kind": "turnFlagOn" if on else "turnFlagOff"}]}
 
 
-def _ld_retry_after(headers: httpx.Headers) -> float | None:
-    """``Retry-After`` seconds, else ``X-Ratelimit-Reset`` (epoch ms) minus now."""
-    delay = retry_after(headers)
-    if delay is not None:
-        return delay
-    reset = headers.get("x-ratelimit-reset")
-    if reset:
-        try:
-            return max(0.0, float(reset) / 1000.0 - time.time())
-        except ValueError:
-            return None
-    return None
-
-
 APPROVALS_HINT = (
     "a kill cannot wait for a review, so either (1) request approval of the change in "
     "LaunchDarkly (the flag's Targeting tab > Review and save > Request approval, or POST "
@@ -125,35 +108,42 @@ APPROVALS_HINT = (
 ``project``, ``flag`` and ``env``."""
 
 
-def error_for(response: httpx.Response, target: str, token_source: str) -> AdapterError:
-    """The typed error for a non-2xx answer; LaunchDarkly's body is ``{code, message, id}``.
+class LaunchDarklyApi(HttpApi):
+    """LaunchDarkly's REST API v2: errors ``{code, message, id}``; 405 means the environment
+    requires approvals (a PermissionDenied that says how to proceed, :data:`APPROVALS_HINT`);
+    409 (a concurrent update) is retried; a 429 without ``Retry-After`` waits for
+    ``X-Ratelimit-Reset`` (epoch milliseconds)."""
 
-    405 on a flag change means the environment requires approvals: a PermissionDenied that
-    says so and how to proceed (:data:`APPROVALS_HINT`).
-    """
-    status = response.status_code
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    said = f"HTTP {status} {response.reason_phrase}".strip()
-    if isinstance(body, dict) and body.get("message"):
-        said = f"{body['message']} ({body.get('code') or status})"
-    msg = f"{PROVIDER} refused the call on {target}: {said}"
-    if status == 405:
+    STATUS_ERRORS: ClassVar[Mapping[int, StatusRule]] = {
+        **STATUS_ERRORS, 405: (PermissionDenied, False), 409: (Conflict, True)}
+    NOT_FOUND: ClassVar[str] = "not found in {provider}: {target} ({said})"
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """``Retry-After`` seconds, else (on a 429) ``X-Ratelimit-Reset`` minus now."""
+        delay = super().retry_after(response)
+        reset = response.headers.get("x-ratelimit-reset")
+        if delay is not None or response.status_code != 429 or not reset:
+            return delay
+        try:
+            return max(0.0, float(reset) / 1000.0 - time.time())
+        except ValueError:
+            return None
+
+    def error(self, response: httpx.Response, target: str,
+              credential: Credential | None = None) -> AdapterError:
+        """The typed error of the status map; a 405 says approvals are required."""
+        if response.status_code != 405:
+            return super().error(response, target, credential)
         return PermissionDenied(
             f"{PROVIDER} refused the change on {target}: the environment requires approvals "
-            f"for flag changes, so the console's token cannot change it directly ({said})",
-            hint=APPROVALS_HINT, status=status)
-    return status_error(
-        status, msg, not_found=f"not found in {PROVIDER}: {target} ({said})",
-        auth_msg=f"{msg}; the access token from {token_source} was rejected",
-        auth_hint=f"set {token_source} to an API access token (personal or service token, "
-        "not an SDK key)",
-        denied_hint="the token's role must allow updateOn in the environment; environments "
-        "requiring approvals refuse direct changes",
-        retry=retry_after(response.headers), rate_retry=_ld_retry_after(response.headers),
-        conflict_retryable=True)
+            "for flag changes, so the console's token cannot change it directly "
+            f"({self.said(response)})", hint=APPROVALS_HINT, status=405, where=self.backend)
+
+
+def _access(source: str) -> Credential:
+    return Credential(f"the access token from {source}",
+                      f"set {source} to an API access token (personal or service token, "
+                      "not an SDK key)")
 
 
 class LaunchDarklyAdapter(Adapter):
@@ -172,17 +162,16 @@ class LaunchDarklyAdapter(Adapter):
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {backend!r}: option base_url must be an http(s) URL, "
-                               f"got {url!r}", where=backend)
-        self.base_url = url
+        self.base_url = url_option(backend, self.options.get("base_url"),
+                                   default=DEFAULT_BASE_URL)
         self.token_env = str(self.options.get("token_env") or DEFAULT_TOKEN_ENV)
         self.token_file = path_option(self.options, "token_file")
         self.project = str(self.options.get("project") or "default")
         self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
-        self._http: httpx.Client | None = None
-        self._token_source = f"environment variable {self.token_env}"
+        self.api = LaunchDarklyApi(self, PROVIDER, self.base_url, timeout=self.timeout, hints={
+            PermissionDenied: "the token's role must allow updateOn in the environment; "
+                              "environments requiring approvals refuse direct changes"})
+        self.api.credential = _access(f"environment variable {self.token_env}")
 
     # -- client ---------------------------------------------------------------------------
 
@@ -192,7 +181,7 @@ class LaunchDarklyAdapter(Adapter):
         Raises:
             AuthError: No token in the environment variable or the token file.
         """
-        if self._http is not None:
+        if self.api.opened:
             return
         token, source = read_secret(self.token_env, self.token_file, "token file")
         if not token:
@@ -200,40 +189,12 @@ class LaunchDarklyAdapter(Adapter):
                             f"{source} is not set", where=self.backend,
                             hint=f"export {self.token_env}=<API access token>; for the "
                             "sandbox run `killswitch sandbox start`")
-        self._token_source = source
-        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
-                                  follow_redirects=False,
-                                  headers={"Authorization": token,
-                                           "LD-API-Version": API_VERSION,
-                                           "Accept": "application/json",
-                                           "User-Agent": user_agent(self.run_id)})
+        self.api.open({"Authorization": token, "LD-API-Version": API_VERSION,
+                       "Accept": "application/json"}, credential=_access(source))
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    @property
-    def http(self) -> httpx.Client:
-        """The REST client, opened on first use."""
-        if self._http is None:
-            self.open()
-        assert self._http is not None
-        return self._http
-
-    def _errors(self, target: str) -> AbstractContextManager[None]:
-        return http_errors(PROVIDER, self.backend, target, self.base_url)
-
-    def _call(self, method: str, path: str, target: str, **kw: Any) -> dict[str, Any]:
-        with self._errors(target):
-            resp = self.http.request(method, path, **kw)
-            if resp.status_code >= 400:
-                err = error_for(resp, target, self._token_source)
-                err.where = self.backend
-                raise err
-            data = resp.json() if resp.content else {}
-            return data if isinstance(data, dict) else {}
+        self.api.close()
 
     # -- references -----------------------------------------------------------------------
 
@@ -253,7 +214,7 @@ class LaunchDarklyAdapter(Adapter):
                       target: str) -> dict[str, bool]:
         """``on`` per environment (``envs`` only, when given)."""
         params = [("env", e) for e in envs]
-        body = self._call("GET", self._path(project, flag), target, params=params)
+        body = self.api.request("GET", self._path(project, flag), target, params=params) or {}
         found = body.get("environments") or {}
         missing = [e for e in envs if e not in found]
         if missing:
@@ -308,10 +269,10 @@ class LaunchDarklyAdapter(Adapter):
         comment = str(change.undo.get("comment") or "killswitch")
         for env, want in change.after.items():
             try:
-                self._call("PATCH", self._path(project, flag), f"{target} in {env}",
-                           params={"ignoreConflicts": "true"},
-                           json=patch_body(env, bool(want), comment),
-                           headers={"Content-Type": SEMANTIC_PATCH})
+                self.api.request("PATCH", self._path(project, flag), f"{target} in {env}",
+                                 params={"ignoreConflicts": "true"},
+                                 body=patch_body(env, bool(want), comment),
+                                 headers={"Content-Type": SEMANTIC_PATCH})
             except PermissionDenied as exc:
                 if exc.status == 405:
                     exc.hint = APPROVALS_HINT.format(project=project, flag=flag, env=env)

@@ -64,6 +64,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.common import plan_context
 from adapters.specs.egress import NFTABLES, NftablesOptions
 from console.errors import (
     AdapterError,
@@ -263,26 +264,25 @@ class NftablesAdapter(Adapter):
         block = action == "egress.block"
         after = {"table": self.table, "blocked": dests if block else []}
         shown = ", ".join(dests)
-        base: dict[str, Any] = dict(
-            op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step, action=action,
-            backend=self.backend, adapter=self.name,
-            target=f"{self._where()} egress to {shown}", ref=dict(ref), before=before,
-            after=after, undo={"destinations": dests, "comment": self._comment(ctx)})
+        ctx = plan_context(self, action, ref, ctx)
+        target = f"{self._where()} egress to {shown}"
+        undo = {"destinations": dests, "comment": self._comment(ctx)}
         tail = " ".join([*notes, OUTLIVE_NOTE])
         if before == after:
             what = "already dropped" if block else "not blocked by a ks: rule"
-            return [Change(**base, status=NOOP, note=f"{shown}: {what}. {tail}")]
+            return [ctx.change(target, before, after, undo=undo, status=NOOP,
+                               note=f"{shown}: {what}. {tail}")]
         if block:
             todo = [d for d in dests if d not in blocked]
             note = (f"drops traffic to {', '.join(todo)} in inet {self.table}, both on the "
                     f"output hook (chain {CHAIN}: the host's own traffic) and the forward "
                     f"hook (chain {FORWARD_CHAIN}: containers, VMs and namespaces routed "
-                    f"through the host), comment {base['undo']['comment']}; undo deletes "
+                    f"through the host), comment {undo['comment']}; undo deletes "
                     f"exactly those rules. {tail}")
         else:
             note = (f"deletes every ks: drop rule for {', '.join(blocked)} from inet "
                     f"{self.table} chains {CHAIN} and {FORWARD_CHAIN}. {tail}")
-        return [Change(**base, note=note)]
+        return [ctx.change(target, before, after, undo=undo, note=note)]
 
     def read(self, change: Change) -> dict[str, Any]:
         """Which of the change's destinations a ``ks:`` drop rule covers now."""
@@ -291,7 +291,12 @@ class NftablesAdapter(Adapter):
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Add the missing drop rules, or delete the rules the state no longer wants."""
+        """Add the missing drop rules, or delete the rules the state no longer wants.
+
+        The table is listed again under the adapter's lock: which chain lacks a rule and
+        the handles to delete are not part of the state (``current``), and the listing is
+        the write's own, local read (no network request).
+        """
         dests = list(change.undo.get("destinations") or self._resolve(change.ref)[0])
         comment = str(change.undo.get("comment") or "ks:adhoc")
         wanted = set(change.after.get("blocked", []))

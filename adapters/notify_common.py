@@ -1,4 +1,4 @@
-"""Shared by the notification adapters (Slack, PagerDuty): the message, secrets, HTTP errors.
+"""Shared by the notification adapters (Slack, PagerDuty): the message, secrets, HTTP base.
 
 A notification says who (the operator), what (runbook, integration name and id, environment,
 kill-switch owner), when (UTC, at planning) and which incident and run. It is built only
@@ -29,15 +29,16 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-import httpx
-
-from adapters.common import parse_retry_after, read_secret
-from console.errors import AdapterError, Timeout, Unavailable
+from adapters.base import Adapter
+from adapters.common import read_secret
+from adapters.http import HttpApi, StatusRule
+from console.errors import AdapterError
 
 __all__ = [
     "REDACTED",
+    "NotifyApi",
     "alert_text",
     "all_clear_text",
     "call_with_chain_head",
@@ -45,8 +46,6 @@ __all__ = [
     "message_fields",
     "read_secret",
     "redact",
-    "retry_after",
-    "transport_error",
     "utcnow_iso",
 ]
 
@@ -196,16 +195,26 @@ def all_clear_text(f: Mapping[str, str], when: str | None = None) -> str:
     return "\n".join([head, *body])
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from ``Retry-After`` (a number or an HTTP date), or None."""
-    return parse_retry_after(headers.get("retry-after"))
+class NotifyApi(HttpApi):
+    """A notification endpoint: errors quote the provider's answer redacted (``secrets``, the
+    backend's own secret values, set when the adapter opens) and never the URL (a webhook
+    URL is the secret); a timeout says the message may have gone out.
 
+    Attributes:
+        secrets: The backend's secret values, removed from every error.
+        source: Where the backend's secret came from (``environment variable X``).
+    """
 
-def transport_error(exc: BaseException, provider: str, target: str) -> AdapterError:
-    """A typed error for an httpx exception; never quotes the URL (it may be the secret)."""
-    if isinstance(exc, httpx.TimeoutException):
-        return Timeout(f"{provider} did not answer in time for {target}; the message may or "
-                       "may not have been delivered")
-    if isinstance(exc, httpx.ConnectError | httpx.NetworkError | httpx.RemoteProtocolError):
-        return Unavailable(f"cannot reach {provider} for {target} ({type(exc).__name__})")
-    return AdapterError(f"HTTP call to {provider} failed for {target}: {type(exc).__name__}")
+    TIMEOUT_NOTE: ClassVar[str] = "; the message may or may not have been delivered"
+
+    def __init__(self, adapter: Adapter, provider: str, base_url: str = "", *,
+                 timeout: float, hints: Mapping[type[AdapterError], str] | None = None,
+                 statuses: Mapping[int, StatusRule] | None = None) -> None:
+        super().__init__(adapter, provider, base_url, timeout=timeout, hints=hints,
+                         statuses=statuses, secret_url=True)
+        self.secrets: list[str] = []
+        self.source = ""
+
+    def redact(self, text: str, limit: int) -> str:
+        """``text`` with the backend's secrets and key-shaped strings redacted, cut."""
+        return redact(text, self.secrets)[:limit]

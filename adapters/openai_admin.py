@@ -43,8 +43,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option, user_agent
-from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_key, probe_key
+from adapters.common import path_option, plan_context, seconds_option
+from adapters.http import url_option
+from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_hints, admin_key, probe_key
 from adapters.specs.providers import OPENAI, OpenAIAdminOptions
 from console.errors import AdapterError, UndoUnsupported
 
@@ -83,45 +84,25 @@ class OpenAIAdminAdapter(Adapter):
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {backend!r}: option base_url must be an http(s) URL, "
-                               f"got {url!r}", where=backend,
-                               hint=f'e.g. base_url = "{DEFAULT_BASE_URL}"')
-        self.base_url = url
+        self.base_url = url = url_option(backend, self.options.get("base_url"),
+                                         default=DEFAULT_BASE_URL)
         self.key_env = str(self.options.get("admin_key_env") or "OPENAI_ADMIN_KEY")
         self.key_file = path_option(self.options, "admin_key_file")
-        raw = self.options.get("request_timeout") or self.options.get("timeout")
-        try:
-            self.timeout = float(raw) if raw else DEFAULT_TIMEOUT
-        except (TypeError, ValueError) as exc:
-            raise AdapterError(f"backend {backend!r}: request_timeout must be a number of "
-                               f"seconds, got {raw!r}", where=backend) from exc
-        self._api: ProviderApi | None = None
+        self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
+        self.api = ProviderApi(self, PROVIDER, url, timeout=self.timeout,
+                               hints=admin_hints(PROVIDER))
 
     # -- clients --------------------------------------------------------------------------
 
     def open(self) -> None:
         """Build the HTTP client (reads the admin key; no request is sent)."""
-        if self._api is None:
+        if not self.api.opened:
             key = admin_key(self.backend, PROVIDER, self.key_env, self.key_file)
-            self._api = ProviderApi(PROVIDER, self.backend, self.base_url, self.timeout,
-                                    {"Authorization": f"Bearer {key}",
-                                     "User-Agent": user_agent(self.run_id)})
+            self.api.open({"Authorization": f"Bearer {key}"})
 
     def close(self) -> None:
         """Close the HTTP client."""
-        if self._api is not None:
-            self._api.close()
-            self._api = None
-
-    @property
-    def api(self) -> ProviderApi:
-        """The admin API client, opened on first use."""
-        if self._api is None:
-            self.open()
-        assert self._api is not None
-        return self._api
+        self.api.close()
 
     # -- references -----------------------------------------------------------------------
 
@@ -169,14 +150,12 @@ class OpenAIAdminAdapter(Adapter):
                                "cannot be re-enabled once deleted", where=self.backend,
                                hint="issue a new key and redistribute it to the stores")
         kind, path, target, ident = self._ref(ref)
-        base: dict[str, Any] = {
-            "op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-            "action": action, "backend": self.backend, "adapter": self.name,
-            "target": f"{self.backend}:{target}", "ref": dict(ref)}
+        ctx = plan_context(self, action, ref, ctx)
         before = self._state(kind, path, target)
         if not before["exists"]:
-            return [Change(**base, before=before, after=before, reversible=False, status=NOOP,
-                           note=f"{target} is already deleted (GET answers 404)")]
+            return [ctx.change(f"{self.backend}:{target}", before, before, reversible=False,
+                               status=NOOP, note=f"{target} is already deleted (GET answers "
+                               "404)")]
         undo = {"project": str(ref.get("project")), "kind": kind, "id": ident,
                 "name": before.get("name", "")}
         what = "" if kind == "key" else " together with all its keys"
@@ -184,8 +163,8 @@ class OpenAIAdminAdapter(Adapter):
                 f"({before.get('name') or 'unnamed'}){what} for good; undo means issuing a new "
                 f"key and redistributing it to every store. Safer containment: {_CONTAINMENT}; "
                 "consent with --allow-irreversible only if the key must die")
-        return [Change(**base, before=before, after={"exists": False}, reversible=False,
-                       undo=undo, note=note)]
+        return [ctx.change(f"{self.backend}:{target}", before, {"exists": False},
+                           reversible=False, undo=undo, note=note)]
 
     # -- apply / verify -------------------------------------------------------------------
 
@@ -219,6 +198,4 @@ class OpenAIAdminAdapter(Adapter):
 
     def probe(self, value: str) -> Verdict:
         """``GET /models`` with the key as a Bearer token, exactly as an application would."""
-        return probe_key(PROVIDER, self.base_url, "/models",
-                         {"Authorization": f"Bearer {value}",
-                          "User-Agent": user_agent(self.run_id)}, value, self.timeout)
+        return probe_key(self.api, "/models", {"Authorization": f"Bearer {value}"}, value)

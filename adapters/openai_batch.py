@@ -54,13 +54,10 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from adapters.base import ActionSpec
-from adapters.batch_common import (
-    BatchAdapter,
-    HttpApi,
-    JobList,
-    batch_key,
-)
-from adapters.common import path_option, user_agent
+from adapters.batch_common import BatchAdapter, JobList, batch_hints, batch_key
+from adapters.common import path_option
+from adapters.http import url_option
+from adapters.llm_http import ProviderApi
 from adapters.specs.providers import (
     AZURE_OPENAI_BATCH,
     OPENAI_BATCH,
@@ -95,14 +92,12 @@ class OpenAIBatchAdapter(BatchAdapter):
         self.key_env = str(self.options.get("key_env") or self.DEFAULT_KEY_ENV)
         self.key_file = path_option(self.options, "key_file")
         self.organization = str(self.options.get("organization") or "")
-        self._api: HttpApi | None = None
+        self.api = ProviderApi(self, self.provider, self.base_url, timeout=self.timeout,
+                               hints=batch_hints(self.key_env, "the project's (or an "
+                                                 "incident-response) key, still valid"))
 
     def _url(self) -> str:
-        url = str(self.options.get("base_url") or self.DEFAULT_URL).rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {self.backend!r}: base_url must be an http(s) URL, "
-                               f"got {url!r}", where=self.backend)
-        return url
+        return url_option(self.backend, self.options.get("base_url"), default=self.DEFAULT_URL)
 
     def _headers(self, key: str) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {key}"}
@@ -112,27 +107,13 @@ class OpenAIBatchAdapter(BatchAdapter):
 
     def open(self) -> None:
         """Build the HTTP client (reads the key; no request is sent)."""
-        if self._api is None:
+        if not self.api.opened:
             key = batch_key(self.backend, self.provider, self.key_env, self.key_file)
-            self._api = HttpApi(self.provider, self.backend, self.base_url, self.timeout,
-                                {**self._headers(key), "User-Agent": user_agent(self.run_id)},
-                                auth_hint=f"the key in {self.key_env} / key_file was "
-                                "rejected: batches need the project's (or an incident-"
-                                "response) key, still valid")
+            self.api.open(self._headers(key))
 
     def close(self) -> None:
         """Close the HTTP client."""
-        if self._api is not None:
-            self._api.close()
-            self._api = None
-
-    @property
-    def api(self) -> HttpApi:
-        """The client, opened on first use."""
-        if self._api is None:
-            self.open()
-        assert self._api is not None
-        return self._api
+        self.api.close()
 
     # -- hooks ----------------------------------------------------------------------------
     def _check_ref(self, ref: Mapping[str, Any]) -> None:
@@ -224,10 +205,7 @@ class AzureOpenAIBatchAdapter(OpenAIBatchAdapter):
         if not url:
             raise AdapterError(f"backend {self.backend!r}: set option endpoint "
                                "(https://<resource>.openai.azure.com)", where=self.backend)
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {self.backend!r}: endpoint must be an http(s) URL, "
-                               f"got {url!r}", where=self.backend)
-        return url
+        return url_option(self.backend, url, option="endpoint")
 
     def _headers(self, key: str) -> dict[str, str]:
         return {"api-key": key}

@@ -47,15 +47,15 @@ from typing import Any, ClassVar
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option, seconds_option, user_agent
+from adapters.common import path_option, plan_context, seconds_option
+from adapters.http import STATUS_ERRORS, Credential, StatusRule, url_option
 from adapters.notify_common import (
+    NotifyApi,
     alert_text,
     chain_text,
     message_fields,
     read_secret,
     redact,
-    retry_after,
-    transport_error,
     utcnow_iso,
 )
 from adapters.specs.notify import PAGERDUTY, PagerDutyOptions
@@ -64,8 +64,6 @@ from console.errors import (
     AuthError,
     NotFound,
     PermissionDenied,
-    RateLimited,
-    Unavailable,
     UndoUnsupported,
 )
 
@@ -101,6 +99,41 @@ def event_body(routing_key: str, after: Mapping[str, Any], source: str) -> dict[
     return body
 
 
+class PagerDutyApi(NotifyApi):
+    """The Events API v2: success is 202 ``status: success``; errors ``{status, message,
+    errors}``; 401 and 403 refuse the console; a 400 about the routing key means the key is
+    not an Events API v2 integration key."""
+
+    STATUS_ERRORS: ClassVar[Mapping[int, StatusRule]] = {
+        **STATUS_ERRORS, 401: (PermissionDenied, False)}
+    REFUSED: ClassVar[str] = "PagerDuty refused the event for {target}: {said} (HTTP {status})"
+    NOT_FOUND: ClassVar[str] = REFUSED
+
+    def said(self, response: httpx.Response) -> str:
+        """PagerDuty's message and errors, redacted."""
+        body = _json(response)
+        parts = [str(body.get("message") or "")] + [str(e) for e in body.get("errors") or []]
+        return self.redact("; ".join(p for p in parts if p) or
+                           f"HTTP {response.status_code} {response.reason_phrase}", 400)
+
+    def error(self, response: httpx.Response, target: str,
+              credential: Credential | None = None) -> AdapterError:
+        """The typed error of the status map; a 400 about the routing key is an AuthError."""
+        err = super().error(response, target, credential)
+        if response.status_code == 400 and "routing" in self.said(response).lower():
+            return AuthError(err.msg, hint=f"the routing key in {self.source} is not a valid "
+                             "Events API v2 integration key", status=400, where=self.backend)
+        return err
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 class PagerDutyAdapter(Adapter):
     """Trigger a PagerDuty alert for a kill-switch run; resolve it when the run is restored.
 
@@ -116,11 +149,8 @@ class PagerDutyAdapter(Adapter):
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {backend!r}: option base_url must be an http(s) URL, "
-                               f"got {url!r}", where=backend)
-        self.base_url = url
+        self.base_url = url_option(backend, self.options.get("base_url"),
+                                   default=DEFAULT_BASE_URL)
         self.key_env = str(self.options.get("routing_key_env") or DEFAULT_ROUTING_KEY_ENV)
         self.key_file = path_option(self.options, "routing_key_file")
         self.severity = str(self.options.get("severity") or "critical")
@@ -130,8 +160,8 @@ class PagerDutyAdapter(Adapter):
         self.source = str(self.options.get("source") or "killswitch")
         self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
         self._key = ""
-        self._source = f"environment variable {self.key_env}"
-        self._http: httpx.Client | None = None
+        self.api = PagerDutyApi(self, PROVIDER, self.base_url, timeout=self.timeout, hints={
+            NotFound: f"is base_url {self.base_url} the Events API?"})
         self._delivered: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -143,7 +173,7 @@ class PagerDutyAdapter(Adapter):
         Raises:
             AuthError: No routing key in the environment variable or the file.
         """
-        if self._http is not None:
+        if self.api.opened:
             return
         key, source = read_secret(self.key_env, self.key_file)
         if not key:
@@ -151,16 +181,13 @@ class PagerDutyAdapter(Adapter):
                             "is not set", where=self.backend,
                             hint=f"export {self.key_env}=<Events API v2 integration key>; "
                             "for the sandbox run `killswitch sandbox start`")
-        self._key, self._source = key, source
-        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
-                                  follow_redirects=False,
-                                  headers={"User-Agent": user_agent(self.run_id)})
+        self._key = key
+        self.api.secrets, self.api.source = [key], source
+        self.api.open()
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self.api.close()
 
     def _target(self, ref: Mapping[str, Any]) -> str:
         name = redact(ref.get("name") or "service", [self._key])
@@ -183,10 +210,9 @@ class PagerDutyAdapter(Adapter):
                  "summary": summary[:1024], "severity": self.severity,
                  "timestamp": fields["when"], "integration": ctx.integration,
                  "custom_details": {k: fields[k] for k in _DETAILS if fields.get(k)}}
-        return [Change(
-            op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step, action=action,
-            backend=self.backend, adapter=self.name, target=self._target(ref), ref=dict(ref),
-            before={"sent": False}, after=after,
+        ctx = plan_context(self, action, ref, ctx)
+        return [ctx.change(
+            self._target(ref), {"sent": False}, after,
             undo={"dedup_key": key, "message": fields, "kind": "trigger"},
             note=f"triggers a {self.severity} alert with dedup_key {key} (a retry updates the "
                  "same alert); restore resolves it")]
@@ -200,21 +226,12 @@ class PagerDutyAdapter(Adapter):
         """POST the planned event (a trigger also carries the audit chain head, when the
         engine passes one) to /v2/enqueue; success is 202 ``status: success``."""
         self.open()
-        assert self._http is not None
-        target = change.target
         body = event_body(self._key, change.after, self.source)
         chain = chain_text()
         if chain and "payload" in body:
             body["payload"]["custom_details"]["chain"] = chain
-        try:
-            resp = self._http.post("/v2/enqueue", json=body)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, PROVIDER, target) from exc
-        try:
-            answer = resp.json()
-        except ValueError:
-            answer = None
-        answer = answer if isinstance(answer, dict) else {}
+        resp = self.api.send("POST", "/v2/enqueue", change.target, json=body, check=False)
+        answer = _json(resp)
         if resp.status_code == 202 and answer.get("status") == "success":
             at = utcnow_iso()
             with self._lock:
@@ -222,28 +239,7 @@ class PagerDutyAdapter(Adapter):
             return {"delivered_at": at, "status": 202,
                     "dedup_key": str(answer.get("dedup_key") or change.after["dedup_key"]),
                     **({"chain": chain} if chain and "payload" in body else {})}
-        raise self._error(resp, answer, target)
-
-    def _error(self, resp: httpx.Response, body: Mapping[str, Any],
-               target: str) -> AdapterError:
-        status = resp.status_code
-        parts = [str(body.get("message") or "")] + [str(e) for e in body.get("errors") or []]
-        said = redact("; ".join(p for p in parts if p) or f"HTTP {status} "
-                      f"{resp.reason_phrase}", [self._key])[:400]
-        msg = f"PagerDuty refused the event for {target}: {said} (HTTP {status})"
-        kw: dict[str, Any] = {"status": status, "where": self.backend}
-        if status == 429:
-            return RateLimited(msg, retry_after=retry_after(resp.headers), **kw)
-        if status >= 500:
-            return Unavailable(msg, retry_after=retry_after(resp.headers), **kw)
-        if status == 400 and "routing" in said.lower():
-            return AuthError(msg, hint=f"the routing key in {self._source} is not a valid "
-                             "Events API v2 integration key", **kw)
-        if status in (401, 403):
-            return PermissionDenied(msg, **kw)
-        if status == 404:
-            return NotFound(msg, hint=f"is base_url {self.base_url} the Events API?", **kw)
-        return AdapterError(msg, **kw)
+        raise self.api.error(resp, change.target)
 
     def verify(self, change: Change) -> Verdict:
         """PagerDuty's 202 recorded by apply (events offer no read-back)."""

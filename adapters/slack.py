@@ -44,16 +44,16 @@ from typing import Any, ClassVar
 import httpx
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import path_option, seconds_option, user_agent
+from adapters.common import path_option, plan_context, seconds_option
+from adapters.http import STATUS_ERRORS, Credential, StatusRule
 from adapters.notify_common import (
+    NotifyApi,
     alert_text,
     all_clear_text,
     chain_text,
     message_fields,
     read_secret,
     redact,
-    retry_after,
-    transport_error,
     utcnow_iso,
 )
 from adapters.specs.notify import SLACK, SlackOptions
@@ -61,9 +61,6 @@ from console.errors import (
     AdapterError,
     AuthError,
     NotFound,
-    PermissionDenied,
-    RateLimited,
-    Unavailable,
     UndoUnsupported,
 )
 
@@ -81,6 +78,35 @@ def slack_payload(text: str) -> dict[str, Any]:
     mrkdwn = f"*{first}*" + (f"\n{rest}" if rest else "")
     return {"text": text,
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:3000]}}]}
+
+
+class SlackApi(NotifyApi):
+    """A Slack incoming webhook: success is 200 ``ok``; errors are Slack's own plain-text
+    strings (``invalid_payload``, ``no_service``, ...); 403 ``invalid_token`` or
+    ``action_prohibited`` means the webhook was revoked; 404 and 410 mean it is gone."""
+
+    STATUS_ERRORS: ClassVar[Mapping[int, StatusRule]] = {**STATUS_ERRORS,
+                                                         410: (NotFound, False)}
+    REFUSED: ClassVar[str] = "Slack refused the message for {target}: {said} (HTTP {status})"
+    NOT_FOUND: ClassVar[str] = REFUSED
+
+    def said(self, response: httpx.Response) -> str:
+        """Slack's plain-text answer, redacted."""
+        return self.redact(response.text.strip(), 200) or f"HTTP {response.status_code}"
+
+    def error(self, response: httpx.Response, target: str,
+              credential: Credential | None = None) -> AdapterError:
+        """The typed error of the status map; a revoked webhook is an AuthError."""
+        status, said = response.status_code, self.said(response)
+        if status == 200:
+            return AdapterError(f"Slack answered HTTP 200 without `ok` for {target}: {said}",
+                                status=status, where=self.backend)
+        if status == 403 and said in ("invalid_token", "action_prohibited"):
+            return AuthError(self.REFUSED.format(target=target, said=said, status=status),
+                             hint=f"the webhook URL in {self.source} was revoked or its app "
+                             "removed: create a new incoming webhook", status=status,
+                             where=self.backend)
+        return super().error(response, target, credential)
 
 
 class SlackWebhookAdapter(Adapter):
@@ -101,8 +127,7 @@ class SlackWebhookAdapter(Adapter):
         self.webhook_file = path_option(self.options, "webhook_file")
         self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
         self._url = ""
-        self._source = f"environment variable {self.webhook_env}"
-        self._http: httpx.Client | None = None
+        self.api = SlackApi(self, PROVIDER, timeout=self.timeout)
         self._delivered: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -114,7 +139,7 @@ class SlackWebhookAdapter(Adapter):
         Raises:
             AuthError: No URL in the environment variable or the file, or not an http(s) URL.
         """
-        if self._http is not None:
+        if self.api.opened:
             return
         url, source = read_secret(self.webhook_env, self.webhook_file)
         if not url:
@@ -125,15 +150,14 @@ class SlackWebhookAdapter(Adapter):
         if not url.startswith(("http://", "https://")):
             raise AuthError(f"the Slack webhook URL in {source} is not an http(s) URL",
                             where=self.backend)
-        self._url, self._source = url, source
-        self._http = httpx.Client(timeout=self.timeout, follow_redirects=False,
-                                  headers={"User-Agent": user_agent(self.run_id)})
+        self._url = url
+        self.api.secrets, self.api.source = self._secrets(), source
+        self.api.hints[NotFound] = f"the webhook in {source} or its channel is gone"
+        self.api.open()
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self.api.close()
 
     def _secrets(self) -> list[str]:
         if not self._url:
@@ -154,10 +178,9 @@ class SlackWebhookAdapter(Adapter):
         self.open()
         fields = message_fields(ctx, ref, self._secrets())
         text = alert_text(fields)
-        return [Change(
-            op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step, action=action,
-            backend=self.backend, adapter=self.name, target=self._target(ref), ref=dict(ref),
-            before={"sent": False}, after={"sent": True, "text": text},
+        ctx = plan_context(self, action, ref, ctx)
+        return [ctx.change(
+            self._target(ref), {"sent": False}, {"sent": True, "text": text},
             undo={"message": fields, "kind": "alert"},
             note="posts this message once per run (a webhook cannot be read back: after an "
                  "unknown outcome it may be posted twice); restore posts an all-clear")]
@@ -170,46 +193,19 @@ class SlackWebhookAdapter(Adapter):
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """POST the planned text (plus the audit chain head, when the engine passes one);
         success is HTTP 200 with body ``ok``."""
-        self.open()
-        assert self._http is not None
         text = str(change.after.get("text") or "")
         chain = chain_text()
         if chain:
             text += f"\nChain: {chain}"
-        target = change.target
-        try:
-            resp = self._http.post(self._url, json=slack_payload(text))
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, PROVIDER, target) from exc
-        body = redact(resp.text.strip(), self._secrets())[:200]
-        if resp.status_code == 200 and body == "ok":
+        self.open()
+        resp = self.api.send("POST", self._url, change.target, json=slack_payload(text),
+                             check=False)
+        if resp.status_code == 200 and resp.text.strip() == "ok":
             at = utcnow_iso()
             with self._lock:
                 self._delivered[change.op_id] = at
             return {"delivered_at": at, "status": 200, **({"chain": chain} if chain else {})}
-        raise self._error(resp.status_code, body, resp.headers, target)
-
-    def _error(self, status: int, body: str, headers: httpx.Headers,
-               target: str) -> AdapterError:
-        said = body or f"HTTP {status}"
-        msg = f"Slack refused the message for {target}: {said} (HTTP {status})"
-        kw: dict[str, Any] = {"status": status, "where": self.backend}
-        if status == 429:
-            return RateLimited(msg, retry_after=retry_after(headers), **kw)
-        if status >= 500:
-            return Unavailable(msg, retry_after=retry_after(headers), **kw)
-        if status == 403 and body in ("invalid_token", "action_prohibited"):
-            return AuthError(msg, hint=f"the webhook URL in {self._source} was revoked or "
-                             "its app removed: create a new incoming webhook", **kw)
-        if status == 403:
-            return PermissionDenied(msg, **kw)
-        if status in (404, 410):
-            return NotFound(msg, hint=f"the webhook in {self._source} or its channel is gone",
-                            **kw)
-        if status == 200:
-            return AdapterError(f"Slack answered HTTP 200 without `ok` for {target}: {said}",
-                                **kw)
-        return AdapterError(msg, **kw)
+        raise self.api.error(resp, change.target)
 
     def verify(self, change: Change) -> Verdict:
         """Slack's 200 ``ok`` recorded by apply (a webhook offers no read-back)."""

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
-from adapters.common import locked, write_atomic
+from adapters.common import locked, plan_context, write_atomic
 from adapters.specs.egress import SQUID, SquidOptions
 from console.errors import AdapterError, Timeout, Unavailable, UndoUnsupported
 
@@ -189,14 +189,12 @@ class SquidDenylistAdapter(Adapter):
         before = self._state(domains)
         block = action == "egress.block"
         after = {"denied": domains if block else []}
-        base = dict(op_id=ctx.op_id(0), integration=ctx.integration, step=ctx.step,
-                    action=action, backend=self.backend, adapter=self.name,
-                    target=f"{self.backend}:{path.name} deny {', '.join(domains)}",
-                    ref=dict(ref), before=before, after=after)
+        ctx = plan_context(self, action, ref, ctx)
+        target = f"{self.backend}:{path.name} deny {', '.join(domains)}"
         if before == after:
             what = "already denied" if block else "not in the denylist"
-            return [Change(**base, status=NOOP, undo={},
-                           note=f"{', '.join(domains)}: {what}. {OUTLIVE_NOTE}")]
+            return [ctx.change(target, before, after, undo={}, status=NOOP,
+                               note=f"{', '.join(domains)}: {what}. {OUTLIVE_NOTE}")]
         if block:
             todo = [d for d in domains if d not in before["denied"]]
             note = (f"appends {', '.join(todo)} to {path} and reloads the proxy; undo removes "
@@ -205,7 +203,7 @@ class SquidDenylistAdapter(Adapter):
         else:
             note = f"removes {', '.join(before['denied'])} from {path} and reloads. {OUTLIVE_NOTE}"
             undo = {"removed": list(before["denied"])}
-        return [Change(**base, undo=undo, note=note)]
+        return [ctx.change(target, before, after, undo=undo, note=note)]
 
     def read(self, change: Change) -> dict[str, Any]:
         """Which of the change's domains the file lists now."""
@@ -213,7 +211,11 @@ class SquidDenylistAdapter(Adapter):
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Append or remove the lines (atomic, locked), then run the reload command."""
+        """Append or remove the lines (atomic, locked), then run the reload command.
+
+        The file is read again under its lock: that read is the write's own (every other
+        line is kept as it is now), so ``current`` is not needed.
+        """
         path = self._file()
         domains = self._domains(change.ref)
         wanted = set(change.after.get("denied", []))

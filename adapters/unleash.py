@@ -44,63 +44,42 @@ Example runbook step::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
-
-import httpx
 
 from adapters.base import ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import (
     env_flag_changes,
     env_flag_inverse,
-    http_errors,
     path_option,
-    retry_after,
     seconds_option,
-    status_error,
-    user_agent,
 )
 from adapters.common import read_secret as _read_secret
+from adapters.http import Credential, HttpApi, url_option
+from adapters.retry import NotYet, poll
 from adapters.specs.flags import UNLEASH, UnleashOptions
 from console.errors import (
     AdapterError,
     AuthError,
     NotFound,
+    PermissionDenied,
 )
 
-__all__ = ["UnleashAdapter", "error_for", "read_secret"]
+__all__ = ["UnleashAdapter", "UnleashApi", "read_secret"]
 
 PROVIDER = "Unleash"
 DEFAULT_TOKEN_ENV = "UNLEASH_ADMIN_TOKEN"
 DEFAULT_TIMEOUT = 30.0
+CLIENT_LAG = 3.0
+"""Seconds verify waits for the client API to agree with the admin API (a revision)."""
 
 
-def _said(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        name = body.get("name")
-        return f"{body['message']} ({name})" if name else str(body["message"])
-    return f"HTTP {response.status_code} {response.reason_phrase}".strip()
+class UnleashApi(HttpApi):
+    """Unleash's Admin and client APIs (errors ``{"name", "message"}``)."""
 
-
-def error_for(response: httpx.Response, target: str, token_source: str) -> AdapterError:
-    """The typed error for a non-2xx Unleash answer (provider message, target, no token)."""
-    said = _said(response)
-    msg = f"{PROVIDER} refused the call on {target}: {said}"
-    return status_error(
-        response.status_code, msg, not_found=f"not found in {PROVIDER}: {target} ({said})",
-        auth_msg=f"{msg}; the admin token from {token_source} was rejected",
-        auth_hint=f"set {token_source} to a valid admin API token or personal access token",
-        denied_hint="the token needs UPDATE_FEATURE_ENVIRONMENT in the environment; change "
-        "requests may also block direct toggles",
-        retry=retry_after(response.headers))
+    NOT_FOUND: ClassVar[str] = "not found in {provider}: {target} ({said})"
 
 
 def read_secret(env: str, file: Path | None) -> tuple[str, str]:
@@ -112,6 +91,11 @@ def _token_environment(token: str) -> str:
     """The environment of an Unleash backend token ``project:environment.secret``."""
     head = token.split(".", 1)[0]
     return head.split(":", 1)[1] if ":" in head else ""
+
+
+def _admin(source: str) -> Credential:
+    return Credential(f"the admin token from {source}",
+                      f"set {source} to a valid admin API token or personal access token")
 
 
 class UnleashAdapter(Adapter):
@@ -129,20 +113,18 @@ class UnleashAdapter(Adapter):
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("url") or "").rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {backend!r}: option url must be an http(s) URL, "
-                               f"got {url!r}", where=backend,
-                               hint='e.g. url = "http://127.0.0.1:4242"')
-        self.url = url
+        self.url = url_option(backend, self.options.get("url"), option="url",
+                              example="http://127.0.0.1:4242")
         self.token_env = str(self.options.get("token_env") or DEFAULT_TOKEN_ENV)
         self.token_file = path_option(self.options, "token_file")
         self.project = str(self.options.get("project") or "default")
         self.client_token_env = str(self.options.get("client_token_env") or "")
         self.client_token_file = path_option(self.options, "client_token_file")
         self.timeout = seconds_option(backend, self.options, DEFAULT_TIMEOUT)
-        self._http: httpx.Client | None = None
-        self._token_source = f"environment variable {self.token_env}"
+        self.api = UnleashApi(self, PROVIDER, self.url, timeout=self.timeout, hints={
+            PermissionDenied: "the token needs UPDATE_FEATURE_ENVIRONMENT in the "
+                              "environment; change requests may also block direct toggles"})
+        self.api.credential = _admin(f"environment variable {self.token_env}")
 
     # -- client ---------------------------------------------------------------------------
 
@@ -152,7 +134,7 @@ class UnleashAdapter(Adapter):
         Raises:
             AuthError: No token in the environment variable or the token file.
         """
-        if self._http is not None:
+        if self.api.opened:
             return
         token, source = read_secret(self.token_env, self.token_file)
         if not token:
@@ -160,38 +142,12 @@ class UnleashAdapter(Adapter):
                             f"{source} is not set", where=self.backend,
                             hint=f"export {self.token_env}=<admin API token>; for the "
                             "sandbox run `killswitch sandbox start`")
-        self._token_source = source
-        self._http = httpx.Client(base_url=self.url, timeout=self.timeout,
-                                  headers={"Authorization": token,
-                                           "Accept": "application/json",
-                                           "User-Agent": user_agent(self.run_id)},
-                                  follow_redirects=False)
+        self.api.open({"Authorization": token, "Accept": "application/json"},
+                      credential=_admin(source))
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    @property
-    def http(self) -> httpx.Client:
-        """The admin API client, opened on first use."""
-        if self._http is None:
-            self.open()
-        assert self._http is not None
-        return self._http
-
-    def _errors(self, target: str) -> AbstractContextManager[None]:
-        return http_errors(PROVIDER, self.backend, target, self.url)
-
-    def _call(self, method: str, path: str, target: str) -> httpx.Response:
-        with self._errors(target):
-            resp = self.http.request(method, path)
-            if resp.status_code >= 400:
-                err = error_for(resp, target, self._token_source)
-                err.where = self.backend
-                raise err
-            return resp
+        self.api.close()
 
     # -- references -----------------------------------------------------------------------
 
@@ -209,7 +165,7 @@ class UnleashAdapter(Adapter):
 
     def _environments(self, project: str, flag: str, target: str) -> dict[str, bool]:
         """``enabled`` of every environment of the flag, by name."""
-        body = self._call("GET", self._path(project, flag), target).json()
+        body = self.api.request("GET", self._path(project, flag), target) or {}
         return {str(e["name"]): bool(e.get("enabled")) for e in body.get("environments") or []}
 
     def _pick(self, state: Mapping[str, bool], envs: list[str], target: str) -> list[str]:
@@ -259,28 +215,31 @@ class UnleashAdapter(Adapter):
         for env, want in change.after.items():
             path = f"{self._path(project, flag)}/environments/{quote(env, safe='')}/" \
                    f"{'on' if want else 'off'}"
-            self._call("POST", path, f"{target} in {env}")
+            self.api.send("POST", path, f"{target} in {env}")
         return {"prior": dict(change.before)}
 
-    def _client_state(self, flag: str) -> tuple[str, bool | None] | None:
-        """``(environment, enabled)`` as an SDK with the backend token sees the flag."""
-        token, _ = read_secret(self.client_token_env, self.client_token_file)
-        if not token:
-            return None
-        env = _token_environment(token)
-        with self._errors(f"{flag} (client API)"):
-            resp = httpx.get(f"{self.url}/api/client/features", timeout=self.timeout,
-                             headers={"Authorization": token, "Accept": "application/json",
-                                      "User-Agent": user_agent(self.run_id)})
-            if resp.status_code >= 400:
-                raise error_for(resp, f"{flag} (client API)", "the backend token")
-            for feature in resp.json().get("features") or []:
-                if feature.get("name") == flag:
-                    return env, bool(feature.get("enabled"))
-        return env, None
+    def _client_token(self) -> tuple[str, str, str] | None:
+        """``(token, its environment, where it came from)`` of the backend (SDK) token."""
+        token, source = read_secret(self.client_token_env, self.client_token_file)
+        return (token, _token_environment(token), source) if token else None
+
+    def _client_enabled(self, flag: str, token: str, source: str) -> bool | None:
+        """``enabled`` of the flag as an SDK with the backend token sees it (None: absent)."""
+        target = f"{flag} (client API)"
+        resp = self.api.send("GET", "/api/client/features", target, check=False,
+                             headers={"Authorization": token, "Accept": "application/json"})
+        if resp.status_code >= 400:
+            raise self.api.error(resp, target, Credential(
+                f"the backend token from {source}",
+                f"set {source} to a backend (SDK) token of the environment"))
+        for feature in self.api.decode(resp, target).get("features") or []:
+            if feature.get("name") == flag:
+                return bool(feature.get("enabled"))
+        return None
 
     def verify(self, change: Change) -> Verdict:
-        """Admin API read-back, plus the client API as an SDK sees it when a token is set."""
+        """Admin API read-back, plus the client API as an SDK sees it when a token is set
+        (waiting up to :data:`CLIENT_LAG` seconds for it to catch up)."""
         _, flag, _, _ = self._ref(change.ref)
         state = self.read(change)
         shown = ", ".join(f"{e} {'on' if v else 'off'}" for e, v in sorted(state.items()))
@@ -291,20 +250,27 @@ class UnleashAdapter(Adapter):
                            + ", ".join(f"{e} {'on' if v else 'off'}"
                                        for e, v in sorted(change.after.items())))
         detail = f"admin API: {flag} is {shown}"
-        client = self._client_state(flag)
-        if client is not None and client[0] in change.after:
-            env, want = client[0], change.after[client[0]]
-            deadline = time.monotonic() + 3.0
-            while bool(client[1]) != want and time.monotonic() < deadline:
-                time.sleep(0.2)  # the client API may lag the admin API by a revision
-                client = self._client_state(flag) or client
-            seen = bool(client[1])
-            if seen != want:
-                return Verdict(False, "live" if not want else "off",
-                               f"{detail}; but the client API ({env}) still evaluates it "
-                               f"{'on' if seen else 'off'}")
-            detail += f"; client API ({env} SDK token) evaluates it {'on' if seen else 'off'}"
-        return Verdict(True, ok_word, detail)
+        client = self._client_token()
+        if client is None or client[1] not in change.after:
+            return Verdict(True, ok_word, detail)
+        token, env, source = client
+        want = bool(change.after[env])
+        seen: list[bool] = []
+
+        def agrees() -> bool:
+            seen[:] = [bool(self._client_enabled(flag, token, source))]
+            if seen[0] != want:
+                raise NotYet(f"client API still {seen[0]}")
+            return True
+
+        try:
+            poll(agrees, timeout=CLIENT_LAG, wait_initial=0.2, wait_max=0.2)
+        except NotYet:
+            return Verdict(False, "live" if not want else "off",
+                           f"{detail}; but the client API ({env}) still evaluates it "
+                           f"{'on' if seen[0] else 'off'}")
+        return Verdict(True, ok_word, f"{detail}; client API ({env} SDK token) evaluates it "
+                       f"{'on' if want else 'off'}")
 
     def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
         """The change that puts back exactly the prior ``enabled`` of each environment."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import hvac
@@ -51,7 +52,7 @@ from adapters.base import (
     Verdict,
     map_errors,
 )
-from adapters.common import path_option
+from adapters.common import path_option, plan_context
 from adapters.secretvalue import pick_value
 from adapters.specs.vault import VAULT, VaultOptions
 from adapters.vault_errors import RetryAfterAdapter, translate_error
@@ -143,7 +144,7 @@ class VaultAdapter(Adapter):
         assert self._client is not None
         return self._client
 
-    def _errors(self, target: str):  # type: ignore[no-untyped-def]
+    def _errors(self, target: str) -> AbstractContextManager[None]:
         return map_errors(self.backend, lambda exc: translate_error(exc, target, self.url))
 
     # -- references -----------------------------------------------------------------------
@@ -264,15 +265,14 @@ class VaultAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the vault adapter does not offer {action}", where=self.backend)
         kind, ids, target = self._ref(ref)
-        base = {"op_id": ctx.op_id(0), "integration": ctx.integration, "step": ctx.step,
-                "action": action, "backend": self.backend, "adapter": self.name,
-                "target": f"{self.backend}:{target}", "ref": dict(ref)}
+        ctx = plan_context(self, action, ref, ctx)
+        where = f"{self.backend}:{target}"
         if kind != "kv" and action == "credential.enable":
             raise AdapterError(f"{target} cannot be re-enabled: {_REVOKE_NOTE}",
                                where=self.backend, hint="issue new credentials instead")
         with self._errors(target):
             if kind == "kv":
-                return [self._plan_kv(action, ids, target, base)]
+                return [self._plan_kv(ctx, action, ids, target)]
             if kind == "token":
                 before, info = self._token_state(ids["accessor"])
                 verb = "revoke the token by accessor"
@@ -282,14 +282,15 @@ class VaultAdapter(Adapter):
                 info = f"{n} lease(s) under prefix {ids['prefix']}"
                 verb = "revoke every lease under the prefix (sync)"
         if not before["active"]:
-            return [Change(**base, before=before, after=before, reversible=False, status=NOOP,
-                           note=f"nothing to revoke: {info}")]
-        return [Change(**base, before=before, after={"active": False}, reversible=False,
-                       note=f"{verb}: {info}; {_REVOKE_NOTE}")]
+            return [ctx.change(where, before, before, reversible=False, status=NOOP,
+                               note=f"nothing to revoke: {info}")]
+        return [ctx.change(where, before, {"active": False}, reversible=False,
+                           note=f"{verb}: {info}; {_REVOKE_NOTE}")]
 
-    def _plan_kv(self, action: str, ids: dict[str, str], target: str,
-                 base: dict[str, Any]) -> Change:
+    def _plan_kv(self, ctx: PlanContext, action: str, ids: dict[str, str],
+                 target: str) -> Change:
         mount, path = ids["mount"], ids["path"]
+        where = f"{self.backend}:{target}"
         before = self._kv_state(mount, path)
         v = before["version"]
         undo = {"mount": mount, "path": path, "versions": [v]}
@@ -298,28 +299,32 @@ class VaultAdapter(Adapter):
             note = (f"destroys version {v} of {target} permanently: irreversible, the value "
                     "cannot be recovered by anyone")
             if before["destroyed"]:
-                return Change(**base, before=before, after=before, reversible=False,
-                              status=NOOP, note=f"version {v} is already destroyed")
-            return Change(**base, before=before, after=after, reversible=False, note=note)
+                return ctx.change(where, before, before, reversible=False, status=NOOP,
+                                  note=f"version {v} is already destroyed")
+            return ctx.change(where, before, after, reversible=False, note=note)
         if before["destroyed"]:
-            return Change(**base, before=before, after=before, reversible=False, status=NOOP,
-                          note=f"version {v} is destroyed; nothing can be "
-                          f"{'deleted' if action == 'credential.disable' else 'restored'}")
+            return ctx.change(where, before, before, reversible=False, status=NOOP,
+                              note=f"version {v} is destroyed; nothing can be "
+                              f"{'deleted' if action == 'credential.disable' else 'restored'}")
         deleted = action == "credential.disable"
         after = {**before, "deleted": deleted}
         if before == after:
             word = "deleted" if deleted else "live"
-            return Change(**base, before=before, after=after, undo=undo, status=NOOP,
-                          note=f"version {v} of {target} is already {word}")
+            return ctx.change(where, before, after, undo=undo, status=NOOP,
+                              note=f"version {v} of {target} is already {word}")
         note = (f"soft-deletes version {v} of {target}; undo undeletes exactly that version"
                 if deleted else f"undeletes version {v} of {target}")
-        return Change(**base, before=before, after=after, undo=undo, note=note)
+        return ctx.change(where, before, after, undo=undo, note=note)
 
     # -- apply ----------------------------------------------------------------------------
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Carry out ``change`` (idempotent); returns ``{"versions": [...]}`` for KV changes."""
+        """Carry out ``change`` (idempotent); returns ``{"versions": [...]}`` for KV changes.
+
+        ``current`` is the state the engine read just before: a soft delete of the version
+        it describes does not read the metadata again.
+        """
         kind, ids, target = self._ref(change.ref)
         with self._errors(target):
             if kind == "token":
@@ -336,13 +341,21 @@ class VaultAdapter(Adapter):
             if change.action == "credential.destroy":
                 kv.destroy_secret_versions(path=path, versions=versions, mount_point=mount)
             elif change.action == "credential.disable":
-                _, meta = self._kv_versions(mount, path)
-                todo = [v for v in versions if not (meta.get(str(v)) or {}).get("deletion_time")]
+                todo = self._undeleted(mount, path, versions, current)
                 if todo:
                     kv.delete_secret_versions(path=path, versions=todo, mount_point=mount)
             else:
                 kv.undelete_secret_versions(path=path, versions=versions, mount_point=mount)
             return {"versions": versions}
+
+    def _undeleted(self, mount: str, path: str, versions: list[int],
+                   current: Mapping[str, Any] | None) -> list[int]:
+        """The ``versions`` not soft-deleted yet: from ``current`` when it describes exactly
+        them, else from the secret's metadata."""
+        if current is not None and [int(current.get("version") or 0)] == versions:
+            return [] if current.get("deleted") else versions
+        _, meta = self._kv_versions(mount, path)
+        return [v for v in versions if not (meta.get(str(v)) or {}).get("deletion_time")]
 
     # -- verify ---------------------------------------------------------------------------
 

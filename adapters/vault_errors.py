@@ -27,17 +27,16 @@ from console.errors import (
 __all__ = ["RetryAfterAdapter", "translate_error"]
 
 
-class RetryAfterAdapter(hvac.adapters.JSONAdapter):
+# hvac ships no type information (no stubs, no py.typed): its JSONAdapter is Any to mypy
+class RetryAfterAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
     """JSONAdapter that keeps the status and Retry-After header on the raised VaultError."""
 
     def _raise_for_error(self, method: str, url: str, response: requests.Response) -> None:
         try:
             super()._raise_for_error(method, url, response)
         except hvac.exceptions.VaultError as exc:
-            exc.ks_status = response.status_code  # type: ignore[attr-defined]
-            exc.ks_retry_after = parse_retry_after(  # type: ignore[attr-defined]
-                response.headers.get("Retry-After")
-            )
+            exc.ks_status = response.status_code
+            exc.ks_retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise
 
 

@@ -55,22 +55,21 @@ Example runbook step::
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import ActionSpec, Change, PlanContext
-from adapters.batch_common import MAX_PAGES, BatchAdapter, HttpApi
-from adapters.common import user_agent
+from adapters.batch_common import MAX_PAGES, BatchAdapter
+from adapters.gcp_keys import GoogleApi
+from adapters.http import url_option
 from adapters.specs.gcp import VERTEX_BATCH, VertexBatchOptions
-from console.errors import AdapterError, AuthError
+from console.errors import AdapterError
 
 __all__ = ["VertexBatchAdapter", "default_url"]
 
 DEFAULT_URL = "https://{location}-aiplatform.googleapis.com"
 """The host of a region; ``global`` and the multi-regions differ (:func:`default_url`)."""
 MULTI_REGIONS = ("us", "eu")
-SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _RUNNING = ("QUEUED", "PENDING", "RUNNING", "PAUSED", "UPDATING", "UNSPECIFIED")
 _ENDED = ("SUCCEEDED", "FAILED", "EXPIRED", "PARTIALLY_SUCCEEDED")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -110,64 +109,23 @@ class VertexBatchAdapter(BatchAdapter):
     OPTIONS: ClassVar[Mapping[str, str]] = VertexBatchOptions.help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = VERTEX_BATCH.actions  # adapters/specs/gcp.py
 
-    run_id: str = ""
-    """The run this adapter acts for (set by the engine's Runtime); quoted in User-Agent."""
-
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
-        url = str(self.options.get("base_url") or "").rstrip("/")
-        if url and not url.startswith(("http://", "https://")):
-            raise AdapterError(f"backend {backend!r}: base_url must be an http(s) URL, "
-                               f"got {url!r}", where=backend)
-        self.url_template = url
+        base = self.options.get("base_url")
+        self.url_template = url_option(backend, base) if base else ""
         """``base_url`` as configured ("" = the location's own host)."""
         anon = self.options.get("anonymous", False)
         self.anonymous = anon is True or str(anon).lower() in ("true", "1", "yes")
-        self._apis: dict[str, HttpApi] = {}
-        self._creds: Any = None
-        self._lock = threading.Lock()
+        self.api = GoogleApi(self, self.provider, timeout=self.timeout, anonymous=self.anonymous)
+        """One client for every location: each request names its location's host."""
 
     def open(self) -> None:
-        """Load Google credentials unless anonymous (no request is sent)."""
-        if self.anonymous or self._creds is not None:
-            return
-        try:
-            import google.auth
-            from google.auth.exceptions import DefaultCredentialsError
-
-            try:
-                self._creds, _ = google.auth.default(scopes=[SCOPE])
-            except DefaultCredentialsError as exc:
-                raise AuthError(f"no Google credentials for backend {self.backend!r}: {exc}",
-                                where=self.backend, hint="run `gcloud auth application-"
-                                "default login` or set GOOGLE_APPLICATION_CREDENTIALS") from exc
-        except ImportError as exc:  # pragma: no cover - google-auth ships with the console
-            raise AuthError("google-auth is not installed", where=self.backend) from exc
+        """Load Google credentials unless anonymous and build the client (no request)."""
+        self.api.open()
 
     def close(self) -> None:
-        """Close the HTTP clients."""
-        for api in self._apis.values():
-            api.close()
-        self._apis.clear()
-
-    def _headers(self) -> dict[str, str]:
-        """Headers of one request: the token (unless anonymous) and the User-Agent."""
-        return {**self._token(), "User-Agent": user_agent(self.run_id)}
-
-    def _token(self) -> dict[str, str]:
-        if self.anonymous:
-            return {}
-        self.open()
-        with self._lock:
-            if not self._creds.valid:
-                import google.auth.transport.requests
-                try:
-                    self._creds.refresh(google.auth.transport.requests.Request())
-                except Exception as exc:  # noqa: BLE001 - google-auth raises many kinds
-                    raise AuthError(f"cannot refresh Google credentials for backend "
-                                    f"{self.backend!r}: {type(exc).__name__}",
-                                    where=self.backend) from exc
-            return {"Authorization": f"Bearer {self._creds.token}"}
+        """Close the HTTP client."""
+        self.api.close()
 
     def base_url(self, location: str) -> str:
         """The API root serving ``location``: ``base_url`` if set, else its own host."""
@@ -175,13 +133,9 @@ class VertexBatchAdapter(BatchAdapter):
             return self.url_template.replace("{location}", location)
         return default_url(location)
 
-    def _api(self, ref: Mapping[str, Any]) -> HttpApi:
-        location = str(ref["location"])
-        if location not in self._apis:
-            self._apis[location] = HttpApi(
-                self.provider, self.backend, self.base_url(location) + "/v1", self.timeout,
-                {}, auth_hint="the console's Google credentials were rejected: refresh ADC")
-        return self._apis[location]
+    def _url(self, ref: Mapping[str, Any], path: str) -> str:
+        """The absolute URL of ``path`` (under ``/v1``) on the host of the ref's location."""
+        return f"{self.base_url(str(ref['location']))}/v1/{path}"
 
     # -- hooks ----------------------------------------------------------------------------
     def _check_ref(self, ref: Mapping[str, Any]) -> None:
@@ -236,9 +190,9 @@ class VertexBatchAdapter(BatchAdapter):
         out: list[dict[str, Any]] = []
         target = f"{self.backend}:{self._scope(ref)}"
         for _ in range(MAX_PAGES):
-            page = self._api(ref).request(
-                "GET", f"/{self._parent(ref)}/batchPredictionJobs", target, params=params,
-                headers=self._headers()) or {}
+            page = self.api.request(
+                "GET", self._url(ref, f"{self._parent(ref)}/batchPredictionJobs"), target,
+                params=params) or {}
             out += [self._normal(j) for j in page.get("batchPredictionJobs") or []
                     if isinstance(j, Mapping) and self._mine(ref, j)]
             token = page.get("nextPageToken")
@@ -267,9 +221,8 @@ class VertexBatchAdapter(BatchAdapter):
         return f"{self._parent(ref)}/batchPredictionJobs/{m['id']}"
 
     def _get(self, ref: Mapping[str, Any], job_id: str) -> dict[str, Any] | None:
-        j = self._api(ref).request("GET", f"/{self._job_path(ref, job_id)}",
-                                   f"{self.backend}:{job_id}", headers=self._headers(),
-                                   missing_ok=True)
+        j = self.api.request("GET", self._url(ref, self._job_path(ref, job_id)),
+                             f"{self.backend}:{job_id}", missing_ok=True)
         if j is None:
             return None
         if not self._mine(ref, j):
@@ -280,5 +233,5 @@ class VertexBatchAdapter(BatchAdapter):
 
     def _cancel(self, ref: Mapping[str, Any], job_id: str) -> None:
         path = self._job_path(ref, job_id)
-        self._api(ref).request("POST", f"/{path}:cancel", f"{self.backend}:{job_id}",
-                               body={}, headers=self._headers())
+        self.api.request("POST", self._url(ref, f"{path}:cancel"), f"{self.backend}:{job_id}",
+                         body={})

@@ -10,15 +10,14 @@ adapter against it, with requests to googleapis.com hosts routed to the loopback
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
 import httpx
 import pytest
 
-import adapters.batch_common
 from adapters.base import PlanContext
+from adapters.http import HttpApi
 from adapters.vertex_batch import VertexBatchAdapter, default_url
 from console.engine.runtime import Runtime
 from console.errors import AdapterError
@@ -103,6 +102,7 @@ class ToLoopback(httpx.BaseTransport):
         self.hosts: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.scheme == "https" and "googleapis.com" in request.url.host
         self.hosts.append(request.headers["host"])
         request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.port)
         return self.inner.handle_request(request)
@@ -115,14 +115,7 @@ class ToLoopback(httpx.BaseTransport):
 def test_default_host_of_each_location_reaches_its_jobs(
         batches: BatchSandbox, monkeypatch: pytest.MonkeyPatch, location: str) -> None:
     transport = ToLoopback(batches.ports["vertex"])
-
-    def build_client(base_url: str, timeout: float,
-                     headers: Mapping[str, str]) -> httpx.Client:
-        assert base_url.startswith("https://") and "googleapis.com" in base_url
-        return httpx.Client(base_url=base_url, timeout=timeout, headers=dict(headers),
-                            transport=transport)
-
-    monkeypatch.setattr(adapters.batch_common, "build_client", build_client)
+    monkeypatch.setattr(HttpApi, "TRANSPORT", transport)
     app = batches.app("vertex")
     labels = {"integration": "search-embeddings"}
     job = job_object(f"projects/search-prod/locations/{location}", "777", "emb-777",

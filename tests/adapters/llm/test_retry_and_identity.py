@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from adapters.llm_http import error_for
+from adapters.openai_admin import OpenAIAdminAdapter
 from console.engine.service import Session
 from tests.adapters.llm.conftest import ANTHROPIC_KEY, OPENAI_KEY, PROJECT, LLMSandbox
 
@@ -35,7 +35,8 @@ def _response(status: int, **headers: str) -> httpx.Response:
 def test_retryable_exactly_where_the_sdks_retry(status: int, headers: dict[str, str],
                                                 retryable: bool) -> None:
     """409 fails on today's map (Conflict, not retryable)."""
-    err = error_for(_response(status, **headers), "OpenAI", "project p API key k")
+    api = OpenAIAdminAdapter("openai-test", {}).api  # no key read, no request sent
+    err = api.error(_response(status, **headers), "project p API key k")
     assert err.retryable is retryable and err.status == status
 
 
@@ -107,6 +108,8 @@ def test_the_probe_names_the_run_too(llm: LLMSandbox) -> None:
     o = llm.openai_adapter()
     o.run_id = "r-probe-1"
     assert not o.probe(llm.value("openai", OPENAI_KEY)).ok
+    a.close()
+    o.close()
     for url in (llm.openai_url.removesuffix("/v1"), llm.anthropic_url):
         [probe] = httpx.get(f"{url}/_sandbox/requests").json()
         assert probe["path"] == "/v1/models"
