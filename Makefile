@@ -29,10 +29,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check console adapters tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check console adapters tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
