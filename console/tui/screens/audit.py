@@ -21,6 +21,7 @@ from console.tui.messages import (
     error_text,
 )
 from console.tui.widgets.banner import ModeBanner
+from console.vocab import Outcome
 
 if TYPE_CHECKING:
     from console.engine.service import Session
@@ -71,14 +72,14 @@ def run_status(outcomes: dict[str, int]) -> str:
     """A run's state in a word or two, from its outcome counts."""
     failed = sum(outcomes.get(o, 0) for o in ("failed", "refused"))
     bad = f", {failed} failed" if failed else ""
-    if outcomes.get("finished"):
-        return "finished" + bad
-    if outcomes.get("cancelled"):
-        return "cancelled" + bad
-    if outcomes.get("started"):
+    if outcomes.get(Outcome.FINISHED):
+        return Outcome.FINISHED + bad
+    if outcomes.get(Outcome.CANCELLED):
+        return Outcome.CANCELLED + bad
+    if outcomes.get(Outcome.STARTED):
         return "interrupted" + bad
-    if outcomes.get("refused"):
-        return "refused"
+    if outcomes.get(Outcome.REFUSED):
+        return Outcome.REFUSED
     return "plan only"
 
 
@@ -279,7 +280,7 @@ class AuditScreen(Screen[None]):
                 results = self.session.op_results(events)
                 self.restorable[run_id] = any(
                     c.reversible and results.get(c.op_id) is not None
-                    and results[c.op_id].outcome == "applied" for c in plan.changes)
+                    and results[c.op_id].outcome == Outcome.APPLIED for c in plan.changes)
         return self.restorable[run_id]
 
     @on(DataTable.RowHighlighted)

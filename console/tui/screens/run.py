@@ -32,7 +32,7 @@ from console.tui.messages import (
     error_text,
 )
 from console.tui.widgets.banner import ModeBanner
-from console.vocab import NOT_DONE
+from console.vocab import NOT_DONE, Outcome
 
 if TYPE_CHECKING:
     from console.engine.model import OpResult, Plan, RunResult
@@ -229,7 +229,7 @@ class RunScreen(Screen[None]):
             if res.op_id not in table.rows:
                 table.add_row(res.op_id, message.phase, "", "", "", key=res.op_id)
             table.update_cell(res.op_id, "state", self._cell(
-                "running" if res.outcome == "pending" else "done"))
+                "running" if res.outcome == Outcome.PENDING else "done"))
             table.update_cell(res.op_id, "verify", self._cell(word))
             table.update_cell(res.op_id, "message", res.message)
             self._log(f"{message.phase:<14} {res.op_id}: {word} — {res.message}")
@@ -243,7 +243,7 @@ class RunScreen(Screen[None]):
             self._log(f"verify  {target}: {word} — {detail}")
             return
         state = _state(res, extra)
-        if res.outcome != "pending" and not extra.get("running") and not extra.get("retrying"):
+        if res.outcome != Outcome.PENDING and not (extra.get("running") or extra.get("retrying")):
             self.final.add(res.op_id)
         if res.op_id in {c.op_id for c in self.plan.changes}:
             table.update_cell(res.op_id, "state", self._cell(state))
@@ -270,7 +270,7 @@ class RunScreen(Screen[None]):
         self._stopped()
         result = self.result = message.result
         self.elapsed = result.elapsed
-        self.final = {op for op, r in result.results.items() if r.outcome != "pending"}
+        self.final = {op for op, r in result.results.items() if r.outcome != Outcome.PENDING}
         self.query_one("#run-progress", ProgressBar).update(progress=len(self.final))
         self._tick()
         not_done = [r for r in result.results.values() if r.outcome in NOT_DONE]
@@ -279,7 +279,7 @@ class RunScreen(Screen[None]):
         stays = [f"{i}: {line}" for i, lines in result.plan.not_restored().items()
                  for line in lines]
         if result.cancelled:
-            skipped = sum(1 for r in result.results.values() if r.outcome == "skipped")
+            skipped = sum(1 for r in result.results.values() if r.outcome == Outcome.SKIPPED)
             text, kind = (f"CANCELLED — {skipped} operation(s) not started were skipped; "
                           "press u to resume the run."), "-warning"
         elif keys:  # a key still live or unchecked wins over everything else, as exit 4
@@ -376,7 +376,7 @@ class RunScreen(Screen[None]):
         """Finish the operations that did not run."""
         for c in self.plan.changes:
             r = self.results.get(c.op_id)
-            if r is not None and r.outcome in ("skipped", "pending"):
+            if r is not None and r.outcome in (Outcome.SKIPPED, Outcome.PENDING):
                 self.final.discard(c.op_id)
                 self.query_one("#run-table", DataTable).update_cell(c.op_id, "state", "queued")
         self._log("resuming the run")
