@@ -59,7 +59,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from adapters.base import ActionSpec, Change, PlanContext
-from adapters.batch_common import MAX_PAGES, BatchAdapter
+from adapters.batch_common import BatchAdapter, JobList
 from adapters.gcp_keys import GoogleApi
 from adapters.http import url_option
 from adapters.specs.gcp import VERTEX_BATCH, VertexBatchOptions
@@ -183,13 +183,13 @@ class VertexBatchAdapter(BatchAdapter):
         label = f" ({job['name']})" if job.get("name") else ""
         return f"{self.backend}:{self.provider} batch job {short}{label}"
 
-    def _list(self, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _list(self, ref: Mapping[str, Any]) -> JobList:
         self._check_ref(ref)
         flt = " AND ".join(f'labels.{k}="{v}"' for k, v in sorted(dict(ref["labels"]).items()))
         params: dict[str, Any] = {"filter": flt, "pageSize": 100}
-        out: list[dict[str, Any]] = []
+        out = JobList(pages=self.LIST_PAGES)
         target = f"{self.backend}:{self._scope(ref)}"
-        for _ in range(MAX_PAGES):
+        for _ in range(self.LIST_PAGES):
             page = self.api.request(
                 "GET", self._url(ref, f"{self._parent(ref)}/batchPredictionJobs"), target,
                 params=params) or {}
@@ -199,6 +199,8 @@ class VertexBatchAdapter(BatchAdapter):
             if not token:
                 break
             params = {**params, "pageToken": token}
+        else:
+            out.capped = True  # stopped at the cap with pages left: the plan says so
         return out
 
     def _job_path(self, ref: Mapping[str, Any], job_id: str) -> str:

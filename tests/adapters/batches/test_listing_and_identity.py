@@ -12,7 +12,7 @@ import pytest
 from adapters.base import PlanContext
 from adapters.batch_common import MAX_PAGES
 from console.engine.service import Session
-from console.sandbox import api_anthropic_batches, api_bedrock, api_openai_batches
+from console.sandbox import api_anthropic_batches, api_bedrock, api_openai_batches, api_vertex
 from tests.adapters.batches.conftest import PROVIDERS, BatchSandbox
 
 
@@ -36,6 +36,11 @@ def _ended_jobs(box: BatchSandbox, provider: str, n: int, newer: bool = True) ->
             job = api_anthropic_batches.batch_object(
                 f"msgbatch_newer{i:05d}", ref["workspace"], "ended", 0, 1, 0, now + i)
             jobs[job["id"]] = job
+        elif provider == "vertex":
+            parent = f"projects/{ref['project']}/locations/{ref['location']}"
+            job = api_vertex.job_object(parent, f"9{i:08d}", f"newer-{i}", "JOB_STATE_SUCCEEDED",
+                                        dict(ref["labels"]), 1, 0, 0, now + i)
+            jobs[job["name"]] = job
         else:
             job = api_bedrock.job_object(f"newer{i:05d}", f"{ref['name_prefix']}newer-{i}",
                                          "Completed", 1, 1, 0, now + i, "us-east-1")
@@ -56,7 +61,7 @@ def test_openai_listing_at_the_real_cap_is_not_silent(batches: BatchSandbox) -> 
     assert "LISTING INCOMPLETE" in change.note and f"{MAX_PAGES} page(s)" in change.note
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "bedrock"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "bedrock", "vertex"])
 def test_capped_listing_marks_every_change(batches: BatchSandbox, provider: str) -> None:
     """Cap lowered to one page: a cancel planned from the first page carries the warning,
     and so does a plan whose running job lies beyond it."""
