@@ -761,7 +761,10 @@ def squid_case(rig: Rig) -> Case:
 
     def make(reload: list[str]) -> Adapter:
         return rig.keep(SquidDenylistAdapter("proxy", {
-            "denylist": str(sq.denylist), "reload": reload, "proxy": sq.proxy}))
+            "denylist": str(sq.denylist), "reload": reload, "proxy": sq.proxy,
+            # verify polls the proxy until it answers 403; a loaded CI machine can take
+            # well over the default 5 s to finish a reconfigure (seen: ~13 s)
+            "verify_wait": 60}))
 
     # the same reconfigure against a Squid that is not running (its pid file names nobody)
     stopped = rig.tmp / "stopped"

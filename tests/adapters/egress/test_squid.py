@@ -13,9 +13,11 @@ from tests.adapters.egress.conftest import Squid
 
 
 def adapter(squid: Squid, **extra: object) -> SquidDenylistAdapter:
+    # verify polls until the proxy answers as planned; give a loaded machine time for the
+    # reconfigure (tests that want a short wait pass their own verify_wait)
     return SquidDenylistAdapter("proxy", {"denylist": str(squid.denylist),
                                           "reload": squid.reload_cmd(), "proxy": squid.proxy,
-                                          **extra})
+                                          "verify_wait": 60, **extra})
 
 
 def test_allowed_then_denied_then_allowed(squid: Squid) -> None:
