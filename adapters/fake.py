@@ -14,6 +14,9 @@ Backend options::
     throttle_rate = 0.0     # share of calls answering 429 with Retry-After
     retry_after = 0.05      # seconds, for throttled calls
     state_file = ""         # JSON file shared across processes; empty = in memory
+    gate_file = ""          # tests: apply waits (before flipping) until this file exists, and
+                            # creates "<gate_file>.entered" first, so a test can act while an
+                            # apply is provably in flight, then open the gate
     simulate = false        # plan without reading (reports "simulated")
     probe = ""              # act as a key provider for proof of death: "switch" (the key is
                             # refused once its switch is off), "live", "revoked", "unknown"
@@ -94,6 +97,8 @@ class FakeAdapter(Adapter):
         self.simulate = bool(options.get("simulate", False))
         state_file = str(options.get("state_file", "") or "")
         self.state_file = Path(state_file) if state_file else None
+        gate_file = str(options.get("gate_file", "") or "")
+        self.gate_file = Path(gate_file) if gate_file else None
         self.calls = 0
         self.probe_mode = str(options.get("probe", "") or "")
         if self.probe_mode not in ("", "switch", "live", "revoked", "unknown"):
@@ -137,6 +142,20 @@ class FakeAdapter(Adapter):
         if roll < self.throttle_rate + self.fail_rate:
             raise Unavailable("fake: 503 Service Unavailable", status=503)
 
+    GATE_TIMEOUT: ClassVar[float] = 120.0
+    """Seconds an apply waits for ``gate_file`` before failing (a test that never opens it)."""
+
+    def _wait_for_gate(self) -> None:
+        if self.gate_file is None:
+            return
+        self.gate_file.with_name(f"{self.gate_file.name}.entered").touch()
+        deadline = time.monotonic() + self.GATE_TIMEOUT
+        while not self.gate_file.exists():
+            if time.monotonic() > deadline:
+                raise AdapterError(f"fake: gate {self.gate_file} never opened",
+                                   where=self.backend)
+            time.sleep(0.01)
+
     def _switch(self, key: str) -> str:
         with self._state() as data:
             return str(data["switches"].get(key, "on"))
@@ -174,6 +193,7 @@ class FakeAdapter(Adapter):
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Flip the switch and log the side effect (for exactly-once checks)."""
         self._call()
+        self._wait_for_gate()
         key = str(change.ref["key"])
         with self._state(write=True) as data:
             data["switches"][key] = change.after["switch"]

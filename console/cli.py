@@ -219,7 +219,9 @@ def _complete_run_id(ctx: click.Context, param: click.Parameter,
 @click.group(invoke_without_command=True)
 @common
 @click.option("--exercise", is_flag=True,
-              help="Console only: a tabletop exercise (bannered EXERCISE, recorded as such).")
+              help="Console only: a tabletop exercise on sandbox backends. Refuses (exit 2) "
+              "a config with any backend not marked `sandbox = true`; opens in DRY-RUN, and "
+              "EXERCISE (applies only to sandbox backends) is one typed word away.")
 @click.option("--incident", "tui_incident", help="Console only: incident id.")
 @click.version_option(package_name="killswitch")
 @click.pass_context
@@ -235,7 +237,7 @@ def cli(ctx: click.Context, exercise: bool, tui_incident: str | None) -> None:
         gc.disable()  # start-up allocates a lot and frees little: the app re-enables it
         from console.tui.app import run_tui
 
-        sys.exit(run_tui(_opts().get("config"), mode="exercise" if exercise else "dry-run",
+        sys.exit(run_tui(_opts().get("config"), mode="dry-run", exercise=exercise,
                          incident=tui_incident or ""))
 
 

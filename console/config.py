@@ -144,6 +144,9 @@ class Backend(BaseModel):
     """Rate limit for calls to this backend, if any."""
     timeout: float | None = Field(default=None, gt=0)
     """Per-operation timeout overriding ``settings.default_timeout``."""
+    sandbox: bool = False
+    """True for a sandbox backend (a local stand-in, not a real system): ``--exercise`` and
+    EXERCISE mode need every backend to say so; LIVE is not offered when all of them do."""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -194,6 +197,11 @@ class Config(BaseModel):
         """
         q = expand_user(p, where=str(self.path))
         return q if q.is_absolute() else (self.path.parent / q)
+
+    @property
+    def real_backends(self) -> list[str]:
+        """Names of the backends not marked ``sandbox = true``, in config order."""
+        return [name for name, b in self.backends.items() if not b.sandbox]
 
     def integration(self, integration_id: str) -> Integration | None:
         """The integration with ``integration_id``, or None."""

@@ -46,7 +46,8 @@ __all__ = [
     "reference_schemas",
 ]
 
-BACKEND_FIELDS: tuple[str, ...] = ("type", "max_concurrency", "rate_per_second", "timeout")
+BACKEND_FIELDS: tuple[str, ...] = ("type", "max_concurrency", "rate_per_second", "timeout",
+                                   "sandbox")
 """Keys of a ``[backends.NAME]`` table that belong to the console, not to the adapter."""
 
 REFERENCE_LISTS: tuple[str, ...] = ("credentials", "batches", "flags", "egress", "contacts")

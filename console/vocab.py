@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["FINAL_OUTCOMES", "NOT_DONE", "Mode", "Outcome", "Phase", "ProofState"]
+__all__ = ["FINAL_OUTCOMES", "MODE_MEANING", "NOT_DONE", "Mode", "Outcome", "Phase", "ProofState",
+           "mode_sentence"]
 
 
 class Phase(StrEnum):
@@ -29,6 +30,21 @@ class Mode(StrEnum):
     REHEARSAL = "rehearsal"
     EXERCISE = "exercise"
     LIVE = "live"
+
+
+MODE_MEANING: dict[Mode, str] = {
+    Mode.DRY_RUN: "changes nothing anywhere",
+    Mode.EXERCISE: "applies only to sandbox backends",
+    Mode.LIVE: "applies to real systems",
+}
+"""What each console mode means, said once: the README, the help screen, the banner, the
+palette, the plan header and the confirm dialogs all use these words."""
+
+
+def mode_sentence(mode: str) -> str:
+    """``DRY-RUN changes nothing anywhere`` (no full stop): the mode's name and meaning."""
+    m = Mode(mode)
+    return f"{m.value.upper()} {MODE_MEANING[m]}" if m in MODE_MEANING else m.value.upper()
 
 
 class Outcome(StrEnum):

@@ -29,6 +29,8 @@ class FakeOptions(AdapterOptions):
     """Retry-After of throttled calls, seconds."""
     state_file: FilePath = ""
     """JSON file holding the switches (shared across processes)."""
+    gate_file: FilePath = ""
+    """Tests: apply waits until this file exists (``<gate_file>.entered`` marks one waiting)."""
     simulate: bool = False
     """Plan without reading state."""
     probe: Literal["", "switch", "live", "revoked", "unknown"] = ""

@@ -73,6 +73,8 @@ class Session:
         self.mode = mode
         self._audit: AuditLog | None = None
         self.cancel: asyncio.Event | None = None
+        self.cancel_requested = False
+        """:meth:`request_cancel` was called: the next run executes already cancelled."""
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -350,6 +352,8 @@ class Session:
         rt.run_id = plan.run_id
         renewer = asyncio.create_task(self._renew(locks, plan.run_id))
         self.cancel = asyncio.Event()
+        if self.cancel_requested:  # cancelled before the executor existed: start nothing
+            self.cancel.set()
         proof = None
         if not plan.restore_of and self._probe_backends(rt, plan):
             proof = KeyProof(rt, self.config.settings.proof_window,
@@ -373,6 +377,13 @@ class Session:
 
         await asyncio.to_thread(checkpoint_run, self.config, self.audit, plan.run_id)
         return result
+
+    def request_cancel(self) -> None:
+        """Stop starting operations (in-flight ones finish and are recorded), also when the
+        run has not reached its executor yet. Clear :attr:`cancel_requested` to run again."""
+        self.cancel_requested = True
+        if self.cancel is not None:
+            self.cancel.set()
 
     @staticmethod
     async def _renew(locks: LockTable, run_id: str) -> None:
@@ -456,6 +467,39 @@ class Session:
         finally:
             await journal.aclose()
             locks.release(plan.run_id)
+
+    def interrupted_runs(self) -> list[str]:
+        """Live runs in this config's trail that stopped half way and nobody is finishing.
+
+        A run counts when its last run event is ``started`` or ``resumed`` (no ``finished``
+        or ``cancelled`` after it) and no live holder has its locks: every lock it still
+        holds belongs to a provably dead holder (:meth:`LockTable.holder_gone`), or the
+        locks are gone. These are what ``resume`` finishes.
+
+        Returns:
+            Run ids, oldest first.
+        """
+        if not self.config.resolve(self.config.settings.audit_db).exists():
+            return []  # no trail yet: nothing ran (and looking must not create one)
+        ends = {Outcome.FINISHED, Outcome.CANCELLED}
+        candidates = [r["run_id"] for r in self.audit.runs()
+                      if Outcome.STARTED in r["outcomes"] and Outcome.FINISHED not in r["outcomes"]
+                      and r["mode"] not in ("dry-run", "plan")]
+        if not candidates:
+            return []
+        held: dict[str, list[Any]] = {}
+        for lock in self.locks.held():
+            held.setdefault(lock.run_id, []).append(lock)
+        found = []
+        for run_id in candidates:
+            life = [e["outcome"] for e in self.audit.events(run_id=run_id)
+                    if e.get("phase") == Phase.RUN
+                    and e.get("outcome") in (Outcome.STARTED, Outcome.RESUMED, *ends)]
+            if not life or life[-1] in ends:
+                continue
+            if all(LockTable.holder_gone(lock) for lock in held.get(run_id, [])):
+                found.append(run_id)
+        return found
 
     @staticmethod
     def _refuse_finished(run_id: str, events: list[dict[str, Any]]) -> None:

@@ -8,8 +8,8 @@ Keys (app-wide):
 | ?        | help: every key of every screen         |
 | i        | inventory                               |
 | A        | audit trail                             |
-| ctrl+l   | switch DRY-RUN <-> LIVE (asks first)    |
-| q        | quit                                    |
+| ctrl+l   | switch mode (type the mode's name)      |
+| q        | quit (asks first while a run is going)  |
 
 Screens live in ``screens/`` and are imported when first opened, so start-up loads only the
 inventory. Engine calls run in workers; nothing here talks to a backend directly.
@@ -18,23 +18,28 @@ inventory. Engine calls run in workers; nothing here talks to a backend directly
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
-from console.errors import ConsoleError
+from console.errors import ConsoleError, UsageError
+from console.vocab import mode_sentence
 
 if TYPE_CHECKING:
     from textual.command import Provider
+    from textual.screen import Screen
+    from textual.worker import Worker
 
     from console.config import Config
     from console.engine.model import Plan
     from console.engine.observe import PointState
     from console.engine.service import Session
+    from console.tui.guard import RunGuard
 
 __all__ = ["KillswitchApp", "make_app", "run_tui", "MODES"]
 
@@ -53,8 +58,10 @@ class KillswitchApp(App[int]):
 
     Args:
         config: The loaded config.
-        mode: ``dry-run`` (default: nothing can change until the operator switches to LIVE),
-            ``live``, or ``exercise`` (a tabletop against the sandbox; runs really apply).
+        mode: The starting mode: ``dry-run`` (default), or the config's applying mode
+            (:attr:`applying_mode`): ``exercise`` when every backend is a sandbox backend
+            (``sandbox = true``), ``live`` otherwise.
+        exercise: ``--exercise``: refuse (exit 2) unless every backend is a sandbox backend.
         incident: Incident id shown in the banner and recorded.
         operator: Who is acting (default from config / environment).
     """
@@ -72,7 +79,7 @@ class KillswitchApp(App[int]):
         Binding("A", "audit", "Audit", id="app.audit", show=False,
                 tooltip="The audit trail: search, chain status, reports, restore"),
         Binding("ctrl+l", "toggle_live", "Mode", id="app.toggle-live",
-                tooltip="Switch between DRY-RUN and LIVE (asks first)"),
+                tooltip="Switch mode (DRY-RUN <-> EXERCISE or LIVE): type its name"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
     ]
 
@@ -83,15 +90,27 @@ class KillswitchApp(App[int]):
     marked: reactive[frozenset[str]] = reactive(frozenset())
     """Ids of the integrations marked on the inventory screen."""
 
-    def __init__(self, config: Config, *, mode: str = "dry-run", incident: str = "",
-                 operator: str | None = None) -> None:
+    def __init__(self, config: Config, *, mode: str = "dry-run", exercise: bool = False,
+                 incident: str = "", operator: str | None = None) -> None:
         super().__init__()
         from console.engine.service import default_operator
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        real = config.real_backends
+        if (exercise or mode == "exercise") and real:
+            raise UsageError(
+                "EXERCISE applies only to sandbox backends, and these are not: "
+                f"{', '.join(real)}", where=str(config.path),
+                hint="mark each sandbox backend with `sandbox = true` in its [backends.NAME] "
+                "table, or open the console without --exercise")
+        if mode == "live" and not real:
+            raise UsageError("LIVE applies to real systems, and every backend of this config "
+                             "is a sandbox backend", where=str(config.path),
+                             hint="use EXERCISE on a sandbox config")
         self.config = config
-        self.exercise = mode == "exercise"
+        self.exercise = not real
+        """Every backend is a sandbox backend: the applying mode is EXERCISE, never LIVE."""
         self.states: dict[str, dict[str, PointState]] = {}
         """Last observed kill-point states: integration id -> column -> state."""
         self.operator = operator or default_operator(config)
@@ -107,7 +126,12 @@ class KillswitchApp(App[int]):
         from console.engine.service import Session
 
         return Session(self.config, operator=self.operator, incident=self.incident or None,
-                       mode="exercise" if self.exercise else "live")
+                       mode=self.applying_mode)
+
+    @property
+    def applying_mode(self) -> str:
+        """The one mode that applies on this config: ``exercise`` (all sandbox) or ``live``."""
+        return "exercise" if self.exercise else "live"
 
     @property
     def live(self) -> bool:
@@ -119,7 +143,24 @@ class KillswitchApp(App[int]):
         """Open the inventory."""
         from console.tui.screens.inventory import InventoryScreen
 
+        self.screen_change_signal.subscribe(self, self._banner_on_every_screen)
         self.push_screen(InventoryScreen())
+        self.guard.install()
+        self.run_worker(self.guard.offer_resume(), group="resume-offer", exit_on_error=False)
+
+    def _banner_on_every_screen(self, screen: Screen[Any]) -> None:
+        """A screen that composes no mode banner (the palette, a dialog) gets one on top."""
+        from console.tui.widgets.banner import ModeBanner
+
+        def add() -> None:
+            if screen.is_attached and not screen.query(ModeBanner):
+                screen.mount(ModeBanner(), before=0 if screen.children else None)
+
+        screen.call_after_refresh(add)
+
+    def on_unmount(self) -> None:
+        """Give the hang-up signals back."""
+        self.guard.remove()
 
     def startup_finished(self) -> None:
         """The first screen is painted: turn the cyclic collector back on."""
@@ -142,10 +183,42 @@ class KillswitchApp(App[int]):
                     "finish and are recorded.", title="Run in progress", severity="error")
         return True
 
+    @cached_property
+    def guard(self) -> RunGuard:
+        """The one gate on the way out (quit keys, palette, system Quit, SIGHUP)."""
+        from console.tui.guard import RunGuard
+
+        return RunGuard(self)
+
     async def action_quit(self) -> None:
-        """Leave the console, unless a run is still in progress."""
-        if not self._refuse_while_running("quitting"):
-            self.exit()
+        """Leave the console; while a run is in progress, ask and cancel it first."""
+        self.guard.quit()
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: like quit while a run is in progress, else Textual's hint."""
+        if self.run_in_progress():
+            self.guard.quit()
+        else:
+            super().action_help_quit()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's system commands, with Quit going through the guard."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":
+                command = SystemCommand("Quit", "Leave the console (asks first while a run "
+                                        "is in progress)", self.action_quit)
+            yield command
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A run's end lets a confirmed quit go ahead; a failed start-up check is shown."""
+        from textual.worker import WorkerState
+
+        if event.worker.group == "run" and event.state in (
+                WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.guard.run_ended()
+        elif event.worker.group == "resume-offer" and event.state == WorkerState.ERROR:
+            self.notify(f"Could not look for unfinished runs: {event.worker.error}",
+                        title="Audit trail", severity="error")
 
     def action_inventory(self) -> None:
         """Go back to the inventory (the bottom screen)."""
@@ -195,29 +268,26 @@ class KillswitchApp(App[int]):
         if screen is not None:
             self.push_screen(screen(plan))
 
-    def open_run(self, plan: Plan, reason: str, allow_irreversible: bool) -> None:
-        """Apply a confirmed plan and watch it."""
+    def open_run(self, plan: Plan, reason: str, allow_irreversible: bool, **kw: Any) -> None:
+        """Apply a confirmed plan and watch it (``resume=True``: resume an interrupted run)."""
         screen = self._screen("run", "RunScreen")
         if screen is not None:
-            self.push_screen(screen(plan, reason=reason, allow_irreversible=allow_irreversible))
+            self.push_screen(screen(plan, reason=reason, allow_irreversible=allow_irreversible,
+                                    **kw))
 
     def action_toggle_live(self) -> None:
-        """Leave LIVE at once; entering LIVE asks for a typed confirmation."""
-        if self.mode != "dry-run":
-            self.mode = "dry-run"
-            self.notify("DRY-RUN: nothing will be changed", title="Mode")
-            return
+        """Switch DRY-RUN <-> the applying mode; either way the operator types its name."""
         from console.tui.widgets.confirm_mode import ConfirmModeModal
 
-        target = "exercise" if self.exercise else "live"
+        target = self.applying_mode if self.mode == "dry-run" else "dry-run"
 
         def done(ok: bool | None) -> None:
             if ok:
                 self.mode = target
-                self.notify(f"{target.upper()}: confirmed runs change real systems",
-                            title="Mode", severity="warning")
+                self.notify(f"{mode_sentence(target)}.", title="Mode",
+                            severity="information" if target == "dry-run" else "warning")
 
-        self.push_screen(ConfirmModeModal(target), done)
+        self.push_screen(ConfirmModeModal(target, current=self.mode), done)
 
     def watch_mode(self, mode: str) -> None:
         """Carry the mode as a state class (``-live``, ``-dry-run``, ``-exercise``)."""

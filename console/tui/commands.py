@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from console.vocab import mode_sentence
+
 if TYPE_CHECKING:
     from console.tui.app import KillswitchApp
     from console.tui.screens.inventory import InventoryScreen
@@ -47,17 +49,15 @@ def commands(app: KillswitchApp) -> Iterator[Command]:
         if targets:
             yield ("runbook: pick", f"Runbooks for {', '.join(targets[:3])}"
                    + ("..." if len(targets) > 3 else ""), partial(app.open_runbooks, targets))
-        yield ("sandbox: refresh states", "Observe every kill point again (read-only)",
+        yield ("inventory: refresh states", "Observe every kill point again (read-only)",
                inv.action_refresh_states)
-    if app.mode == "dry-run":
-        target = "exercise" if app.exercise else "live"
-        yield (f"mode: switch to {target}", "Confirmed runs will change real systems (asks "
-               "first)", app.action_toggle_live)
-    else:
-        yield ("mode: switch to dry-run", "Nothing will be changed", app.action_toggle_live)
+    target = app.applying_mode if app.mode == "dry-run" else "dry-run"
+    yield (f"mode: switch to {target}", f"{mode_sentence(target)} (type {target.upper()})",
+           app.action_toggle_live)
     yield ("audit: open", "The audit trail, its chain status and reports", app.action_audit)
     yield ("help: keys", "Every key of every screen", app.action_help)
-    yield ("app: quit", "Leave the console", app.exit)
+    yield ("app: quit", "Leave the console (asks first while a run is in progress)",
+           app.action_quit)
 
 
 class KillswitchCommands(Provider):

@@ -136,7 +136,8 @@ async def pick_runbook(pilot: Pilot[Any], name: str) -> None:
     """On the runbook picker, highlight ``name`` by keys and press enter."""
     await wait_screen(pilot, "RunbookScreen")
     screen: Any = pilot.app.screen
-    await wait_for(pilot, lambda: bool(screen.runbooks), what="runbooks listed")
+    await wait_for(pilot, lambda: bool(screen.runbooks) and screen.ready,
+                   what="runbooks listed")
     names = [rb.name for rb in screen.runbooks]
     assert name in names, names
     await pilot.press("home", *["down"] * names.index(name))

@@ -211,7 +211,11 @@ def journal_consistent(events: list[dict[str, Any]]) -> None:
 
 
 async def test_cancel_mid_run_keeps_the_journal_consistent_then_resume(tmp_path: Path) -> None:
-    config = write_fake_config(tmp_path, 3, backend="apply_latency = 0.3")
+    # The fake holds every apply at a gate the test opens: the cancel lands while the first
+    # apply is provably in flight, however slow the machine (no timing window).
+    gate = tmp_path / "apply-gate"
+    entered = tmp_path / "apply-gate.entered"
+    config = write_fake_config(tmp_path, 3, backend=f'gate_file = "{gate}"')
     app = make_app(config, mode="live")
     async with app.run_test(size=SIZE) as pilot:
         await wait_screen(pilot, "InventoryScreen")
@@ -222,11 +226,15 @@ async def test_cancel_mid_run_keeps_the_journal_consistent_then_resume(tmp_path:
         await confirm(pilot, "3", "runaway agent loop")
         await wait_screen(pilot, "RunScreen")
         run = app.screen
-        await wait_for(pilot, lambda: len(run.final) >= 1, what="first operation done")
+        await wait_for(pilot, entered.exists, what="first apply held at the gate")
+        assert run.running and not run.final
         await pilot.press("c")
         await wait_screen(pilot, "ConfirmCancelModal")
         await pilot.press("y")
         await wait_screen(pilot, "RunScreen")
+        await wait_for(pilot, lambda: run.cancel_requested, what="cancel requested")
+        assert run.running and not run.final  # the first apply is still held
+        gate.touch()  # the in-flight apply finishes; nothing else starts
         await wait_for(pilot, lambda: run.result is not None, what="cancelled result")
         assert run.result.cancelled
         verdict = text(app, "#run-verdict")
@@ -299,7 +307,8 @@ async def test_dry_run_plan_cannot_be_applied_and_changes_nothing(tmp_path: Path
         await pick_runbook(pilot, "kill-switch")
         await wait_screen(pilot, "PlanScreen")
         header = text(app, "#plan-header")
-        assert header.startswith("DRY-RUN — nothing was changed") and "ctrl+l" in header
+        assert header.startswith("DRY-RUN changes nothing anywhere: nothing was changed")
+        assert "switch to LIVE (ctrl+l, type LIVE)" in header
         assert app.screen.check_action("apply_plan", ()) is None
         await pilot.press("a")
         await pilot.press("enter")
@@ -362,7 +371,10 @@ async def test_quit_is_refused_while_a_run_is_in_progress(tmp_path: Path) -> Non
         await confirm(pilot, "2", "quit test")
         await wait_screen(pilot, "RunScreen")
         run = app.screen
-        await pilot.press("q")
+        await pilot.press("q")  # asks (tests/tui/test_guards.py); n keeps the run going
+        await wait_screen(pilot, "ConfirmQuitModal")
+        await pilot.press("n")
+        await wait_screen(pilot, "RunScreen")
         await pilot.press("i")
         await pilot.pause()
         assert app.is_running and type(app.screen).__name__ == "RunScreen"

@@ -203,7 +203,11 @@ async def test_switching_to_live_needs_the_typed_word(tui_config: Path) -> None:
         banner = app.screen.query_one(ModeBanner)
         assert banner.has_class("-live") and "LIVE" in banner.text
         assert app.has_class("-live")
-        await pilot.press("ctrl+l")  # leaving LIVE needs no confirmation
+        await pilot.press("ctrl+l")  # leaving LIVE needs the typed word too
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmModeModal" and app.mode == "live"
+        await pilot.press(*"DRY-RUN", "enter")
+        await pilot.pause()
         assert app.mode == "dry-run"
 
 

@@ -54,8 +54,9 @@ def test_runbook_picker(snap_compare: Any, tmp_path: Path, mode: str,
         await wait_screen(pilot, "InventoryScreen")
         app.open_runbooks(["app-0", "app-1"])
         await wait_screen(pilot, "RunbookScreen")
-        await wait_for(pilot, lambda: bool(app.screen.runbooks))
-        await pilot.press("down")  # flags-off's steps on the right
+        await wait_for(pilot, lambda: bool(app.screen.runbooks) and app.screen.ready)
+        # kill-switch (listed first), destroy-keys, flags-off: flags-off's steps on the right
+        await pilot.press("down", "down")
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

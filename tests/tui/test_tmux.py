@@ -79,7 +79,9 @@ def test_filter_mark_runbook_and_quit_in_tmux(tmux: Tmux) -> None:
     assert "code-review-agent" in screen and "contract-drafter" in screen
     assert "support-bot" not in screen
     tmux.send("Escape")
-    time.sleep(0.3)
+    # Wait until the escape was applied (the table has focus again: its keys are in the
+    # footer) before the next key: an escape and a space read together are one alt+space.
+    tmux.wait_for("2 of 5", "space Mark")
     tmux.send("Space")
     screen = tmux.wait_for("1 marked: staging 1", "| 1 marked")
     tmux.send("r")

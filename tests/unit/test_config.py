@@ -358,3 +358,18 @@ def test_contact_backend_reference_checked(tmp_path: Path) -> None:
         load_config(p)
     assert ei.value.where == f"{p}:{line_of(p, 'pager')}"
     assert "kill_switch_owner names undefined backend 'pager'" in ei.value.msg
+
+
+def test_backend_sandbox_mark_is_the_consoles_not_the_adapters(tmp_path: Path) -> None:
+    """``sandbox = true`` is a backend field: accepted for every adapter, never an option."""
+    text = HEAD.replace('path = "flags.json"', 'path = "flags.json"\nsandbox = true')
+    cfg = load_config(write(tmp_path, text + integ("a")))
+    assert cfg.backends["flags"].sandbox is True and "sandbox" not in cfg.backends["flags"].options
+    assert cfg.backends["vault-a"].sandbox is False
+    assert cfg.real_backends == ["vault-a"]
+
+
+def test_backend_sandbox_mark_must_be_a_boolean(tmp_path: Path) -> None:
+    text = HEAD.replace('path = "flags.json"', 'path = "flags.json"\nsandbox = "maybe"')
+    with pytest.raises(ConfigError, match="sandbox"):
+        load_config(write(tmp_path, text + integ("a")))

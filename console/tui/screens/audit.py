@@ -21,6 +21,7 @@ from console.tui.messages import (
     error_text,
 )
 from console.tui.widgets.banner import ModeBanner
+from console.tui.widgets.key_buffer import KeyBufferScreen
 from console.vocab import Outcome
 
 if TYPE_CHECKING:
@@ -116,8 +117,11 @@ class ReportScreen(Screen[None]):
         self.dismiss()
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(KeyBufferScreen):
     """The audit trail: chain status, runs, events, filter, report, restore.
+
+    The trail loads in a worker; keys typed meanwhile (``o``, ``u``, down...) are applied, in
+    order, once the runs are listed.
 
     The filter takes ``run=ID incident=ID integration=ID outcome=WORD`` (also ``phase=``,
     ``mode=``, ``operator=``, ``action=``, ``step=``, ``target=``) and free text.
@@ -234,6 +238,7 @@ class AuditScreen(Screen[None]):
                            e.get("action") or "", e.get("outcome") or "", target,
                            e.get("run_id") or "", key=str(e["seq"]))
         self.refresh_bindings()
+        self.keys_ready()
 
     def on_chain_verified(self, message: ChainVerified) -> None:
         """OK n events, or BROKEN at seq N (in $error)."""
@@ -360,6 +365,8 @@ class AuditScreen(Screen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every failure of this screen's workers lands here, shown with its hint."""
+        if event.worker.group == "audit-load" and event.state == WorkerState.ERROR:
+            self.keys_ready()  # keys typed while loading must not wait for a load that failed
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
         error = event.worker.error

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingsMap, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Footer, Label, Static
 
 from console.tui.widgets.banner import ModeBanner
+from console.vocab import MODE_MEANING, mode_sentence
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
@@ -70,7 +71,7 @@ def key_rows(app: App[object]) -> list[tuple[str, str, str, str]]:
 
 
 class HelpScreen(Screen[None]):
-    """Every key of every screen.
+    """The three modes, then every key of every screen.
 
     | key         | action             |
     |-------------|--------------------|
@@ -89,8 +90,10 @@ class HelpScreen(Screen[None]):
         super().__init__(id="help")
 
     def compose(self) -> ComposeResult:
-        """Banner, title, the key table, footer."""
+        """Banner, the modes, title, the key table, footer."""
         yield ModeBanner()
+        yield Static("\n".join(f"{mode_sentence(m)}." for m in MODE_MEANING)
+                     + "\nctrl+l switches mode: type the new mode's name.", id="help-modes")
         yield Label("Keys (arrows, page up/down and the mouse work everywhere)",
                     id="help-title")
         yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)

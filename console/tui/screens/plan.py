@@ -1,7 +1,8 @@
 """Plan review: every change grouped by integration and step, irreversible rows marked.
 
 In DRY-RUN this screen *is* the dry-run result: it says plainly that nothing was changed and
-Apply is disabled. In LIVE / EXERCISE, Apply opens the typed confirmation.
+Apply is disabled. In LIVE / EXERCISE, Apply opens the typed confirmation. The header starts
+with the mode's sentence (:func:`console.vocab.mode_sentence`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from console.tui.widgets.banner import ModeBanner
+from console.vocab import mode_sentence
 
 if TYPE_CHECKING:
     from console.engine.model import Plan
@@ -41,7 +43,7 @@ class PlanScreen(Screen[None]):
     |------------|------------------------------------------------------------|
     | a / enter  | apply: typed confirmation, then run (LIVE / EXERCISE only)  |
     | escape     | back                                                       |
-    | ctrl+l     | switch DRY-RUN <-> LIVE (app key)                          |
+    | ctrl+l     | switch mode: type its name (app key)                       |
 
     Args:
         plan: The plan to review (from planning, a retry, or a restore).
@@ -123,11 +125,14 @@ class PlanScreen(Screen[None]):
         what = (f"RESTORE of run {plan.restore_of}" if plan.restore_of
                 else f"runbook {plan.runbook}")
         if not app.live:
-            head = (f"DRY-RUN — nothing was changed. {what}, plan {plan.hash[:12]}. "
-                    "To apply it, switch to LIVE (ctrl+l).")
+            target = str(app.applying_mode).upper()
+            head = (f"{mode_sentence('dry-run')}: nothing was changed. {what}, plan "
+                    f"{plan.hash[:12]}. To apply it, switch to {target} (ctrl+l, type "
+                    f"{target}).")
         else:
-            head = (f"{str(app.mode).upper()} PLAN — {what}, run {plan.run_id}, "
-                    f"plan {plan.hash[:12]}. Nothing runs until you confirm (a).")
+            head = (f"{mode_sentence(str(app.mode))}. {str(app.mode).upper()} PLAN — {what}, "
+                    f"run {plan.run_id}, plan {plan.hash[:12]}. Nothing runs until you "
+                    "confirm (a).")
         header = self.query_one("#plan-header", Static)
         header.update(head)
         header.set_class(not app.live, "-dry-run")
@@ -151,8 +156,9 @@ class PlanScreen(Screen[None]):
         """Typed confirmation, then the run screen."""
         app: Any = self.app
         if not app.live:
-            self.notify("DRY-RUN: nothing can be applied. Switch to LIVE with ctrl+l.",
-                        severity="warning")
+            target = str(app.applying_mode).upper()
+            self.notify(f"{mode_sentence('dry-run')}. To apply, switch to {target} with "
+                        f"ctrl+l and type {target}.", severity="warning")
             return
         from console.tui.widgets.confirm_run import ConfirmRunModal
 

@@ -84,6 +84,8 @@ class RunScreen(Screen[None]):
         plan: The confirmed plan.
         reason: Why (recorded).
         allow_irreversible: The operator ticked the irreversible consent.
+        resume: The plan is an interrupted run's: resume it instead of applying it.
+        previous: What the trail recorded for that run's operations (shown until resumed).
     """
 
     BINDING_GROUP_TITLE = "Run"
@@ -97,9 +99,11 @@ class RunScreen(Screen[None]):
         Binding("escape", "back", "Back", id="run.back", tooltip="Leave this screen"),
     ]
 
-    def __init__(self, plan: Plan, *, reason: str, allow_irreversible: bool) -> None:
+    def __init__(self, plan: Plan, *, reason: str, allow_irreversible: bool,
+                 resume: bool = False, previous: dict[str, OpResult] | None = None) -> None:
         super().__init__()
         self.plan = plan
+        self.resume_on_mount = resume
         self.reason = reason
         self.allow_irreversible = allow_irreversible
         self.session: Session | None = None
@@ -107,10 +111,11 @@ class RunScreen(Screen[None]):
         self.running = False
         self.failed_error: BaseException | None = None
         self.cancel_requested = False
-        self.final: set[str] = set()
+        self.results: dict[str, OpResult] = dict(previous or {})
+        self.final: set[str] = {op for op, r in self.results.items()
+                                if r.outcome not in (Outcome.SKIPPED, Outcome.PENDING)}
         self.started = 0.0
         self.elapsed = 0.0
-        self.results: dict[str, OpResult] = {}
 
     def compose(self) -> ComposeResult:
         """Banner, headline, operations, progress, verdict, log, footer."""
@@ -139,15 +144,20 @@ class RunScreen(Screen[None]):
         table.add_column("verify", key="verify", width=12)
         table.add_column("message", key="message")
         for c in plan.changes:
-            table.add_row(c.target, c.action, "queued", "", "", key=c.op_id)
+            res = self.results.get(c.op_id)
+            state = "queued" if res is None else (
+                "interrupted" if res.outcome == Outcome.PENDING else _state(res, {}))
+            table.add_row(c.target, c.action, self._cell(state), "",
+                          res.message if res else "", key=c.op_id)
         table.focus()
-        self._start(resume=False)
+        self._start(resume=self.resume_on_mount)
 
     # -- the run -------------------------------------------------------------------------
     def _start(self, *, resume: bool) -> None:
         app: Any = self.app
         if self.session is None:
             self.session = app.session()
+        self.session.cancel_requested = False
         self.running, self.result, self.failed_error = True, None, None
         self.cancel_requested = False
         self.started = time.monotonic()
@@ -359,18 +369,28 @@ class RunScreen(Screen[None]):
         from console.tui.widgets.confirm_run import ConfirmCancelModal
 
         def answered(yes: bool | None) -> None:
-            if not yes or not self.running:
-                return
-            self.cancel_requested = True
-            session = self.session
-            if session is not None and session.cancel is not None:
-                session.cancel.set()
-            self._verdict("Cancelling — in-flight operations finish and are recorded…",
-                          "-warning")
-            self._log("cancel requested by the operator")
-            self.refresh_bindings()
+            if yes:
+                self.stop_starting("cancel requested by the operator")
 
         self.app.push_screen(ConfirmCancelModal(), answered)
+
+    def stop_starting(self, why: str) -> None:
+        """Cancel the run: no new operation starts; in-flight ones finish and are recorded.
+
+        The one cancel path: the ``c`` key, and the app's quit guard and hang-up handler.
+
+        Args:
+            why: Logged on this screen (who or what cancelled).
+        """
+        if not self.running or self.cancel_requested:
+            return
+        self.cancel_requested = True
+        if self.session is not None:
+            self.session.request_cancel()
+        self._verdict("Cancelling — in-flight operations finish and are recorded…",
+                      "-warning")
+        self._log(why)
+        self.refresh_bindings()
 
     def action_resume_run(self) -> None:
         """Finish the operations that did not run."""

@@ -8,19 +8,23 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
+from textual.message import Message
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from console.tui.messages import PlanReady, describe_error, error_text
 from console.tui.widgets.banner import ModeBanner
+from console.tui.widgets.key_buffer import KeyBufferScreen
 
 if TYPE_CHECKING:
     from console.inventory import Integration
     from console.runbook import Runbook
 
-__all__ = ["RunbookScreen", "applicable_runbooks"]
+__all__ = ["DEFAULT_RUNBOOK", "RunbookScreen", "applicable_runbooks"]
+
+DEFAULT_RUNBOOK = "kill-switch"
+"""The default containment: listed first, and the picker always opens on it."""
 
 
 def applicable_runbooks(runbooks: list[Runbook],
@@ -41,8 +45,12 @@ def applicable_runbooks(runbooks: list[Runbook],
     return out
 
 
-class RunbookScreen(Screen[None]):
+class RunbookScreen(KeyBufferScreen):
     """Pick a runbook for the marked integrations; Enter plans it (read-only).
+
+    The runbooks load in a worker; keys typed meanwhile are applied, in order, once the list
+    is shown. The list opens on ``kill-switch`` (the default containment, listed first),
+    whatever was used last.
 
     | key    | action                                              |
     |--------|-----------------------------------------------------|
@@ -80,34 +88,50 @@ class RunbookScreen(Screen[None]):
         yield Static(id="runbook-status")
         yield Footer()
 
-    def on_mount(self) -> None:
-        """Load the runbooks and keep those that apply."""
-        from console.runbook import load_runbook, runbook_paths
+    class RunbooksLoaded(Message):
+        """The runbook files were read (in a worker: they are files, and may be many)."""
 
-        app: Any = self.app
-        wanted = set(self.integration_ids)
-        integrations = [i for i in app.config.integrations if i.id in wanted]
+        def __init__(self, loaded: list[Runbook], broken: list[str]) -> None:
+            super().__init__()
+            self.loaded = loaded
+            """The runbooks that loaded."""
+            self.broken = broken
+            """``name: error`` for each file that did not."""
+
+    def on_mount(self) -> None:
+        """Show the header and load the runbooks in a worker; keys typed meanwhile are held."""
         targets = ", ".join(self.integration_ids) or "none"
         self.query_one("#runbook-header", Static).update(
             f"Runbooks for {len(self.integration_ids)} integration(s): {targets}")
-        table = self.query_one("#runbook-steps", DataTable)
-        table.add_columns("step", "action", "needs", "when")
+        self.query_one("#runbook-steps", DataTable).add_columns("step", "action", "needs",
+                                                                 "when")
+        self._status("Loading runbooks...")
+        self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runbook-load")
+    def _load(self) -> None:
+        from console.runbook import load_runbook, runbook_paths
+
+        app: Any = self.app
         loaded: list[Runbook] = []
         broken: list[str] = []
-        try:
-            paths = runbook_paths(app.config)
-        except Exception as exc:  # noqa: BLE001 - a config problem is shown, not raised
-            self._status(f"Cannot load runbooks: {error_text(exc)}", failed=True)
-            self.notify(error_text(exc), title=describe_error(exc)[0], severity="error")
-            return
-        for name, path in sorted(paths.items()):
+        for name, path in sorted(runbook_paths(app.config).items()):
             try:  # one broken runbook file must not hide the others
                 loaded.append(load_runbook(str(path), app.config))
             except Exception as exc:  # noqa: BLE001 - listed below the picker
                 broken.append(f"{name}: {error_text(exc)}")
-        self.runbooks = applicable_runbooks(loaded, integrations)
+        self.post_message(self.RunbooksLoaded(loaded, broken))
+
+    def on_runbook_screen_runbooks_loaded(self, message: RunbooksLoaded) -> None:
+        """List the runbooks that apply, the default containment first and highlighted."""
+        app: Any = self.app
+        wanted = set(self.integration_ids)
+        integrations = [i for i in app.config.integrations if i.id in wanted]
+        runbooks = applicable_runbooks(message.loaded, integrations)
+        self.runbooks = sorted(runbooks, key=lambda rb: rb.name != DEFAULT_RUNBOOK)
         options = self.query_one("#runbook-list", OptionList)
         options.add_options([Option(rb.name, id=rb.name) for rb in self.runbooks])
+        broken = message.broken
         if broken:
             self._status(f"Cannot load {len(broken)} runbook(s): " + " | ".join(broken),
                          failed=True)
@@ -121,6 +145,7 @@ class RunbookScreen(Screen[None]):
         if self.runbooks:
             options.highlighted = 0
         options.focus()
+        self.keys_ready()
 
     # -- display -------------------------------------------------------------------------
     def _status(self, text: str, *, failed: bool = False) -> None:
@@ -158,7 +183,7 @@ class RunbookScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Plan needs a highlighted runbook and no plan already in progress."""
         if action == "plan":
-            return None if (self.selected is None or self.planning) else True
+            return None if (self.selected is None or self.planning or not self.ready) else True
         return True
 
     def action_back(self) -> None:
@@ -168,7 +193,7 @@ class RunbookScreen(Screen[None]):
     def action_plan(self) -> None:
         """Plan the highlighted runbook in a worker."""
         rb = self.selected
-        if rb is None or self.planning:
+        if rb is None or self.planning or not self.ready:
             return
         self.planning = True
         self.refresh_bindings()
@@ -197,7 +222,15 @@ class RunbookScreen(Screen[None]):
         app.open_plan(message.plan)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A planning error is shown with its hint; nothing was changed."""
+        """A loading or planning error is shown with its hint; nothing was changed."""
+        if event.worker.group == "runbook-load":
+            if event.state == WorkerState.ERROR and event.worker.error is not None:
+                error = event.worker.error  # a config problem: shown, not raised
+                self._status(f"Cannot load runbooks: {error_text(error)}", failed=True)
+                self.notify(error_text(error), title=describe_error(error)[0],
+                            severity="error")
+                self.keys_ready()
+            return
         if event.worker.group != "runbook-plan":
             return
         if event.state == WorkerState.ERROR and event.worker.error is not None:

@@ -2,7 +2,11 @@
 
 One line docked at the top of every screen::
 
-     LIVE - changes are real  | 2 marked: PROD 1 . staging 1 | INC-42 | op alice
+     LIVE applies to real systems  | 2 marked: PROD 1 . staging 1 | INC-42 | op alice
+
+The mode segment is the mode's sentence from :data:`console.vocab.MODE_MEANING`, the same
+words as the help screen, the palette, the plan header and the confirm dialogs. Every screen
+composes one, modals included, so the mode is never hidden.
 
 LIVE is bold on the theme's ``$error`` background; DRY-RUN and EXERCISE have their own
 colours (see ``app.tcss``). The environments of the marked integrations follow the marks; a
@@ -17,13 +21,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
+from console.vocab import Mode, mode_sentence
+
 __all__ = ["ModeBanner", "MODE_TEXT"]
 
-MODE_TEXT = {
-    "live": " LIVE - changes are real ",
-    "dry-run": " DRY-RUN - nothing changes ",
-    "exercise": " EXERCISE - sandbox runs apply ",
-}
+MODE_TEXT = {m.value: f" {mode_sentence(m)} " for m in (Mode.DRY_RUN, Mode.EXERCISE, Mode.LIVE)}
 """The mode segment's words, per mode."""
 
 

@@ -1,4 +1,4 @@
-"""Typed confirmation before the console starts changing real systems."""
+"""Typed confirmation of every mode switch: the operator types the new mode's name."""
 
 from __future__ import annotations
 
@@ -10,28 +10,33 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from console.tui.widgets.banner import ModeBanner
+from console.vocab import mode_sentence
+
 __all__ = ["ConfirmModeModal"]
 
 
 class ConfirmModeModal(ModalScreen[bool]):
-    """Ask the operator to type the mode's name (``LIVE`` or ``EXERCISE``) to switch to it.
+    """Ask the operator to type the new mode's name (``DRY-RUN``, ``EXERCISE`` or ``LIVE``).
 
-    Dismisses with True only for the exact word; anything else keeps the current mode and
-    says so. Escape cancels (False).
+    Every switch goes through here, back to DRY-RUN included. Dismisses with True only for
+    the exact word; anything else keeps the current mode and says so. Escape cancels (False).
+    The mode banner stays on top while it is open.
 
     | key    | action                         |
     |--------|--------------------------------|
     | enter  | confirm (if the word is right) |
-    | escape | cancel: stay in DRY-RUN        |
+    | escape | cancel: keep the current mode  |
 
     Args:
-        target: ``live`` or ``exercise``.
+        target: The mode to switch to: ``dry-run``, ``exercise`` or ``live``.
+        current: The mode the console is in.
     """
 
     BINDING_GROUP_TITLE = "Switch mode"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="mode.cancel",
-                tooltip="Stay in DRY-RUN: nothing will be changed"),
+                tooltip="Keep the current mode"),
     ]
 
     DEFAULT_CSS = """
@@ -64,19 +69,20 @@ class ConfirmModeModal(ModalScreen[bool]):
     }
     """
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, current: str = "dry-run") -> None:
         super().__init__()
         self.target = target
         self.word = target.upper()
+        self.current = current.upper()
 
     def compose(self) -> ComposeResult:
         """Title, what it means, the input, an error line."""
+        yield ModeBanner()
         with Vertical(id="confirm-mode-box"):
             yield Label(f"Switch to {self.word}?", id="confirm-mode-title")
             yield Static(
-                f"In {self.word} mode confirmed runs change real systems: keys are disabled, "
-                f"flags switched off. Type [b]{self.word}[/b] and press Enter. "
-                "Escape keeps DRY-RUN.", id="confirm-mode-text")
+                f"{mode_sentence(self.target)}. Type [b]{self.word}[/b] and press Enter. "
+                f"Escape keeps {self.current}.", id="confirm-mode-text", markup=True)
             yield Input(placeholder=f"type {self.word}", id="confirm-mode-input")
             yield Label("", id="confirm-mode-error")
 
@@ -87,8 +93,8 @@ class ConfirmModeModal(ModalScreen[bool]):
             self.dismiss(True)
             return
         error = self.query_one("#confirm-mode-error", Label)
-        error.update(f"That is not {self.word}: still DRY-RUN. Type {self.word} or press "
-                     "Escape.")
+        error.update(f"That is not {self.word}: still {self.current}. Type {self.word} or "
+                     "press Escape.")
         error.add_class("-shown")
         event.input.clear()
 

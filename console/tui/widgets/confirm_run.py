@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from console.tui.messages import error_text
+from console.tui.widgets.banner import ModeBanner
+from console.vocab import mode_sentence
 
 if TYPE_CHECKING:
     from console.engine.model import Plan
@@ -113,8 +115,10 @@ class ConfirmRunModal(ModalScreen[tuple[str, bool] | None]):
         several = len(plan.integrations) > 1
         what = (f"restore of run {plan.restore_of}" if plan.restore_of
                 else f"runbook {plan.runbook}")
+        yield ModeBanner()
         with Vertical(id="confirm-dialog"):
-            yield Static(f"Confirm {self.mode.upper()} run", id="confirm-title")
+            yield Static(f"Confirm {self.mode.upper()} run: {mode_sentence(self.mode)}",
+                         id="confirm-title")
             extras = [f"{v} {k}" for k, v in counts.items()
                       if k not in ("targets", "changes", "irreversible")]
             yield Static(
@@ -244,7 +248,8 @@ class ConfirmCancelModal(ModalScreen[bool]):
     ]
 
     def compose(self) -> ComposeResult:
-        """The question and two buttons."""
+        """The mode banner, the question and two buttons."""
+        yield ModeBanner()
         with Vertical(id="cancel-dialog"):
             yield Static("Cancel this run?\nOperations in flight finish and are recorded; "
                          "the others are skipped. You can resume later (u).")
