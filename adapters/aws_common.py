@@ -50,7 +50,6 @@ from console.errors import (
 T = TypeVar("T")
 
 __all__ = [
-    "AWS_OPTIONS",
     "AwsClients",
     "TOMBSTONE_BY",
     "digest",
@@ -61,19 +60,6 @@ __all__ = [
     "tombstone_value",
     "translate_error",
 ]
-
-AWS_OPTIONS: Mapping[str, str] = {
-    "region": "AWS region, e.g. us-east-1 (default: profile / AWS_REGION, else us-east-1)",
-    "endpoint_url": "service endpoint override, e.g. http://127.0.0.1:5055 for moto (optional)",
-    "profile": "named AWS profile for the console's credentials (optional)",
-    "credentials_file": "shared-credentials file holding that profile (optional; default "
-    "~/.aws/credentials)",
-    "access_key_env": "env var NAME holding an access key id (optional; else standard chain)",
-    "secret_key_env": "env var NAME holding the secret access key (with access_key_env)",
-    "session_token_env": "env var NAME holding a session token (optional)",
-    "timeout": "connect/read timeout per call in seconds (default 10)",
-}
-"""Options every aws-* backend accepts."""
 
 TOMBSTONE_BY = "killswitch"
 """The ``revoked_by`` marker of a tombstone value."""

@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
+from adapters.base import NOOP, Adapter, Change, PlanContext, Verdict
 from adapters.common import plan_context, require_key
 from adapters.retry import NotYet, poll
 from console.errors import AdapterError, AuthError, Conflict, PermissionDenied
@@ -52,7 +52,6 @@ __all__ = [
     "BatchAdapter",
     "IRREVERSIBLE_NOTE",
     "JobList",
-    "action_spec",
     "batch_hints",
     "batch_key",
     "number_option",
@@ -91,11 +90,6 @@ class JobList(list[dict[str, Any]]):
                 f"of {self.pages} page(s) with more pages left; jobs beyond it were not looked "
                 "at and will not be cancelled: cancel them by hand or narrow the reference")
 
-COMMON_OPTIONS: Mapping[str, str] = {
-    "request_timeout": f"seconds per HTTP call (default {DEFAULT_TIMEOUT:g}); alias `timeout`",
-    "wait": f"seconds verify waits for cancelling -> cancelled (default {DEFAULT_WAIT:g}); "
-            "keep it below the backend's operation `timeout`",
-}
 
 
 def number_option(backend: str, options: Mapping[str, Any], names: tuple[str, ...],
@@ -339,7 +333,3 @@ def _counts(job: Mapping[str, Any]) -> str:
     return counts or "n/a"
 
 
-def action_spec(permissions: tuple[str, ...], schema: Mapping[str, Any]) -> dict[str, ActionSpec]:
-    """The one action every batch adapter offers."""
-    return {"batch.cancel": ActionSpec("batch.cancel", "batches", False, "", permissions,
-                                       schema)}
