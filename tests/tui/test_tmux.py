@@ -78,10 +78,12 @@ def test_filter_mark_runbook_and_quit_in_tmux(tmux: Tmux) -> None:
     screen = tmux.wait_for("2 of 5", "contract-drafter")
     assert "code-review-agent" in screen and "contract-drafter" in screen
     assert "support-bot" not in screen
-    tmux.send("Escape")
-    # Wait until the escape was applied (the table has focus again: its keys are in the
-    # footer) before the next key: an escape and a space read together are one alt+space.
-    tmux.wait_for("2 of 5", "space Mark")
+    # Leave the filter with Enter (it moves to the table), not Escape: a terminal cannot tell
+    # an Escape followed quickly by another key from an Alt chord, so the next key could be
+    # read as alt+space. Then wait until the table has focus (its keys are in the footer:
+    # with the filter focused the footer shows only "Detail / Filter ^l Mode").
+    tmux.send("Enter")
+    tmux.wait_for("2 of 5", "space Mark", "r Runbook")
     tmux.send("Space")
     screen = tmux.wait_for("1 marked: staging 1", "| 1 marked")
     tmux.send("r")
