@@ -24,6 +24,7 @@ write the audit trail and never put secret values into a Change.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -36,7 +37,11 @@ from adapters.canonical import canonical_bytes, canonical_json
 from adapters.options import AdapterOptions
 from console.errors import AdapterError, ConfigError, UndoUnsupported
 
+CURRENT_RUN: contextvars.ContextVar[str] = contextvars.ContextVar("killswitch_run", default="")
+"""The run of the adapter call in progress (set by the engine's runtime around each call)."""
+
 __all__ = [
+    "CURRENT_RUN",
     "ENTRY_POINT_GROUP",
     "KILL_POINTS",
     "ActionSpec",
@@ -272,9 +277,21 @@ class Adapter(ABC):
     """Secret stores: can read a stored key value (in memory only) and scan for copies."""
     CAN_PROBE: ClassVar[bool] = False
     """Providers: can test a key value the way an application would (proof of death)."""
-    run_id: str = ""
-    """The run this adapter acts for (set by the engine when it builds the adapter; ``""``
-    outside a run); HTTP adapters quote it in their ``User-Agent``."""
+    _run_id: str = ""
+
+    @property
+    def run_id(self) -> str:
+        """The run this adapter acts for; HTTP adapters quote it in their ``User-Agent``.
+
+        One adapter (one set of clients) serves every phase and run of a session: the
+        engine sets the run of each call in :data:`CURRENT_RUN` (a context variable, so
+        concurrent calls of different runs never see each other's); ``""`` outside a run.
+        """
+        return CURRENT_RUN.get() or self._run_id
+
+    @run_id.setter
+    def run_id(self, value: str) -> None:
+        self._run_id = value
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         """Validate the options with ``Options``; no I/O here. Unknown keys are ignored

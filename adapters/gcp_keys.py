@@ -320,7 +320,7 @@ class GcpServiceAccountKeyAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the gcp-keys adapter does not offer {action}",
                                where=self.backend)
-        self.run_id = self.run_id or ctx.run_id
+        self.run_id = self.run_id or ctx.run_id  # called outside the engine's runtime
         project, sa, key, target = self._ref(ref)
         ctx = plan_context(self, action, ref, ctx)
         name = f"{self.backend}:{target}"

@@ -128,9 +128,6 @@ class GcpSecretManagerAdapter(Adapter):
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
 
-    run_id: str = ""
-    """The run this adapter acts for (set by the engine's Runtime); quoted in User-Agent."""
-
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
         raw = self.options.get("endpoint")
@@ -275,7 +272,7 @@ class GcpSecretManagerAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the gcp-secrets adapter does not offer {action}",
                                where=self.backend)
-        self.run_id = self.run_id or ctx.run_id
+        self.run_id = self.run_id or ctx.run_id  # called outside the engine's runtime
         name = self._name(ref)
         ctx = plan_context(self, action, ref, ctx)
         target = f"{self.backend}:{name}"

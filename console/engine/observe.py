@@ -1,8 +1,9 @@
 """Read-only kill-point state of integrations, for the inventory screen's live columns.
 
 Uses the planner with a built-in "would we kill it?" runbook: a target whose kill would be a
-no-op is already ``disabled``; one that would change is ``ok`` (live); one that could not be
-observed is ``unknown`` (with the provider's message). Nothing is written anywhere.
+no-op is already ``off``; one that would change is ``live``; some of both is ``partial``; one
+that could not be observed is ``unknown`` (with the provider's message). Nothing is written
+anywhere. The words are :data:`STATE_WORDS`; no screen says "ok" for "still live".
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from console.config import Config
     from console.inventory import Integration
 
-__all__ = ["KILL_POINT_PROBES", "PointState", "observe_states"]
+__all__ = ["KILL_POINT_PROBES", "STATE_WORDS", "PointState", "observe_states"]
 
 KILL_POINT_PROBES = {
     "keys": ("credentials", "credential.disable"),
@@ -28,14 +29,19 @@ KILL_POINT_PROBES = {
 }
 """Column name -> (inventory list, the action whose plan tells the state)."""
 
+STATE_WORDS = ("live", "off", "partial", "unknown", "-")
+"""Every state a kill point can be in: ``live`` (would change: still usable), ``off``
+(disabled/revoked), ``partial`` (some references off), ``unknown`` (could not be observed:
+``detail`` says why), ``-`` (none listed in the inventory)."""
+
 
 @dataclass
 class PointState:
     """State of one kill-point column of one integration.
 
     Attributes:
-        state: ``ok`` (live), ``disabled``, ``partial``, ``unknown`` or ``-`` (none listed).
-        detail: Why (provider message for unknown).
+        state: One of :data:`STATE_WORDS`.
+        detail: Why (provider message for unknown; ``n/m off`` for partial).
     """
 
     state: str
@@ -77,20 +83,29 @@ def _ref_state(changes: list[Change]) -> tuple[str, str]:
         return "unknown", "no installed adapter can read it"
     off = sum(1 for c in changes if c.status == NOOP)
     if off == len(changes):
-        return "disabled", ""
-    return ("ok", "") if off == 0 else ("partial", f"{off}/{len(changes)} disabled")
+        return "off", ""
+    return ("live", "") if off == 0 else ("partial", f"{off}/{len(changes)} off")
 
 
 async def observe_states(config: Config, integrations: list[Integration],
-                         timeout: float = 5.0) -> dict[str, dict[str, PointState]]:
-    """Observe every kill point of ``integrations``; never raises for a backend failure."""
-    rt = Runtime(config)
-    rt.retry.max_attempts = 1  # a background refresh must not stall on a dead backend
-    rt.default_timeout = timeout
+                         timeout: float = 5.0, runtime: Runtime | None = None
+                         ) -> dict[str, dict[str, PointState]]:
+    """Observe every kill point of ``integrations``; never raises for a backend failure.
+
+    ``runtime``: a long-lived runtime whose clients are reused (the console's); a view of it
+    with one attempt and ``timeout`` is used, and it stays open. Without one, a runtime is
+    built for this call and closed after it.
+    """
+    rt = runtime.view(max_attempts=1, default_timeout=timeout) if runtime is not None \
+        else Runtime(config)
+    if runtime is None:
+        rt.retry.max_attempts = 1  # a background refresh must not stall on a dead backend
+        rt.default_timeout = timeout
     try:
         plan = await make_plan(rt, _Probe(), integrations, [])  # type: ignore[arg-type]
     finally:
-        rt.close()
+        if runtime is None:
+            rt.close()
     by_integration: dict[str, list[Change]] = {}
     for c in plan.changes:
         by_integration.setdefault(c.integration, []).append(c)
@@ -109,8 +124,8 @@ async def observe_states(config: Config, integrations: list[Integration],
                 row[column] = PointState("unknown", errors)
             else:
                 off = sum(1 for c in changes if c.status == NOOP)
-                state = "disabled" if off == len(changes) else "ok" if off == 0 else "partial"
-                row[column] = PointState(state, f"{off}/{len(changes)} disabled",
+                state = "off" if off == len(changes) else "live" if off == 0 else "partial"
+                row[column] = PointState(state, f"{off}/{len(changes)} off",
                                          [c.target for c in changes])
             if column in row:
                 row[column].per_ref = [_ref_state([c for c in changes if c.ref == ref.fields()])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from adapters.base import Adapter, load_adapter_class
+from adapters.base import CURRENT_RUN, Adapter, load_adapter_class
 from console.engine.limits import BackendLimits, RetryPolicy
 from console.errors import AdapterError, ConfigError, ConsoleError, Timeout
 
@@ -36,8 +37,10 @@ class Runtime:
         self.retry = RetryPolicy(max_attempts=config.settings.max_attempts)
         self._adapters: dict[str, Adapter] = {}
         self._opened: set[str] = set()
-        self._limits: dict[str, BackendLimits] = {}
+        self._limits: dict[tuple[int, str], BackendLimits] = {}
         self._lock = threading.Lock()
+        self.parent: Runtime | None = None
+        """The runtime this one is a view of (its clients and pool are the parent's)."""
         self.operator = ""
         """Who is acting (quoted by notifications)."""
         self.runbook = ""
@@ -46,6 +49,31 @@ class Runtime:
         """When set, caps every per-operation timeout (background observation)."""
         self.run_id = ""
         """The run this runtime serves; every adapter it builds carries it (``User-Agent``)."""
+
+    def view(self, *, run_id: str = "", max_attempts: int | None = None,
+             default_timeout: float | None = None) -> Runtime:
+        """A runtime for one phase or run that shares this one's adapters (clients), thread
+        pool and per-backend limits, with its own run id, retry policy and timeout cap.
+
+        Closing a view closes nothing: the clients live as long as this runtime.
+        """
+        view = Runtime.__new__(Runtime)
+        view.__dict__.update(self.__dict__)
+        view.parent = self
+        view.retry = RetryPolicy(max_attempts=max_attempts or self.retry.max_attempts)
+        view.default_timeout = default_timeout
+        view.run_id = run_id
+        return view
+
+    def warm(self) -> None:
+        """Build and open every configured backend's adapter now (blocking; for a thread),
+        so the first plan does not pay for SDK imports and client construction. A backend
+        that fails here is left for the call that needs it to report."""
+        for backend in self.config.backends:
+            try:
+                self._opened_adapter(backend)
+            except Exception:  # noqa: BLE001, S112 - the real call reports it, with context
+                continue
 
     def adapter(self, backend: str) -> Adapter:
         """The adapter serving ``backend`` (constructed, not yet opened)."""
@@ -60,7 +88,6 @@ class Runtime:
                 cls = load_adapter_class(spec.type)
                 try:
                     built = cls(backend, self._typed(cls, backend, spec.options))
-                    built.run_id = self.run_id
                     self._adapters[backend] = built
                 except ConsoleError:
                     raise
@@ -85,12 +112,13 @@ class Runtime:
 
     def limits(self, backend: str) -> BackendLimits:
         """The concurrency cap and rate limit of ``backend`` (created in the running loop)."""
-        if backend not in self._limits:
+        key = (id(asyncio.get_running_loop()), backend)  # asyncio primitives bind a loop
+        if key not in self._limits:
             spec = self.config.backends.get(backend)
             cap = spec.max_concurrency if spec else 8
             rate = spec.rate_per_second if spec else None
-            self._limits[backend] = BackendLimits(cap, rate)
-        return self._limits[backend]
+            self._limits[key] = BackendLimits(cap, rate)
+        return self._limits[key]
 
     def timeout(self, backend: str, step_timeout: float | None = None) -> float:
         """Per-operation timeout: the step's, else the backend's, else the default."""
@@ -118,7 +146,10 @@ class Runtime:
         limit = timeout or self.timeout(backend)
         loop = asyncio.get_running_loop()
         async with self.limits(backend):
-            fut = loop.run_in_executor(self.pool, lambda: fn(self._opened_adapter(backend)))
+            ctx = contextvars.copy_context()
+            ctx.run(CURRENT_RUN.set, self.run_id)
+            fut = loop.run_in_executor(
+                self.pool, lambda: ctx.run(lambda: fn(self._opened_adapter(backend))))
             try:
                 async with asyncio.timeout(limit):
                     return await fut
@@ -147,7 +178,9 @@ class Runtime:
                 await asyncio.sleep(delay)
 
     def close(self) -> None:
-        """Close every opened adapter and the pool."""
+        """Close every opened adapter and the pool (a view closes nothing)."""
+        if self.parent is not None:
+            return
         for backend in list(self._opened):
             try:
                 self._adapters[backend].close()

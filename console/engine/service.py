@@ -63,15 +63,20 @@ class Session:
         operator: Who is acting (recorded in every event).
         incident: Incident id (recorded in every event).
         mode: ``live`` or ``exercise`` for runs; dry-runs are recorded as ``dry-run``.
+        runtime: A runtime shared with other sessions (the console's: its clients outlive
+            this session and :meth:`close` leaves them open).
     """
 
     def __init__(self, config: Config, *, operator: str | None = None,
-                 incident: str | None = None, mode: str = "live") -> None:
+                 incident: str | None = None, mode: str = "live",
+                 runtime: Runtime | None = None) -> None:
         self.config = config
         self.operator = operator or default_operator(config)
         self.incident = incident or config.settings.incident or ""
         self.mode = mode
         self._audit: AuditLog | None = None
+        self._runtime: Runtime | None = runtime
+        self._shared = runtime is not None
         self.cancel: asyncio.Event | None = None
         self.cancel_requested = False
         """:meth:`request_cancel` was called: the next run executes already cancelled."""
@@ -90,6 +95,21 @@ class Session:
                     where=str(self.config.path), hint=f"set {KEY_ENV} to the trail's key")
             self._audit = AuditLog(self.config.resolve(self.config.settings.audit_db))
         return self._audit
+
+    @property
+    def runtime(self) -> Runtime:
+        """The session's one runtime: adapters (SDK clients) are built once and reused by
+        plan, drift check, apply, verify, proof and restore; each phase uses a
+        :meth:`Runtime.view` carrying its run id. Closed by :meth:`close`."""
+        if self._runtime is None:
+            self._runtime = Runtime(self.config)
+        return self._runtime
+
+    def close(self) -> None:
+        """Close the session's clients (a later call builds them again)."""
+        if self._runtime is not None and not self._shared:
+            self._runtime.close()
+            self._runtime = None
 
     @property
     def locks(self) -> LockTable:
@@ -147,14 +167,10 @@ class Session:
             report = await scan_copies(self.config, integrations)
             unlisted = {i.id: report.unlisted(i.id) for i in integrations}
             notes = [f"scan: {p}" for p in report.problems]
-        rt = Runtime(self.config)
+        rt = self.runtime.view(run_id=run_id or new_run_id())
         rt.operator, rt.runbook = self.operator, runbook.name
-        rt.run_id = run_id or new_run_id()
-        try:
-            plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
-                                   run_id=rt.run_id, unlisted=unlisted)
-        finally:
-            rt.close()
+        plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
+                               run_id=rt.run_id, unlisted=unlisted)
         plan.notes.extend(notes)
         return plan
 
@@ -280,8 +296,7 @@ class Session:
         Raises:
             PlanStaleError: Naming every drifted target and field.
         """
-        rt = Runtime(self.config)
-        rt.run_id = plan.run_id
+        rt = self.runtime.view(run_id=plan.run_id)
         drifted: list[str] = []
 
         async def one(c: Change) -> None:
@@ -295,11 +310,7 @@ class Session:
                     not on_the_way(c.before, state, c.after):
                 drifted.append(f"{c.target}: {drift_summary(c.before, state)}")
 
-        try:
-            await asyncio.gather(*(one(c) for c in plan.changes
-                                   if c.actionable and c.precondition))
-        finally:
-            rt.close()
+        await asyncio.gather(*(one(c) for c in plan.changes if c.actionable and c.precondition))
         if drifted:
             raise PlanStaleError(
                 "the plan is stale; nothing was changed. Drifted: " + " | ".join(drifted),
@@ -348,8 +359,7 @@ class Session:
     async def _execute(self, plan: Plan, journal: Journal,
                        previous: dict[str, OpResult] | None,
                        progress: ProgressHook | None, locks: LockTable) -> RunResult:
-        rt = Runtime(self.config)
-        rt.run_id = plan.run_id
+        rt = self.runtime.view(run_id=plan.run_id)
         renewer = asyncio.create_task(self._renew(locks, plan.run_id))
         self.cancel = asyncio.Event()
         if self.cancel_requested:  # cancelled before the executor existed: start nothing
@@ -363,7 +373,6 @@ class Session:
                                     proof).apply(plan, previous)
         finally:
             renewer.cancel()
-            rt.close()
         summary: dict[str, int] = {str(o): result.count(o) for o in
                    (Outcome.APPLIED, Outcome.NOOP, Outcome.FAILED, Outcome.REFUSED,
                     Outcome.SKIPPED, Outcome.UNSUPPORTED)}
@@ -512,27 +521,22 @@ class Session:
         """The plan that undoes every change ``run_id`` applied, steps in reverse order."""
         plan, events = self.load_run(run_id)
         results = self.op_results(events)
-        rt = Runtime(self.config)
+        rt = self.runtime
         changes: list[Change] = []
         notes: list[str] = []
-        try:
-            for c in plan.changes:
-                res = results.get(c.op_id)
-                if res is None or res.outcome != Outcome.APPLIED:
-                    continue
-                try:
-                    inv = rt.adapter(c.backend).inverse(c, res.undo)
-                except (UndoUnsupported, AdapterError) as exc:
-                    inv = Change(f"{c.op_id}:undo", c.integration, f"undo-{c.step}",
-                                 c.action, c.backend, c.adapter, c.target, c.ref,
-                                 reversible=False, status=UNSUPPORTED, inverse_of=c.op_id,
-                                 note=f"cannot be restored: {exc.msg}"
-                                      + (f"; {exc.hint}" if exc.hint else ""))
-                changes.append(inv)
-        except ConsoleError:
-            rt.close()
-            raise
-        rt.close()
+        for c in plan.changes:
+            res = results.get(c.op_id)
+            if res is None or res.outcome != Outcome.APPLIED:
+                continue
+            try:
+                inv = rt.adapter(c.backend).inverse(c, res.undo)
+            except (UndoUnsupported, AdapterError) as exc:
+                inv = Change(f"{c.op_id}:undo", c.integration, f"undo-{c.step}",
+                             c.action, c.backend, c.adapter, c.target, c.ref,
+                             reversible=False, status=UNSUPPORTED, inverse_of=c.op_id,
+                             note=f"cannot be restored: {exc.msg}"
+                                  + (f"; {exc.hint}" if exc.hint else ""))
+            changes.append(inv)
         steps = []
         for s in reversed(plan.steps):
             dependents = [f"undo-{t.id}" for t in plan.steps if s.id in t.needs]

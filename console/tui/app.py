@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from console.config import Config
     from console.engine.model import Plan
     from console.engine.observe import PointState
+    from console.engine.runtime import Runtime
     from console.engine.service import Session
     from console.tui.guard import RunGuard
 
@@ -126,7 +127,15 @@ class KillswitchApp(App[int]):
         from console.engine.service import Session
 
         return Session(self.config, operator=self.operator, incident=self.incident or None,
-                       mode=self.applying_mode)
+                       mode=self.applying_mode, runtime=self.runtime)
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        """The console's one engine runtime: SDK clients are built once (warmed in the
+        background after the first screen) and reused by every plan, run and refresh."""
+        from console.engine.runtime import Runtime
+
+        return Runtime(self.config)
 
     @property
     def applying_mode(self) -> str:
@@ -159,14 +168,17 @@ class KillswitchApp(App[int]):
         screen.call_after_refresh(add)
 
     def on_unmount(self) -> None:
-        """Give the hang-up signals back."""
+        """Give the hang-up signals back and close the clients."""
         self.guard.remove()
+        if "runtime" in self.__dict__:
+            self.runtime.close()
 
     def startup_finished(self) -> None:
         """The first screen is painted: turn the cyclic collector back on."""
         import gc
 
         gc.enable()
+        self.run_worker(self.runtime.warm, thread=True, group="warm", exit_on_error=False)
 
     def run_in_progress(self) -> bool:
         """True while a live run's worker (group ``run``) has not finished."""
