@@ -64,7 +64,7 @@ class AnthropicAdminAdapter(Adapter):
 
     name: ClassVar[str] = "anthropic"
     Options: ClassVar[type[AnthropicAdminOptions]] = AnthropicAdminOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = AnthropicAdminOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = AnthropicAdminOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = ANTHROPIC.actions  # specs/providers.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_PROBE: ClassVar[bool] = True

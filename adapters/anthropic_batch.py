@@ -69,7 +69,7 @@ class AnthropicBatchAdapter(BatchAdapter):
     PHASES: ClassVar[Mapping[str, str]] = {"in_progress": "running", "canceling": "cancelling",
                                            "ended": "ended"}
     Options: ClassVar[type[AnthropicBatchOptions]] = AnthropicBatchOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = AnthropicBatchOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = AnthropicBatchOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = ANTHROPIC_BATCH.actions  # specs/providers.py
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:

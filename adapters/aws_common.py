@@ -161,6 +161,20 @@ def translate_error(exc: BaseException, target: str, service: str,
     return None
 
 
+_LOADER: Any = None
+
+
+def _shared_loader() -> Any:
+    """One botocore data loader per process: it caches the parsed service models (the
+    JSON files behind every client), which a fresh botocore session would parse again for
+    each backend. Credentials and config stay per backend (one session each)."""
+    global _LOADER  # noqa: PLW0603 - a process-wide cache
+    if _LOADER is None:
+        from botocore.loaders import create_loader
+
+        _LOADER = create_loader()
+    return _LOADER
+
 class AwsClients:
     """A boto3 session built from backend options; one client per service, opened lazily.
 
@@ -228,15 +242,15 @@ class AwsClients:
             from botocore.config import Config
 
             with map_errors(self.backend, lambda e: translate_error(e, self.backend, service)):
-                core = None
-                if self.credentials_file:
-                    import botocore.session
+                import botocore.session
 
+                core = botocore.session.Session()
+                core.register_component("data_loader", _shared_loader())
+                if self.credentials_file:
                     if not os.path.isfile(self.credentials_file):
                         raise AuthError(f"AWS credentials file {self.credentials_file} does "
                                         "not exist", where=self.backend, hint="for the "
                                         "sandbox run `killswitch sandbox start`")
-                    core = botocore.session.Session()
                     core.set_config_variable("credentials_file", self.credentials_file)
                 session = boto3.session.Session(profile_name=self.profile,
                                                 botocore_session=core, **self._credentials())

@@ -74,7 +74,7 @@ class IamAccessKeyAdapter(Adapter):
 
     name: ClassVar[str] = "aws-iam"
     Options: ClassVar[type[AwsOptions]] = AwsOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_IAM.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = False

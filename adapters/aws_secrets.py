@@ -93,7 +93,7 @@ class SecretsManagerAdapter(Adapter):
 
     name: ClassVar[str] = "aws-secrets"
     Options: ClassVar[type[SecretsManagerOptions]] = SecretsManagerOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = SecretsManagerOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = SecretsManagerOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SECRETS.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True

@@ -173,7 +173,7 @@ class SecurityGroupEgressAdapter(Adapter):
 
     name: ClassVar[str] = "aws-sg"
     Options: ClassVar[type[AwsOptions]] = AwsOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SG.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     SUPPORTS_NATIVE_DRY_RUN: ClassVar[bool] = True

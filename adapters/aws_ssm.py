@@ -68,7 +68,7 @@ class SsmParameterAdapter(Adapter):
 
     name: ClassVar[str] = "aws-ssm"
     Options: ClassVar[type[AwsOptions]] = AwsOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SSM.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True

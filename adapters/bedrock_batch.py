@@ -63,7 +63,7 @@ class BedrockBatchAdapter(BatchAdapter):
         "Completed": "ended", "PartiallyCompleted": "ended", "Failed": "ended",
         "Expired": "ended"}
     Options: ClassVar[type[BedrockBatchOptions]] = BedrockBatchOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = BedrockBatchOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = BedrockBatchOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = BEDROCK_BATCH.actions  # adapters/specs/aws.py
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:

@@ -78,7 +78,7 @@ class FakeAdapter(Adapter):
 
     name: ClassVar[str] = "fake"
     Options: ClassVar[type[FakeOptions]] = FakeOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = FakeOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = FakeOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = FAKE.actions  # adapters/specs/fake.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

@@ -150,7 +150,7 @@ class FlagFileAdapter(Adapter):
 
     name: ClassVar[str] = "flagfile"
     Options: ClassVar[type[FlagFileOptions]] = FlagFileOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = FlagFileOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = FlagFileOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = FLAGFILE.actions  # adapters/specs/flags.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

@@ -251,7 +251,7 @@ class GcpServiceAccountKeyAdapter(Adapter):
 
     name: ClassVar[str] = "gcp-keys"
     Options: ClassVar[type[GcpKeysOptions]] = GcpKeysOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = GcpKeysOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = GcpKeysOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = GCP_KEYS.actions  # adapters/specs/gcp.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

@@ -123,7 +123,7 @@ class GcpSecretManagerAdapter(Adapter):
 
     name: ClassVar[str] = "gcp-secrets"
     Options: ClassVar[type[GcpSecretsOptions]] = GcpSecretsOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = GcpSecretsOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = GcpSecretsOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = GCP_SECRETS.actions  # adapters/specs/gcp.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True

@@ -156,7 +156,7 @@ class LaunchDarklyAdapter(Adapter):
 
     name: ClassVar[str] = "launchdarkly"
     Options: ClassVar[type[LaunchDarklyOptions]] = LaunchDarklyOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = LaunchDarklyOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = LaunchDarklyOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = LAUNCHDARKLY.actions  # adapters/specs/flags.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

@@ -131,7 +131,7 @@ class NftablesAdapter(Adapter):
 
     name: ClassVar[str] = "nftables"
     Options: ClassVar[type[NftablesOptions]] = NftablesOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = NftablesOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = NftablesOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = NFTABLES.actions  # adapters/specs/egress.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

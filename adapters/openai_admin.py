@@ -77,7 +77,7 @@ class OpenAIAdminAdapter(Adapter):
 
     name: ClassVar[str] = "openai"
     Options: ClassVar[type[OpenAIAdminOptions]] = OpenAIAdminOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = OpenAIAdminOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = OpenAIAdminOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = OPENAI.actions  # specs/providers.py
     SUPPORTS_UNDO: ClassVar[bool] = False
     CAN_PROBE: ClassVar[bool] = True

@@ -83,7 +83,7 @@ class OpenAIBatchAdapter(BatchAdapter):
     DEFAULT_KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
     PHASES: ClassVar[Mapping[str, str]] = _PHASES
     Options: ClassVar[type[BatchOptions]] = OpenAIBatchOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = OpenAIBatchOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = OpenAIBatchOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = OPENAI_BATCH.actions  # specs/providers.py
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
@@ -195,7 +195,7 @@ class AzureOpenAIBatchAdapter(OpenAIBatchAdapter):
     provider: ClassVar[str] = "Azure OpenAI"
     DEFAULT_KEY_ENV: ClassVar[str] = "AZURE_OPENAI_API_KEY"
     Options: ClassVar[type[BatchOptions]] = AzureOpenAIBatchOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = AzureOpenAIBatchOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = AzureOpenAIBatchOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AZURE_OPENAI_BATCH.actions  # specs/providers.py
 
     def _url(self) -> str:

@@ -30,7 +30,7 @@ import difflib
 import inspect
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -187,6 +187,13 @@ class AdapterOptions(BaseModel):
                 for name, info in cls.model_fields.items()}
 
     @classmethod
+    def lazy_help(cls) -> Mapping[str, str]:
+        """:meth:`help` as a mapping computed on first read: an adapter class's ``OPTIONS``
+        is built when the adapter is imported, and parsing the model's source then would
+        cost every start-up and every first plan tens of milliseconds per adapter."""
+        return _LazyHelp(cls)
+
+    @classmethod
     def parse(cls, backend: str, options: Mapping[str, Any],
               base_dir: Path | None = None) -> Self:
         """Validate ``options``; unknown keys are ignored.
@@ -297,3 +304,25 @@ def describe_error(err: ErrorDetails, model: type[AdapterOptions]) -> OptionProb
     msg = str(err.get("msg") or kind)
     msg = msg[0].lower() + msg[1:] if msg else msg
     return name, f"option {name}: {msg}{got}", about
+
+
+class _LazyHelp(Mapping[str, str]):
+    """``model.help()``, computed when first read."""
+
+    def __init__(self, model: type[AdapterOptions]) -> None:
+        self._model = model
+        self._docs: dict[str, str] | None = None
+
+    def _get(self) -> dict[str, str]:
+        if self._docs is None:
+            self._docs = self._model.help()
+        return self._docs
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())

@@ -143,7 +143,7 @@ class PagerDutyAdapter(Adapter):
 
     name: ClassVar[str] = "pagerduty"
     Options: ClassVar[type[PagerDutyOptions]] = PagerDutyOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = PagerDutyOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = PagerDutyOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = PAGERDUTY.actions  # adapters/specs/notify.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

@@ -117,7 +117,7 @@ class SlackWebhookAdapter(Adapter):
 
     name: ClassVar[str] = "slack"
     Options: ClassVar[type[SlackOptions]] = SlackOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = SlackOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = SlackOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = SLACK.actions  # adapters/specs/notify.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

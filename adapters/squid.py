@@ -103,7 +103,7 @@ class SquidDenylistAdapter(Adapter):
 
     name: ClassVar[str] = "squid"
     Options: ClassVar[type[SquidOptions]] = SquidOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = SquidOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = SquidOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = SQUID.actions  # adapters/specs/egress.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

@@ -107,7 +107,7 @@ class UnleashAdapter(Adapter):
 
     name: ClassVar[str] = "unleash"
     Options: ClassVar[type[UnleashOptions]] = UnleashOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = UnleashOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = UnleashOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = UNLEASH.actions  # adapters/specs/flags.py
     SUPPORTS_UNDO: ClassVar[bool] = True
 

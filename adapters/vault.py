@@ -81,7 +81,7 @@ class VaultAdapter(Adapter):
 
     name: ClassVar[str] = "vault"
     Options: ClassVar[type[VaultOptions]] = VaultOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = VaultOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = VaultOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = VAULT.actions  # adapters/specs/vault.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True

@@ -106,7 +106,7 @@ class VertexBatchAdapter(BatchAdapter):
         "JOB_STATE_CANCELLING": "cancelling", "JOB_STATE_CANCELLED": "cancelled",
         **{f"JOB_STATE_{s}": "ended" for s in _ENDED}}
     Options: ClassVar[type[VertexBatchOptions]] = VertexBatchOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = VertexBatchOptions.help()
+    OPTIONS: ClassVar[Mapping[str, str]] = VertexBatchOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = VERTEX_BATCH.actions  # adapters/specs/gcp.py
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import weakref
 from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,7 +19,7 @@ from console.engine.executor import Executor, ProgressHook, drift_summary, on_th
 from console.engine.journal import Journal
 from console.engine.locks import LockTable
 from console.engine.model import OpResult, Plan, RunResult, StepInfo, new_run_id, utcnow
-from console.engine.planner import make_plan
+from console.engine.planner import PlanProgress, make_plan
 from console.engine.proof import KeyProof
 from console.engine.runtime import Runtime
 from console.errors import (
@@ -103,12 +104,14 @@ class Session:
         :meth:`Runtime.view` carrying its run id. Closed by :meth:`close`."""
         if self._runtime is None:
             self._runtime = Runtime(self.config)
+            # a session dropped without close() still closes its connections
+            self._finalizer = weakref.finalize(self, self._runtime.close)
         return self._runtime
 
     def close(self) -> None:
         """Close the session's clients (a later call builds them again)."""
         if self._runtime is not None and not self._shared:
-            self._runtime.close()
+            self._finalizer()
             self._runtime = None
 
     @property
@@ -129,11 +132,13 @@ class Session:
 
     # -- plan ---------------------------------------------------------------------------
     async def plan(self, runbook_name: str, selectors: list[str], *,
-                   record_mode: str = "plan", include_unlisted: bool = False) -> Plan:
+                   record_mode: str = "plan", include_unlisted: bool = False,
+                   progress: PlanProgress | None = None) -> Plan:
         """Select integrations, observe every target, return the plan (recorded).
 
         With ``include_unlisted``, stores are scanned first and copies of each key that the
-        inventory does not list are planned too (marked UNLISTED).
+        inventory does not list are planned too (marked UNLISTED). ``progress`` hears each
+        target's observation start and finish (:data:`console.engine.planner.PlanProgress`).
         """
         from console.inventory import select
 
@@ -142,13 +147,14 @@ class Session:
             raise UsageError(f"no integration matches {' '.join(selectors)!r}",
                              hint="check with `killswitch inventory list SELECTOR...`")
         plan = await self._observe(runbook_name, integrations, selectors,
-                                   include_unlisted=include_unlisted)
+                                   include_unlisted=include_unlisted, progress=progress)
         self.record_plan(plan, record_mode)
         return plan
 
     async def _observe(self, runbook_name: str, integrations: list[Integration],
                        selectors: list[str], *, include_unlisted: bool,
-                       run_id: str | None = None) -> Plan:
+                       run_id: str | None = None,
+                       progress: PlanProgress | None = None) -> Plan:
         """Plan ``runbook_name`` over ``integrations`` (read-only, not recorded).
 
         ``run_id`` names the plan (default: a new id); adapters quote it to providers.
@@ -170,7 +176,7 @@ class Session:
         rt = self.runtime.view(run_id=run_id or new_run_id())
         rt.operator, rt.runbook = self.operator, runbook.name
         plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
-                               run_id=rt.run_id, unlisted=unlisted)
+                               run_id=rt.run_id, unlisted=unlisted, progress=progress)
         plan.notes.extend(notes)
         return plan
 

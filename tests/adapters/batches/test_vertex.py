@@ -9,6 +9,8 @@ adapter against it, with requests to googleapis.com hosts routed to the loopback
 
 from __future__ import annotations
 
+import asyncio
+
 import time
 from importlib.metadata import version
 from typing import Any
@@ -160,9 +162,16 @@ def test_user_agent_names_the_run(batches: BatchSandbox) -> None:
 
 
 def test_runtime_gives_the_vertex_adapter_its_run_id(batches: BatchSandbox) -> None:
+    """Each call sees the run of the runtime view that made it, even when two runs share
+    the same adapter (one set of clients per session)."""
     rt = Runtime(batches.config)
-    rt.run_id = "r-rt"
+
+    async def both() -> list[str]:
+        return list(await asyncio.gather(
+            rt.view(run_id="r-one").call("vertex-sandbox", lambda a: a.run_id),
+            rt.view(run_id="r-two").call("vertex-sandbox", lambda a: a.run_id)))
     try:
-        assert rt.adapter("vertex-sandbox").run_id == "r-rt"
+        assert asyncio.run(both()) == ["r-one", "r-two"]
+        assert rt.adapter("vertex-sandbox").run_id == ""  # outside a call: no run
     finally:
         rt.close()
