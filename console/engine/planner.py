@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,14 @@ if TYPE_CHECKING:
     from console.inventory import Integration
     from console.runbook import Runbook, Step
 
-__all__ = ["make_plan", "ref_target"]
+__all__ = ["PlanProgress", "make_plan", "ref_target"]
+
+PlanProgress = Callable[[str, str], None]
+"""``progress(event, backend)``, called in the planning task's event loop: ``"started"`` once
+per target as its observation is scheduled (every ``started`` comes before the first
+``finished``, so their count is the total), ``"finished"`` when that target's observation
+ended (observed, or an error row). ``backend`` is the backend named by the target's
+inventory reference."""
 
 
 def ref_target(ref: dict[str, Any]) -> str:
@@ -66,14 +74,27 @@ async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[st
                         error=str(exc.msg))]
 
 
+async def _tracked(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
+                   run_id: str, incident: str, is_unlisted: bool,
+                   progress: PlanProgress | None) -> list[Change]:
+    changes = await _plan_ref(rt, integ, step, ref, run_id, incident, is_unlisted)
+    if progress is not None:
+        progress("finished", str(ref.get("backend", "")))
+    return changes
+
+
 async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integration],
                     selectors: list[str], *, incident: str = "",
                     run_id: str | None = None,
-                    unlisted: dict[str, list[dict[str, Any]]] | None = None) -> Plan:
+                    unlisted: dict[str, list[dict[str, Any]]] | None = None,
+                    progress: PlanProgress | None = None) -> Plan:
     """Observe every target of ``runbook`` on ``integrations`` and return the plan.
 
     Read-only: only adapter ``plan`` calls are made, concurrently under backend limits.
     ``unlisted`` adds credential copies found by a scan (marked UNLISTED in the plan).
+    ``progress`` hears each target start and finish (:data:`PlanProgress`). Cancelling the
+    caller cancels every observation still waiting (a blocking SDK call already in its
+    thread ends there; its answer is dropped).
     """
     unlisted = unlisted or {}
     run_id = run_id or new_run_id()
@@ -96,17 +117,24 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                 fields = (ref.fields() if hasattr(ref, "fields") else
                           ref.model_dump(exclude_none=True) if hasattr(ref, "model_dump")
                           else dict(ref))
-                task = asyncio.create_task(_plan_ref(rt, integ, step, fields, run_id, incident,
-                                                     ref in extra))
+                task = asyncio.create_task(_tracked(rt, integ, step, fields, run_id, incident,
+                                                    ref in extra, progress))
                 jobs.append((integ.id, step.id, task))
+                if progress is not None:
+                    progress("started", str(fields.get("backend", "")))
     changes: list[Change] = []
     counters: dict[tuple[str, str], int] = {}
-    for integ_id, step_id, task in jobs:
-        for change in await task:
-            n = counters.get((integ_id, step_id), 0)
-            counters[(integ_id, step_id)] = n + 1
-            change.op_id = f"{integ_id}/{step_id}/{n}"
-            changes.append(change)
+    try:
+        for integ_id, step_id, task in jobs:
+            for change in await task:
+                n = counters.get((integ_id, step_id), 0)
+                counters[(integ_id, step_id)] = n + 1
+                change.op_id = f"{integ_id}/{step_id}/{n}"
+                changes.append(change)
+    except BaseException:  # cancelled, or a target failed outside the contract
+        for _, _, task in jobs:
+            task.cancel()
+        raise
     steps = [StepInfo(s.id, s.action, list(s.needs), s.on_error, s.timeout)
              for s in runbook.steps]
     return Plan(run_id=run_id, runbook=runbook.name, selectors=list(selectors),
