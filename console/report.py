@@ -1,15 +1,22 @@
-"""Postmortem timeline of a run or an incident, in Markdown, built only from the audit trail.
+"""Postmortem timeline of a run or an incident, built only from the audit trail.
 
 The trail is already scrubbed, so the report shows references and fingerprints, never secret
 values. Sections: header (runs, incident, operator, host, mode, start/end, duration, chain
 status), outcome summary, timeline (one row per event, with the duration of an operation on
 the event that ends it), and attention items (failures with their messages, irreversible
 changes, operations not done or never finished).
+
+:func:`build_report` reads the trail once into a :class:`Report`; :func:`render_report` writes
+it as the CLI's Markdown (``killswitch report``), and :func:`render_console_report` as the
+console's: one line per timeline event (readable at 80 columns), the console's keys instead of
+command lines (:func:`console_words`), and what can be done next in the console.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +26,8 @@ from console.errors import AuditError, UsageError
 if TYPE_CHECKING:
     from console.config import Config
 
-__all__ = ["FAILED_OUTCOMES", "NOT_DONE_OUTCOMES", "render_report"]
+__all__ = ["FAILED_OUTCOMES", "NOT_DONE_OUTCOMES", "Report", "TimelineEntry", "build_report",
+           "console_words", "render_console_report", "render_report"]
 
 FAILED_OUTCOMES = frozenset(
     {"failed", "failure", "error", "timeout", "refused", "drift", "aborted", "denied",
@@ -94,7 +102,7 @@ def _is_irreversible(event: dict[str, Any]) -> bool:
     return event.get("action") == "credential.destroy" or detail.get("reversible") is False
 
 
-def _chain_status(audit: AuditLog, config: Config | None) -> str:
+def _chain_status(audit: AuditLog, config: Config | None) -> tuple[str, bool]:
     try:
         if config is not None:
             from console.witness import verify_configured
@@ -103,18 +111,110 @@ def _chain_status(audit: AuditLog, config: Config | None) -> str:
         else:
             report = audit.verify()
     except AuditError as exc:
-        return f"NOT VERIFIED ({exc.msg})"
+        return f"NOT VERIFIED ({exc.msg})", False
     if report.ok:
-        return f"verified ({report.count} events in the trail)"
+        return f"verified ({report.count} events in the trail)", True
     at = f" at seq {report.first_bad_seq}" if report.first_bad_seq else ""
-    return f"BROKEN{at}: {report.reason}"
+    return f"BROKEN{at}: {report.reason}", False
 
 
-def render_report(
+@dataclass
+class TimelineEntry:
+    """One audit event as the timeline shows it.
+
+    Attributes:
+        seq: Sequence number in the trail.
+        ts: UTC time as recorded.
+        clock: ``HH:MM:SS.mmm`` (the recorded text when it cannot be parsed).
+        offset: Time since the first event, ``+MM:SS.mmm``.
+        duration: How long the operation took, on the event that ends it.
+        message: The event's error, message, reason or note.
+        event: The event itself (run, integration, step, action, phase, target, outcome,
+            detail...).
+    """
+
+    seq: int
+    ts: str
+    clock: str
+    offset: str
+    duration: str
+    message: str
+    event: dict[str, Any] = field(repr=False)
+
+    def get(self, name: str) -> str:
+        """An event field as text (``""`` when empty)."""
+        value = self.event.get(name)
+        return "" if value is None else str(value)
+
+    @property
+    def word(self) -> str:
+        """The outcome in the console's words: ``verified``, ``STILL LIVE``, ``applied``..."""
+        outcome = self.get("outcome")
+        if self.get("phase") != "verify" or self.get("action") == "credential.proof":
+            return outcome
+        state = str((self.event.get("detail") or {}).get("state") or "")
+        if outcome == "ok":
+            return "verified"
+        if state in ("live", "STILL LIVE"):
+            return "STILL LIVE"
+        if state in ("", "unknown"):
+            return "not checked"
+        return f"{state} (not as planned)"
+
+    @property
+    def parts(self) -> list[str]:
+        """What the event is about: ``["app-0", "flag.disable", "sim:app-0-flag"]``."""
+        if self.get("phase") == "run":
+            return ["run", self.get("action")]
+        return [p for p in (self.get(k) for k in ("integration", "action", "target")) if p]
+
+    @property
+    def what(self) -> str:
+        """What the event is about, in one line: ``app-0 flag.disable sim:app-0-flag``."""
+        return " ".join(self.parts).strip()
+
+    @property
+    def irreversible(self) -> bool:
+        """The event is about a change that cannot be undone."""
+        return _is_irreversible(self.event)
+
+
+@dataclass
+class Report:
+    """A run's or an incident's postmortem, read from the trail (see :func:`build_report`).
+
+    Attributes:
+        subject: ``run ID`` or ``incident ID``.
+        header: ``(name, value)`` lines: runs, incident, operator, host, mode, times, chain.
+        outcomes: ``(outcome, events)`` counts, sorted by outcome.
+        timeline: Every event, oldest first.
+        sections: ``(title, Markdown list items)`` of what needs attention.
+        chain_ok: The audit chain verified.
+        run_ids: The runs reported on.
+        runbooks: The runbooks those runs ran (``restore`` for an undo).
+        run_outcomes: Outcomes of the runs' own events (started, finished, cancelled...).
+    """
+
+    subject: str
+    header: list[tuple[str, str]]
+    outcomes: list[tuple[str, int]]
+    timeline: list[TimelineEntry]
+    sections: list[tuple[str, list[str]]]
+    chain_ok: bool
+    run_ids: list[str]
+    runbooks: list[str]
+    run_outcomes: list[str]
+
+    def count(self, title: str) -> int:
+        """Items of the attention section ``title`` (``Failures``, ``Not done``...)."""
+        return next((len(items) for t, items in self.sections if t == title), 0)
+
+
+def build_report(
     audit: AuditLog, run_id: str | None = None, incident: str | None = None,
     config: Config | None = None,
-) -> str:
-    """Render the Markdown postmortem timeline of one run or of every run of an incident.
+) -> Report:
+    """Read one run, or every run of an incident, from the trail.
 
     Args:
         audit: The audit trail to read.
@@ -123,7 +223,7 @@ def render_report(
         config: When given, the chain is verified against its witness and keying rules.
 
     Returns:
-        The report as Markdown text.
+        The report, ready for :func:`render_report` or :func:`render_console_report`.
 
     Raises:
         UsageError: Neither a run nor an incident was given, or it has no events.
@@ -141,7 +241,7 @@ def render_report(
     times = [_parse_ts(e["ts"]) for e in events]
     known = [t for t in times if t is not None]
     start, end = (min(known), max(known)) if known else (None, None)
-    lines = [f"# Postmortem timeline: {_text(subject)}", ""]
+    chain, chain_ok = _chain_status(audit, config)
     header = [
         ("Run(s)", _distinct(events, "run_id")),
         ("Incident", _distinct(events, "incident")),
@@ -152,22 +252,13 @@ def render_report(
         ("End (UTC)", events[-1]["ts"] if end is None else _iso(end)),
         ("Duration", _duration((end - start).total_seconds()) if start and end else "-"),
         ("Events", f"{len(events)} (seq {events[0]['seq']}..{events[-1]['seq']})"),
-        ("Audit chain", _chain_status(audit, config)),
+        ("Audit chain", chain),
     ]
-    lines += [f"- **{name}:** {_text(value)}" for name, value in header]
-
     outcomes = Counter(e.get("outcome") or "(none)" for e in events)
-    lines += ["", "## Outcomes", "", "| Outcome | Events |", "|---|---:|"]
-    lines += [f"| {_cell(o)} | {n} |" for o, n in sorted(outcomes.items())]
 
     started: dict[str, datetime] = {}
     ended: set[str] = set()
-    lines += [
-        "", "## Timeline", "",
-        "| Time (UTC) | Offset | Integration | Step | Action | Phase | Target | Outcome "
-        "| Duration |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    timeline: list[TimelineEntry] = []
     for event, ts in zip(events, times, strict=True):
         op = event.get("op_id") or (event.get("phase") == "run" and event.get("run_id"))
         key = f"{op} ({event.get('phase') or '-'})" if op else ""
@@ -182,16 +273,13 @@ def render_report(
             ended.add(key)
         clock = ts.strftime("%H:%M:%S.%f")[:-3] if ts else _cell(event["ts"])
         offset = _offset((ts - start).total_seconds()) if ts and start else ""
-        cells = [clock, offset, event.get("integration"), event.get("step"),
-                 event.get("action"), event.get("phase"), event.get("target"),
-                 event.get("outcome"), took]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        timeline.append(TimelineEntry(int(event["seq"]), str(event["ts"]), clock, offset,
+                                      took, _message(event), event))
 
     failures = [e for e in events if (e.get("outcome") or "").lower() in FAILED_OUTCOMES]
     irreversible = [e for e in events if _is_irreversible(e)]
     not_done = [e for e in events if (e.get("outcome") or "").lower() in NOT_DONE_OUTCOMES]
     unfinished = [op for op in started if op not in ended]
-    lines += ["", "## Needs attention", ""]
 
     def item(e: dict[str, Any]) -> str:
         what = " ".join(_text(e[k]) for k in ("integration", "step", "action") if e.get(k))
@@ -218,6 +306,141 @@ def render_report(
         ("Not done", [item(e) for e in not_done]),
         ("Started but never ended", [f"- `{_text(op)}`" for op in unfinished]),
     ]
-    for title, items in sections:
+    runs = [e for e in events if e.get("phase") == "run"]
+    return Report(
+        subject=subject, header=header, outcomes=sorted(outcomes.items()), timeline=timeline,
+        sections=sections, chain_ok=chain_ok,
+        run_ids=list(dict.fromkeys(str(e["run_id"]) for e in events if e.get("run_id"))),
+        runbooks=list(dict.fromkeys(str(e["action"]) for e in runs if e.get("action"))),
+        run_outcomes=[str(e.get("outcome") or "") for e in runs])
+
+
+def render_report(
+    audit: AuditLog, run_id: str | None = None, incident: str | None = None,
+    config: Config | None = None,
+) -> str:
+    """Render the Markdown postmortem timeline of one run or of every run of an incident.
+
+    Args:
+        audit: The audit trail to read.
+        run_id: The run to report on.
+        incident: The incident to report on (all its runs); used when ``run_id`` is None.
+        config: When given, the chain is verified against its witness and keying rules.
+
+    Returns:
+        The report as Markdown text.
+
+    Raises:
+        UsageError: Neither a run nor an incident was given, or it has no events.
+    """
+    report = build_report(audit, run_id=run_id, incident=incident, config=config)
+    lines = _head(report)
+    lines += ["", "## Outcomes", "", "| Outcome | Events |", "|---|---:|"]
+    lines += [f"| {_cell(o)} | {n} |" for o, n in report.outcomes]
+    lines += [
+        "", "## Timeline", "",
+        "| Time (UTC) | Offset | Integration | Step | Action | Phase | Target | Outcome "
+        "| Duration |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in report.timeline:
+        e = t.event
+        cells = [t.clock, t.offset, e.get("integration"), e.get("step"), e.get("action"),
+                 e.get("phase"), e.get("target"), e.get("outcome"), t.duration]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", "## Needs attention", ""]
+    for title, items in report.sections:
         lines += [f"### {title}", ""] + (items or ["- none"]) + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _head(report: Report) -> list[str]:
+    lines = [f"# Postmortem timeline: {_text(report.subject)}", ""]
+    return lines + [f"- **{name}:** {_text(value)}" for name, value in report.header]
+
+
+# -- the console's words --------------------------------------------------------------------
+_AUDIT = "the audit trail (A)"
+_CONSOLE_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), words) for pattern, words in (
+        (r"(?:then )?pass --allow-irreversible to consent",
+         "tick the irreversible box in the confirmation to consent"),
+        (r"--allow-irreversible", "the irreversible box in the confirmation"),
+        (r"(?:or )?pass --max-targets \d+",
+         "mark fewer integrations (max_targets in the config sets the limit)"),
+        (r"`?killswitch restore(?: [A-Za-z0-9_<>.-]+)?`?",
+         f"restore ({_AUDIT}: highlight the run, press u)"),
+        (r"`?killswitch resume(?: [A-Za-z0-9_<>.-]+)?`?",
+         "resume (u on the run screen; the console offers unfinished runs when it starts)"),
+        (r"`?killswitch report(?: [A-Za-z0-9_<>.-]+)?`?",
+         f"the run's report ({_AUDIT}: highlight the run, press o)"),
+        (r"`?killswitch audit show`?", _AUDIT),
+        (r"`?killswitch audit verify`?", f"the chain check of {_AUDIT} (r verifies again)"),
+        (r"`?killswitch plan[^`\n]*?(?:--out FILE)?`", "a new plan (r on the inventory)"),
+        (r"`?killswitch inventory list[^`\n]*`?", "the inventory filter (/ on the inventory)"),
+        (r"`?killswitch sandbox start`?", "the sandbox (started outside this console)"),
+        (r"`killswitch[^`\n]*`", "the command line (outside this console)"),
+        (r"(?<![\w-])--[a-z][a-z-]+(?: [A-Z_]+)?", "a command-line option"),
+    ))
+
+
+def console_words(text: str) -> str:
+    """``text`` with command lines and ``--flags`` replaced by the console's keys.
+
+    Hints, notes and messages are written once, for the CLI (``use `killswitch restore
+    RUN_ID```, ``pass --allow-irreversible``); the console says the same with its own keys
+    (``restore (the audit trail (A): highlight the run, press u)``).
+    """
+    for pattern, words in _CONSOLE_WORDS:
+        text = pattern.sub(words, text)
+    return text
+
+
+def next_steps(report: Report) -> list[str]:
+    """What can be done next about the reported run(s), with the console's keys."""
+    steps: list[str] = []
+    outcomes = set(report.run_outcomes)
+    applied = any(t.get("phase") == "apply" and t.get("outcome") == "applied"
+                  for t in report.timeline)
+    if "cancelled" in outcomes or ("started" in outcomes and "finished" not in outcomes):
+        steps.append("Finish the run: u on its run screen; the console offers unfinished runs "
+                     "when it starts.")
+    words = {t.get("outcome").lower() for t in report.timeline}
+    if words & (FAILED_OUTCOMES | {"skipped", "pending", "interrupted"}):
+        steps.append("Retry what failed: t on the run screen, or plan the runbook again "
+                     "(r on the inventory).")
+    if "unsupported" in words:
+        steps.append("What no adapter can do did not happen (see Not done): do it by hand "
+                     "at the system itself.")
+    if applied and "restore" not in report.runbooks:
+        steps.append(f"Restore (undo this run): {_AUDIT}, highlight the run, press u.")
+    if not report.chain_ok:
+        steps.append(f"Check the chain again: r on {_AUDIT}.")
+    return steps or ["Nothing left to do for this run."]
+
+
+def render_console_report(report: Report) -> str:
+    """The report as the console shows it in full: Markdown that reads well at 80 columns.
+
+    The timeline is one line per event (time, outcome, what), the hints name console keys,
+    and a last section says what can be done next in the console.
+    """
+    lines = _head(report)
+    lines += ["", "## Outcomes", ""]
+    lines += [f"- {_text(o)}: {n}" for o, n in report.outcomes]
+    lines += ["", "## Timeline", ""]
+    for t in report.timeline:
+        took = f" ({t.duration})" if t.duration else ""
+        what = _text(t.what)
+        lines.append(f"- {t.clock} **{_text(t.word or '-')}** {what}{took}")
+    lines += ["", "## Needs attention", ""]
+    unproven = [f"- seq {t.seq} {_text(t.what)}: **{t.word}**"
+                + (f" — {_text(t.message)}" if t.message else "")
+                for t in report.timeline if t.word in ("STILL LIVE", "not checked", "unknown")
+                and t.get("phase") == "verify"]
+    lines += ["### STILL LIVE or not checked", ""] + (unproven or ["- none"]) + [""]
+    for title, items in report.sections:
+        lines += [f"### {title}", ""] + (items or ["- none"]) + [""]
+    lines += ["## What next (keys in this console)", ""]
+    lines += [f"- {step}" for step in next_steps(report)]
+    return console_words("\n".join(lines).rstrip() + "\n")

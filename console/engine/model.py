@@ -16,7 +16,8 @@ from adapters.canonical import canonical_bytes, legacy_json
 from console.errors import EXIT_FAILED, EXIT_OK, EXIT_VERIFY, PlanUntrusted, UsageError
 from console.vocab import NOT_DONE, Outcome
 
-__all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id", "utcnow"]
+__all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id",
+           "plan_counts", "utcnow"]
 
 PLAN_VERSION = 2
 """2: hashed over RFC 8785 (JCS) canonical JSON; 1: Python's sorted-keys JSON (still read)."""
@@ -184,6 +185,27 @@ class Plan:
                 f"{n} batch job{'s' if n != 1 else ''} stay cancelled: resubmit the "
                 "unprocessed requests as new jobs")
         return dict(sorted(out.items()))
+
+
+def plan_counts(plan: Plan) -> dict[str, int]:
+    """What a plan would do, in numbers, for its summary lines (plan review, confirmation).
+
+    Args:
+        plan: Any plan (a runbook's, a restore's, a saved one).
+
+    Returns:
+        ``targets`` (integrations), ``changes`` (changes that would be applied),
+        ``irreversible`` (of those, the ones that cannot be undone), then one entry per
+        status of the changes that would not be applied (``noop``, ``unsupported``,
+        ``error``...), in the order first met. The first three are always present.
+    """
+    counts = {"targets": len(plan.integrations),
+              "changes": sum(1 for c in plan.changes if c.actionable),
+              "irreversible": len(plan.irreversible)}
+    for c in plan.changes:
+        if not c.actionable:
+            counts[c.status] = counts.get(c.status, 0) + 1
+    return counts
 
 
 @dataclass

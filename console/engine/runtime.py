@@ -39,6 +39,7 @@ class Runtime:
         self._opened: set[str] = set()
         self._limits: dict[tuple[int, str], BackendLimits] = {}
         self._lock = threading.Lock()
+        self._backend_locks: dict[str, threading.Lock] = {}
         self.parent: Runtime | None = None
         """The runtime this one is a view of (its clients and pool are the parent's)."""
         self.operator = ""
@@ -75,9 +76,18 @@ class Runtime:
             except Exception:  # noqa: BLE001, S112 - the real call reports it, with context
                 continue
 
+    def _backend_lock(self, backend: str) -> threading.Lock:
+        """The lock of one backend: building or opening one adapter never holds up a call
+        to another backend whose adapter is ready."""
+        with self._lock:
+            return self._backend_locks.setdefault(backend, threading.Lock())
+
     def adapter(self, backend: str) -> Adapter:
         """The adapter serving ``backend`` (constructed, not yet opened)."""
-        with self._lock:
+        built_already = self._adapters.get(backend)
+        if built_already is not None:
+            return built_already
+        with self._backend_lock(backend):
             if backend not in self._adapters:
                 spec = self.config.backends.get(backend)
                 if spec is None:
@@ -129,7 +139,9 @@ class Runtime:
 
     def _opened_adapter(self, backend: str) -> Adapter:
         adapter = self.adapter(backend)
-        with self._lock:
+        if backend in self._opened:
+            return adapter
+        with self._backend_lock(backend):
             if backend not in self._opened:
                 adapter.open()
                 self._opened.add(backend)

@@ -11,23 +11,33 @@ Keys (app-wide):
 | ctrl+l   | switch mode (type the mode's name)      |
 | q        | quit (asks first while a run is going)  |
 
+The top-level sections (inventory, audit, help) are Textual modes (:attr:`KillswitchApp.MODES`),
+each with its own screen stack: ``A`` shows the audit trail where it was left, Escape on a
+section's first screen goes back to the section the operator came from, ``i`` closes every
+screen above the inventory. Leaving a section while a run is in progress is refused (the
+run would be left unwatched). Screens say what the operator asked for with the messages of
+:mod:`console.tui.messages`; the app routes them.
+
 Screens live in ``screens/`` and are imported when first opened, so start-up loads only the
 inventory. Engine calls run in workers; nothing here talks to a backend directly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterable
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual.app import App, SystemCommand
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from console.errors import ConsoleError, UsageError
+from console.tui import messages
 from console.vocab import mode_sentence
 
 if TYPE_CHECKING:
@@ -37,14 +47,35 @@ if TYPE_CHECKING:
 
     from console.config import Config
     from console.engine.model import Plan
-    from console.engine.observe import PointState
     from console.engine.runtime import Runtime
     from console.engine.service import Session
     from console.tui.guard import RunGuard
+    from console.tui.observed import ObservedStates
 
-__all__ = ["KillswitchApp", "make_app", "run_tui", "MODES"]
+__all__ = ["KillswitchApp", "OPERATING_MODES", "SECTIONS", "make_app", "run_tui"]
 
-MODES = ("dry-run", "live", "exercise")
+T = TypeVar("T")
+
+OPERATING_MODES = ("dry-run", "live", "exercise")
+"""The console's operating modes (not Textual's modes: those are :data:`SECTIONS`)."""
+
+
+def _section(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """The first screen of a section, imported when the section is first shown."""
+    import importlib
+
+    return lambda: getattr(importlib.import_module(f"console.tui.screens.{module}"), name)()
+
+
+SECTIONS: dict[str, str | Callable[[], Screen[Any]]] = {
+    "inventory": _section("inventory", "InventoryScreen"),
+    "audit": _section("audit", "AuditScreen"),
+    "help": _section("help", "HelpScreen"),
+}
+"""The top-level sections, as Textual modes: name -> their first screen."""
+
+WORKER_TITLES = {"report": "Report", "restore": "Restore", "sandbox-reset": "Sandbox reset"}
+"""App workers whose failure is shown as a notification with this title."""
 
 
 def _commands() -> type[Provider]:
@@ -72,6 +103,8 @@ class KillswitchApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
         App.COMMANDS | {_commands})
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = SECTIONS
+    DEFAULT_MODE: ClassVar[str] = "inventory"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key"),
@@ -96,8 +129,8 @@ class KillswitchApp(App[int]):
         super().__init__()
         from console.engine.service import default_operator
 
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode not in OPERATING_MODES:
+            raise ValueError(f"mode must be one of {', '.join(OPERATING_MODES)}, not {mode!r}")
         real = config.real_backends
         if (exercise or mode == "exercise") and real:
             raise UsageError(
@@ -112,9 +145,9 @@ class KillswitchApp(App[int]):
         self.config = config
         self.exercise = not real
         """Every backend is a sandbox backend: the applying mode is EXERCISE, never LIVE."""
-        self.states: dict[str, dict[str, PointState]] = {}
-        """Last observed kill-point states: integration id -> column -> state."""
         self.operator = operator or default_operator(config)
+        self._came_from: list[str] = []
+        """Sections left for another one, most recent last (Escape goes back)."""
         self.set_reactive(KillswitchApp.mode, mode)
         self.set_reactive(KillswitchApp.incident, incident or config.settings.incident or "")
         keymap = getattr(config.settings, "keymap", None)
@@ -137,6 +170,14 @@ class KillswitchApp(App[int]):
 
         return Runtime(self.config)
 
+    @cached_property
+    def observed(self) -> ObservedStates:
+        """The one store of observed kill-point states; every screen reads and refreshes
+        them there (see :mod:`console.tui.observed`)."""
+        from console.tui.observed import ObservedStates
+
+        return ObservedStates(self)
+
     @property
     def applying_mode(self) -> str:
         """The one mode that applies on this config: ``exercise`` (all sandbox) or ``live``."""
@@ -149,11 +190,8 @@ class KillswitchApp(App[int]):
 
     # -- screens -------------------------------------------------------------------------
     def on_mount(self) -> None:
-        """Open the inventory."""
-        from console.tui.screens.inventory import InventoryScreen
-
+        """The inventory is the first section (:attr:`DEFAULT_MODE`); install the guard."""
         self.screen_change_signal.subscribe(self, self._banner_on_every_screen)
-        self.push_screen(InventoryScreen())
         self.guard.install()
         self.run_worker(self.guard.offer_resume(), group="resume-offer", exit_on_error=False)
 
@@ -174,9 +212,12 @@ class KillswitchApp(App[int]):
             self.runtime.close()
 
     def startup_finished(self) -> None:
-        """The first screen is painted: turn the cyclic collector back on."""
+        """The first screen is painted: turn the cyclic collector back on, with what start-up
+        built (the config, the inventory's rows: alive for the whole session) moved out of
+        its reach, so that no later collection pauses a keystroke to scan it again."""
         import gc
 
+        gc.freeze()
         gc.enable()
         self.run_worker(self.runtime.warm, thread=True, group="warm", exit_on_error=False)
 
@@ -222,7 +263,8 @@ class KillswitchApp(App[int]):
             yield command
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A run's end lets a confirmed quit go ahead; a failed start-up check is shown."""
+        """A run's end lets a confirmed quit go ahead; a failed start-up check, report,
+        restore plan or sandbox reset is shown."""
         from textual.worker import WorkerState
 
         if event.worker.group == "run" and event.state in (
@@ -231,19 +273,51 @@ class KillswitchApp(App[int]):
         elif event.worker.group == "resume-offer" and event.state == WorkerState.ERROR:
             self.notify(f"Could not look for unfinished runs: {event.worker.error}",
                         title="Audit trail", severity="error")
+        elif event.worker.group in WORKER_TITLES and event.state == WorkerState.ERROR \
+                and event.worker.error is not None:
+            self.notify(messages.error_text(event.worker.error), severity="error", timeout=15,
+                        title=WORKER_TITLES[event.worker.group])
+
+    # -- sections (Textual modes) ----------------------------------------------------------
+    def show_section(self, section: str, what: str) -> bool:
+        """Show a top-level section where it was left; refused while a run is in progress.
+
+        Args:
+            section: ``inventory``, ``audit`` or ``help``.
+            what: What the operator is doing, for the refusal ("opening the audit trail").
+
+        Returns:
+            True when the section is shown.
+        """
+        if section == self.current_mode:
+            return True
+        if self._refuse_while_running(what):
+            return False
+        came_from = [s for s in self._came_from if s not in (section, self.current_mode)]
+        self._came_from = [*came_from, self.current_mode]
+        self.switch_mode(section)
+        return True
+
+    def pop_screen(self) -> AwaitComplete:
+        """Close the top screen; on a section's first screen (audit, help), go back to the
+        section the operator came from instead."""
+        if len(self.screen_stack) <= 1 and self.current_mode != self.DEFAULT_MODE:
+            back = self._came_from.pop() if self._came_from else self.DEFAULT_MODE
+            self.switch_mode(back)
+            return AwaitComplete()
+        return super().pop_screen()
 
     def action_inventory(self) -> None:
-        """Go back to the inventory (the bottom screen)."""
+        """Go back to the inventory: its section, every screen above it closed."""
         if self._refuse_while_running("leaving the run screen"):
             return
-        while len(self.screen_stack) > 2:
+        self.show_section("inventory", "leaving for the inventory")
+        while len(self.screen_stack) > 1:
             self.pop_screen()
 
     def action_help(self) -> None:
         """Show every key."""
-        from console.tui.screens.help import HelpScreen
-
-        self.push_screen(HelpScreen())
+        self.show_section("help", "opening the help")
 
     def _screen(self, module: str, name: str) -> Any:
         """Import a screen class on first use; a missing one is a notification, not a crash."""
@@ -257,22 +331,22 @@ class KillswitchApp(App[int]):
             return None
 
     def action_audit(self) -> None:
-        """Open the audit trail."""
-        screen = self._screen("audit", "AuditScreen")
-        if screen is not None:
-            self.push_screen(screen())
+        """Show the audit trail (where it was left; it reads the trail again)."""
+        self.show_section("audit", "opening the audit trail")
 
     def open_detail(self, integration_id: str) -> None:
-        """Open one integration's detail."""
+        """Open one integration's detail (in the inventory section)."""
         from console.tui.screens.detail import DetailScreen
 
-        self.push_screen(DetailScreen(integration_id))
+        if self.show_section("inventory", "opening an integration"):
+            self.push_screen(DetailScreen(integration_id))
 
-    def open_runbooks(self, integration_ids: list[str]) -> None:
-        """Pick a runbook for these integrations."""
+    def open_runbooks(self, integration_ids: list[str], runbook: str | None = None) -> None:
+        """Pick a runbook for these integrations (in the inventory section); ``runbook``:
+        highlight that one and plan it at once."""
         screen = self._screen("runbook", "RunbookScreen")
-        if screen is not None:
-            self.push_screen(screen(integration_ids))
+        if screen is not None and self.show_section("inventory", "picking a runbook"):
+            self.push_screen(screen(integration_ids, runbook=runbook))
 
     def open_plan(self, plan: Plan) -> None:
         """Review a plan."""
@@ -287,10 +361,57 @@ class KillswitchApp(App[int]):
             self.push_screen(screen(plan, reason=reason, allow_irreversible=allow_irreversible,
                                     **kw))
 
+    # -- what the screens ask for (console.tui.messages) ----------------------------------
+    def on_detail_requested(self, message: messages.DetailRequested) -> None:
+        """Open the integration's detail."""
+        self.open_detail(message.integration_id)
+
+    def on_runbooks_requested(self, message: messages.RunbooksRequested) -> None:
+        """Open the runbook picker."""
+        self.open_runbooks(message.integration_ids, runbook=message.runbook)
+
+    def on_plan_review_requested(self, message: messages.PlanReviewRequested) -> None:
+        """Open the plan review."""
+        self.open_plan(message.plan)
+
+    def on_run_confirmed(self, message: messages.RunConfirmed) -> None:
+        """Apply the confirmed plan (or resume the run) and watch it."""
+        self.open_run(message.plan, message.reason, message.allow_irreversible,
+                      resume=message.resume, previous=message.previous)
+
+    def on_report_requested(self, message: messages.ReportRequested) -> None:
+        """Read the run's report in a thread, then show it in the audit section."""
+        from console.report import build_report
+
+        screen, session = self._screen("audit", "ReportScreen"), self.session()
+        if screen is not None and self.show_section("audit", "opening a report"):
+            self._in_thread("report", lambda: build_report(
+                session.audit, run_id=message.run_id, config=self.config),
+                lambda report: self.push_screen(screen(report)))
+
+    def on_restore_requested(self, message: messages.RestoreRequested) -> None:
+        """Plan the undo of the run in a thread, then review it in the audit section."""
+        if self.show_section("audit", "planning a restore"):
+            self.notify(f"Planning the restore of {message.run_id}…", title="Restore")
+            self._in_thread("restore", partial(self.session().restore_plan, message.run_id),
+                            self.open_plan)
+
+    def _in_thread(self, group: str, work: Callable[[], T], then: Callable[[T], object]
+                   ) -> None:
+        """``then(work())``, ``work`` in a thread; a failure is shown (worker handler)."""
+        async def run() -> None:
+            then(await asyncio.to_thread(work))
+
+        self.run_worker(run(), group=group, exclusive=True, exit_on_error=False)
+
+    # -- operating mode ------------------------------------------------------------------
     def action_toggle_live(self) -> None:
-        """Switch DRY-RUN <-> the applying mode; either way the operator types its name."""
+        """Switch DRY-RUN <-> the applying mode; either way the operator types its name (and,
+        the first time to LIVE / EXERCISE, the incident id). Refused during a run."""
         from console.tui.widgets.confirm_mode import ConfirmModeModal
 
+        if self._refuse_while_running("switching mode"):
+            return
         target = self.applying_mode if self.mode == "dry-run" else "dry-run"
 
         def done(ok: bool | None) -> None:
@@ -303,7 +424,7 @@ class KillswitchApp(App[int]):
 
     def watch_mode(self, mode: str) -> None:
         """Carry the mode as a state class (``-live``, ``-dry-run``, ``-exercise``)."""
-        for m in MODES:
+        for m in OPERATING_MODES:
             self.set_class(mode == m, f"-{m}")
 
 

@@ -97,10 +97,11 @@ async def test_whole_flow_kill_verify_audit_restore_on_openbao(world: Any) -> No
         await pick_runbook(pilot, "kill-switch")
         await wait_screen(pilot, "PlanScreen")
         rows = cells(app, "#plan-table")
-        assert ["support-bot / flags-off", "flag.disable", "", ""] in rows
-        diffs = {r[0].strip(): r for r in rows}
-        assert diffs["flags:support-bot-enabled"][2] == "reversible"
-        assert any("credential.disable" in r[1] for r in rows)
+        # what decides first: undo, status, then the target and its before -> after
+        assert ["", "", "support-bot / flags-off", "flag.disable"] in rows
+        diffs = {r[2].strip(): r for r in rows}
+        assert diffs["flags:support-bot-enabled"][0] == "reversible"
+        assert any("credential.disable" in r[3] for r in rows)
         assert world["reads"]() == world["canary"]
         assert "LIVE PLAN" in text(app, "#plan-header")
 
@@ -113,7 +114,7 @@ async def test_whole_flow_kill_verify_audit_restore_on_openbao(world: Any) -> No
         verdict = text(app, "#run-verdict")
         assert verdict.startswith("OK — every change applied and verified"), verdict
         run_rows = cells(app, "#run-table")
-        assert {r[1]: (r[2], r[3]) for r in run_rows if r[1] != "proof"} == {
+        assert {r[3]: (r[0], r[1]) for r in run_rows if r[3] != "proof"} == {
             "flag.disable": ("done (applied)", "off"),
             "credential.disable": ("done (applied)", "dead")}
         log = "\n".join(str(line.text) for line in app.screen.query_one("#run-log").lines)
@@ -158,7 +159,7 @@ async def test_whole_flow_kill_verify_audit_restore_on_openbao(world: Any) -> No
         await app.workers.wait_for_complete()
         await wait_for(pilot, lambda: app.screen.result is not None, what="restore result")
         assert text(app, "#run-verdict").startswith("OK"), text(app, "#run-verdict")
-        assert [r[3] for r in cells(app, "#run-table")] == ["restored", "restored"]
+        assert [r[1] for r in cells(app, "#run-table")] == ["restored", "restored"]
 
     assert world["reads"]() == world["canary"]
     assert world["flag"]() == "on"
@@ -239,7 +240,7 @@ async def test_cancel_mid_run_keeps_the_journal_consistent_then_resume(tmp_path:
         assert run.result.cancelled
         verdict = text(app, "#run-verdict")
         assert verdict.startswith("CANCELLED"), verdict
-        states = {r[0]: r[2] for r in cells(app, "#run-table")}
+        states = {r[2]: r[0] for r in cells(app, "#run-table")}
         assert "skipped" in states.values(), states
 
         log = AuditLog(tmp_path / "audit.db")
@@ -256,8 +257,8 @@ async def test_cancel_mid_run_keeps_the_journal_consistent_then_resume(tmp_path:
         await wait_for(pilot, lambda: run.result is not None and not run.running
                        and not run.result.cancelled, what="resumed result")
         assert text(app, "#run-verdict").startswith("OK"), text(app, "#run-verdict")
-        ops = [r for r in cells(app, "#run-table") if r[1] != "proof"]
-        assert len(ops) == 6 and {r[2] for r in ops} <= {"done (applied)", "done (noop)"}
+        ops = [r for r in cells(app, "#run-table") if r[3] != "proof"]
+        assert len(ops) == 6 and {r[0] for r in ops} <= {"done (applied)", "done (noop)"}
     assert switches() == {f"app-{i}-{k}": "off" for i in range(3) for k in ("flag", "key")}
     from adapters.fake import FakeAdapter
 
@@ -277,9 +278,9 @@ async def test_irreversible_changes_need_the_explicit_toggle(tmp_path: Path) -> 
         await pick_runbook(pilot, "destroy-keys")
         await wait_screen(pilot, "PlanScreen")
         assert app.screen.has_class("-irreversible")
-        rows = {r[0].strip(): r for r in cells(app, "#plan-table")}
-        assert rows["sim:app-0-key"][2] == "IRREVERSIBLE"
-        assert rows["sim:app-0-flag"][2] == "reversible"
+        rows = {r[2].strip(): r for r in cells(app, "#plan-table")}
+        assert rows["sim:app-0-key"][0] == "IRREVERSIBLE"
+        assert rows["sim:app-0-flag"][0] == "reversible"
         await pilot.press("a")
         await confirm(pilot, "app-0", "key sold on a forum")
         assert type(app.screen).__name__ == "ConfirmRunModal"
@@ -314,7 +315,7 @@ async def test_dry_run_plan_cannot_be_applied_and_changes_nothing(tmp_path: Path
         await pilot.press("enter")
         await pilot.pause()
         assert type(app.screen).__name__ == "PlanScreen"
-        statuses = {r[3] for r in cells(app, "#plan-table") if r[0].startswith("  ")}
+        statuses = {r[1] for r in cells(app, "#plan-table") if r[2].startswith("  ")}
         assert statuses == {"observed"}
     assert switches() == {}  # nothing was ever switched
     events = AuditLog(tmp_path / "audit.db").events()

@@ -211,6 +211,30 @@ async def test_sighup_during_a_run_finishes_in_flight_work_and_records_it(
     assert LockTable(tmp_path / "audit.db").held() == []
 
 
+
+async def test_no_other_section_or_mode_while_a_run_is_in_progress(tmp_path: Path) -> None:
+    """The audit trail, the help and the inventory are other sections (Textual modes): going
+    there would leave the run unwatched, so the keys are refused and say why; so is a mode
+    switch (the banner would stop saying what the run does). The run goes on meanwhile."""
+    config, gate, entered = gated_config(tmp_path, 2)
+    app = make_app(config, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        run = await start_run(pilot, 2)
+        await wait_for(pilot, entered.exists, what="an apply held at the gate")
+        for key in ("A", "question_mark", "i", "ctrl+l"):
+            app._notifications.clear()
+            await pilot.press(key)
+            await wait_for(pilot, lambda: any("A run is in progress" in str(n.message)
+                                              for n in app._notifications),
+                           what=f"{key} refused")
+            assert app.screen is run and app.current_mode == "inventory", key
+        assert app.mode == "live" and run.running
+        gate.touch()
+        await wait_for(pilot, lambda: run.result is not None and not run.running,
+                       what="the run's end")
+        await pilot.press("A")  # the run is over: the audit trail opens
+        await wait_screen(pilot, "AuditScreen")
+
 # -- start-up: a run a dead console left unfinished ----------------------------------------
 CRASH = """
 import asyncio, sys

@@ -221,3 +221,24 @@ async def test_the_same_sentence_in_help_banner_palette_and_plan_header(
         assert SENTENCES["exercise"] in banner_text(app)
         palette = {name: help_text for name, help_text, _ in commands(app)}
         assert palette["mode: switch to dry-run"].startswith(dry)
+
+
+async def test_banner_shows_the_mode_over_the_incident_question(tmp_path: Path) -> None:
+    """The incident id is asked for on the way to EXERCISE: the banner still says DRY-RUN
+    (nothing switched yet), on top of the question."""
+    config = sandbox_config(tmp_path)
+    config.write_text(config.read_text().replace('incident = "INC-7"\n', ""))
+    app = make_app(config, exercise=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, "InventoryScreen")
+        await pilot.press("ctrl+l")
+        await wait_screen(pilot, "ConfirmModeModal")
+        await type_text(pilot, "EXERCISE")
+        await pilot.press("enter")
+        await wait_screen(pilot, "IncidentPromptModal")
+        _banner_on_top(app, SENTENCES["dry-run"])
+        assert "no incident" in banner_text(app)
+        await type_text(pilot, "EX-1")
+        await pilot.press("enter")
+        await wait_screen(pilot, "InventoryScreen")
+        assert SENTENCES["exercise"] in banner_text(app) and "EX-1" in banner_text(app)

@@ -1,25 +1,43 @@
-"""The audit trail: chain status, runs, searchable events, reports, restore."""
+"""The audit trail: chain status, runs, searchable events, reports, restore.
+
+Below :data:`console.tui.layout.NARROW_BELOW` columns the tables keep what decides (run,
+status; seq, outcome, what) and a detail pane under the events shows the highlighted run or
+event in full. The report speaks the console's keys, not the CLI's flags
+(:func:`console.report.console_words`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from rich.text import Text
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Markdown, Static
+from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
+from console.tui.layout import (
+    clip,
+    explain_disabled,
+    fit_widths,
+    highlighted_key,
+    is_narrow,
+    shorten,
+    squeeze,
+    table_width,
+)
 from console.tui.messages import (
     AuditLoaded,
     ChainVerified,
     PlanReady,
+    PlanReviewRequested,
     describe_error,
     error_text,
 )
+from console.tui.screens.report import ReportScreen, event_detail, outcome_style
 from console.tui.widgets.banner import ModeBanner
 from console.tui.widgets.key_buffer import KeyBufferScreen
 from console.vocab import Outcome
@@ -84,37 +102,11 @@ def run_status(outcomes: dict[str, int]) -> str:
     return "plan only"
 
 
-class ReportScreen(Screen[None]):
-    """A run's Markdown report (the postmortem timeline).
+def _error_text(exc: BaseException) -> str:
+    """An error's message and hint, the hint in the console's words."""
+    from console.report import console_words
 
-    | key    | action |
-    |--------|--------|
-    | escape | back   |
-    """
-
-    BINDING_GROUP_TITLE = "Report"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="report.back", tooltip="Back to the audit trail"),
-    ]
-
-    def __init__(self, markdown: str) -> None:
-        super().__init__()
-        self.markdown = markdown
-
-    def compose(self) -> ComposeResult:
-        """Banner, the report, footer."""
-        yield ModeBanner()
-        with VerticalScroll(id="report-scroll"):
-            yield Markdown(self.markdown, id="report")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        """Scroll with the keyboard."""
-        self.query_one("#report-scroll").focus()
-
-    def action_back(self) -> None:
-        """Back to the audit trail."""
-        self.dismiss()
+    return console_words(error_text(exc))
 
 
 class AuditScreen(KeyBufferScreen):
@@ -124,12 +116,14 @@ class AuditScreen(KeyBufferScreen):
     order, once the runs are listed.
 
     The filter takes ``run=ID incident=ID integration=ID outcome=WORD`` (also ``phase=``,
-    ``mode=``, ``operator=``, ``action=``, ``step=``, ``target=``) and free text.
+    ``mode=``, ``operator=``, ``action=``, ``step=``, ``target=``) and free text. The pane
+    under the events shows the highlighted run or event in full.
 
     | key    | action                                                 |
     |--------|--------------------------------------------------------|
     | /      | filter                                                 |
     | enter  | (runs table) show only the highlighted run's events    |
+    | tab    | runs table <-> events table                            |
     | o      | open the highlighted run's report                      |
     | u      | restore: plan the undo of the highlighted run          |
     | r      | reload and verify the chain again                      |
@@ -141,7 +135,7 @@ class AuditScreen(KeyBufferScreen):
         Binding("slash", "focus_filter", "Filter", id="audit.filter",
                 tooltip="run=, incident=, integration=, outcome= or free text"),
         Binding("o", "open_report", "Report", id="audit.report",
-                tooltip="The highlighted run's Markdown timeline"),
+                tooltip="The highlighted run's postmortem timeline"),
         Binding("u", "restore", "Restore", id="audit.restore",
                 tooltip="Plan the undo of the highlighted run (confirmation follows)"),
         Binding("r", "reload", "Reload", id="audit.reload",
@@ -153,8 +147,10 @@ class AuditScreen(KeyBufferScreen):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
         self.restorable: dict[str, bool] = {}
         self._session: Session | None = None
+        self._built: tuple[bool, int] | None = None
 
     @property
     def session(self) -> Session:
@@ -165,23 +161,26 @@ class AuditScreen(KeyBufferScreen):
         return self._session
 
     def compose(self) -> ComposeResult:
-        """Banner, chain status, filter, runs, events, footer."""
+        """Banner, chain status, filter, runs, events, the highlighted row, footer."""
         yield ModeBanner()
         yield Static("Chain: verifying…", id="audit-chain")
         yield Input(placeholder="/ filter: run=… incident=… integration=… outcome=… or text",
                     id="audit-filter")
         yield DataTable(id="audit-runs", cursor_type="row")
         yield DataTable(id="audit-events", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="audit-detail"):
+            yield Static(id="audit-detail-text")
         yield Footer()
 
     def on_mount(self) -> None:
         """Columns, then load and verify in workers."""
-        runs = self.query_one("#audit-runs", DataTable)
-        runs.add_columns("run", "mode", "incident", "operator", "events", "status")
-        events = self.query_one("#audit-events", DataTable)
-        events.add_columns("seq", "phase", "integration", "action", "outcome", "target", "run")
-        runs.focus()
+        self._build(self.app.size.width)
+        self.query_one("#audit-runs", DataTable).focus()
         self.action_reload()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Narrow or wide columns for the new width."""
+        self._build(event.size.width)
 
     # -- loading -------------------------------------------------------------------------
     def action_reload(self) -> None:
@@ -223,22 +222,93 @@ class AuditScreen(KeyBufferScreen):
     def on_audit_loaded(self, message: AuditLoaded) -> None:
         """Fill both tables (newest run first)."""
         self.runs = list(reversed(message.runs))
-        runs = self.query_one("#audit-runs", DataTable)
-        runs.clear()
-        for r in self.runs:
-            runs.add_row(r["run_id"], r.get("mode") or "", r.get("incident") or "-",
-                         r.get("operator") or "", str(r.get("count", 0)),
-                         run_status(r.get("outcomes") or {}), key=r["run_id"])
-        events = self.query_one("#audit-events", DataTable)
-        events.clear()
-        for e in message.events:
-            target = str(e.get("target") or "")
-            target = target if len(target) <= 30 else target[:29] + "…"
-            events.add_row(str(e["seq"]), e.get("phase") or "", e.get("integration") or "",
-                           e.get("action") or "", e.get("outcome") or "", target,
-                           e.get("run_id") or "", key=str(e["seq"]))
+        self.events = list(message.events)
+        self._fill()
         self.refresh_bindings()
         self.keys_ready()
+
+    # -- layout --------------------------------------------------------------------------
+    def _build(self, width: int) -> None:
+        """Columns for a screen ``width`` columns wide, then the rows."""
+        narrow = is_narrow(width)
+        if self._built == (narrow, width):
+            return
+        self._built = (narrow, width)
+        self.set_class(narrow, "-narrow")
+        self._fill()
+
+    def _fill(self) -> None:
+        if self._built is None:
+            return
+        narrow, width = self._built
+        total = table_width(width)
+        runs = self.query_one("#audit-runs", DataTable)
+        run_rows = [{"run": r["run_id"], "mode": r.get("mode") or "",
+                     "incident": r.get("incident") or "-", "operator": r.get("operator") or "",
+                     "events": str(r.get("count", 0)),
+                     "status": run_status(r.get("outcomes") or {})} for r in self.runs]
+        keys: tuple[str, ...] = (("run", "mode", "events", "status") if narrow else
+                ("run", "mode", "incident", "operator", "events", "status"))
+        minimum = {"run": 12, "incident": 6, "operator": 6, "status": 8}
+        widths = fit_widths(total, [(max([len(k), *(len(r[k]) for r in run_rows)]),
+                                     minimum.get(k, len(k))) for k in keys])
+        _refill(runs, keys, widths, [([r[k] for k in keys], r["run"]) for r in run_rows])
+
+        events = self.query_one("#audit-events", DataTable)
+        what = ("phase", "integration", "action", "target")
+        rows: list[dict[str, str]] = []
+        for e in self.events:
+            row = {k: str(e.get(k) or "") for k in ("seq", "outcome", "run_id", *what)}
+            row["what"] = " ".join(row[k] for k in what if row[k])
+            rows.append(row)
+        keys = (("seq", "outcome", "what") if narrow else
+                ("seq", "phase", "integration", "action", "outcome", "target", "run_id"))
+        labels = {"run_id": "run"}
+        minimum = {"what": 16, "target": 12, "run_id": 10, "integration": 8, "action": 10}
+        widths = fit_widths(total, [(max([len(labels.get(k, k)), *(len(r[k]) for r in rows)]),
+                                     minimum.get(k, len(labels.get(k, k)))) for k in keys])
+
+        def cell(row: dict[str, str], key: str, width: int) -> Text | str:
+            if key == "outcome":
+                return Text(clip(row[key], width), style=outcome_style(self, row[key]))
+            if key == "what":
+                return squeeze([row[k] for k in what], width)
+            return shorten(row[key], width)
+
+        _refill(events, keys, widths,
+                [([cell(r, k, w) for k, w in zip(keys, widths, strict=True)], r["seq"])
+                 for r in rows], labels)
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        """The highlighted event (events table focused) or run, in full."""
+        pane = self.query_one("#audit-detail-text", Static)
+        events = self.query_one("#audit-events", DataTable)
+        if self.focused is events and events.row_count:
+            seq = highlighted_key(events)
+            event = next((e for e in self.events if str(e["seq"]) == seq), None)
+            if event is not None:
+                from console.report import TimelineEntry
+
+                pane.update(event_detail(TimelineEntry(
+                    int(event["seq"]), str(event.get("ts") or ""), str(event.get("ts") or ""),
+                    "", "", _event_message(event), event), self))
+                return
+        run_id = self._highlighted_run()
+        run = next((r for r in self.runs if r["run_id"] == run_id), None)
+        if run is None:
+            pane.update("No run highlighted." if not self.runs else "")
+            return
+        out = Text()
+        out.append(str(run["run_id"]), style="bold")
+        out.append(f" · {run_status(run.get('outcomes') or {})} · {run.get('mode') or '-'}")
+        out.append(f"\nincident {run.get('incident') or '-'} · operator "
+                   f"{run.get('operator') or '-'} · {run.get('count', 0)} events")
+        counts = ", ".join(f"{n} {o}" for o, n in (run.get("outcomes") or {}).items())
+        if counts:
+            out.append(f"\noutcomes: {counts}")
+        out.append("\no: its report · enter: only its events · u: restore it")
+        pane.update(out)
 
     def on_chain_verified(self, message: ChainVerified) -> None:
         """OK n events, or BROKEN at seq N (in $error)."""
@@ -262,18 +332,21 @@ class AuditScreen(KeyBufferScreen):
             self.action_reload()
 
     # -- selection -----------------------------------------------------------------------
-    @property
-    def selected_run(self) -> str | None:
-        """The highlighted run, or the run of the highlighted event."""
-        if self.focused is self.query_one("#audit-events", DataTable):
-            table = self.query_one("#audit-events", DataTable)
-            if table.row_count:
-                row = table.get_row_at(table.cursor_row)
-                return str(row[-1]) or None
+    def _highlighted_run(self) -> str | None:
         table = self.query_one("#audit-runs", DataTable)
         if not table.row_count or not 0 <= table.cursor_row < len(self.runs):
             return None
         return str(self.runs[table.cursor_row]["run_id"])
+
+    @property
+    def selected_run(self) -> str | None:
+        """The highlighted run, or the run of the highlighted event."""
+        table = self.query_one("#audit-events", DataTable)
+        if self.focused is table and table.row_count:
+            seq = highlighted_key(table)
+            event = next((e for e in self.events if str(e["seq"]) == seq), None)
+            return (str(event.get("run_id") or "") or None) if event else None
+        return self._highlighted_run()
 
     def _is_restorable(self, run_id: str) -> bool:
         if run_id not in self.restorable:
@@ -290,6 +363,12 @@ class AuditScreen(KeyBufferScreen):
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
+        self._show_detail()
+        self.refresh_bindings()
+
+    def on_descendant_focus(self) -> None:
+        """The pane follows the table that has the focus."""
+        self._show_detail()
         self.refresh_bindings()
 
     @on(DataTable.RowSelected, "#audit-runs")
@@ -311,12 +390,26 @@ class AuditScreen(KeyBufferScreen):
     # -- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Report needs a run; Restore needs a run with a reversible applied change."""
-        if action == "open_report":
-            return True if self.selected_run else None
-        if action == "restore":
-            run_id = self.selected_run
-            return True if run_id and self._is_restorable(run_id) else None
+        if action in ("open_report", "restore") and self.disabled_reason(action):
+            return None
         return True
+
+    def disabled_reason(self, action: str) -> str:
+        """Why ``action`` cannot run now (``""`` when it can)."""
+        if action not in ("open_report", "restore"):
+            return ""
+        run_id = self.selected_run
+        if run_id is None:
+            return "No run highlighted: highlight one in the runs table first."
+        if action == "restore" and not self._is_restorable(run_id):
+            return (f"Nothing to restore in {run_id}: it applied no change that can be "
+                    "undone.")
+        return ""
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action is disabled says why (once the trail is listed)."""
+        if self.ready:
+            explain_disabled(self, event, self.disabled_reason)
 
     def action_focus_filter(self) -> None:
         """Type a filter."""
@@ -332,18 +425,19 @@ class AuditScreen(KeyBufferScreen):
         self.dismiss()
 
     def action_open_report(self) -> None:
-        """The highlighted run's Markdown report."""
+        """The highlighted run's postmortem."""
         run_id = self.selected_run
         if run_id is None:
             return
-        from console.report import render_report
+        from console.report import build_report
 
         try:
-            text = render_report(self.session.audit, run_id=run_id, config=self.session.config)
+            report = build_report(self.session.audit, run_id=run_id,
+                                  config=self.session.config)
         except Exception as exc:  # noqa: BLE001 - shown, never raised
-            self.notify(error_text(exc), title=describe_error(exc)[0], severity="error")
+            self.notify(_error_text(exc), title=describe_error(exc)[0], severity="error")
             return
-        self.app.push_screen(ReportScreen(text))
+        self.app.push_screen(ReportScreen(report))
 
     def action_restore(self) -> None:
         """Plan the undo of the highlighted run; it goes through the plan screen."""
@@ -360,8 +454,7 @@ class AuditScreen(KeyBufferScreen):
 
     def on_plan_ready(self, message: PlanReady) -> None:
         """Review the restore plan (confirmation follows there)."""
-        app: Any = self.app
-        app.open_plan(message.plan)
+        self.app.post_message(PlanReviewRequested(message.plan))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every failure of this screen's workers lands here, shown with its hint."""
@@ -371,6 +464,26 @@ class AuditScreen(KeyBufferScreen):
             return
         error = event.worker.error
         if event.worker.group == "audit-verify":
-            self._chain(f"Chain cannot be verified: {error_text(error)}", ok=False)
-        self.notify(error_text(error), title=describe_error(error)[0], severity="error",
+            self._chain(f"Chain cannot be verified: {_error_text(error)}", ok=False)
+        self.notify(_error_text(error), title=describe_error(error)[0], severity="error",
                     timeout=15)
+
+
+def _event_message(event: dict[str, Any]) -> str:
+    detail = event.get("detail") or {}
+    parts = [f"{k}={v}" for k, v in detail.items() if v not in (None, "", {}, [])]
+    return "; ".join(parts)
+
+
+def _refill(table: DataTable[Any], keys: tuple[str, ...], widths: list[int],
+            rows: list[tuple[list[Any], str]], labels: dict[str, str] | None = None) -> None:
+    """Replace ``table``'s columns and rows, keeping the cursor where it was."""
+    cursor = table.cursor_row
+    table.clear(columns=True)
+    for key, width in zip(keys, widths, strict=True):
+        table.add_column((labels or {}).get(key, key), key=key, width=width)
+    for cells, key in rows:
+        table.add_row(*(clip(c, w) if isinstance(c, str) else c
+                        for c, w in zip(cells, widths, strict=True)), key=key)
+    if table.row_count:
+        table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))

@@ -1,8 +1,14 @@
-"""One integration: everything the inventory says, its kill points' state, its audit events."""
+"""One integration: everything the inventory says, its kill points' state, its audit events.
+
+States are the app's one store's (:mod:`console.tui.observed`): what the inventory shows, and
+a refresh here (``R``, or on opening when the last observation is missing, old or unknown)
+updates the inventory too. The words are ``live``, ``off``, ``partial n/m off`` and
+``unknown`` with its why in full; colour only adds to them.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
@@ -15,12 +21,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from console.tui import messages
 from console.tui.widgets.banner import ModeBanner
 
 if TYPE_CHECKING:
     from console.engine.observe import PointState
     from console.inventory import Contact, Integration
     from console.tui.app import KillswitchApp
+    from console.tui.observed import StatesChanged
 
 __all__ = ["DetailScreen"]
 
@@ -28,6 +36,18 @@ AUDIT_EVENTS = 20
 """How many recent audit events are shown."""
 _POINTS = (("keys", "credentials"), ("flags", "flags"), ("batches", "batches"),
            ("egress", "egress"))
+FRESH = 30.0
+"""Seconds an observation is recent enough not to be repeated when the detail opens."""
+AGE_EVERY = 15.0
+"""Seconds between redraws of the kill points (they say how long ago they were observed)."""
+_COLOURS = {"live": "b", "off": "b $text-success", "partial": "b $text-warning",
+            "unknown": "b $text-error"}
+"""Markup style of each state word (colour adds to the word, never replaces it)."""
+
+
+def _word(state: str) -> str:
+    style = _COLOURS.get(state, "b")
+    return f"[{style}]{escape(state)}[/]"
 
 
 def _contact(c: Contact) -> str:
@@ -42,13 +62,13 @@ def _contact(c: Contact) -> str:
 class DetailScreen(Screen[None]):
     """Everything about one integration.
 
-    | key       | action                                      |
-    |-----------|---------------------------------------------|
-    | escape    | back to the inventory                       |
-    | m         | mark / unmark this integration              |
-    | r         | runbooks for this integration               |
-    | R         | observe its kill points again               |
-    | up / down | scroll                                      |
+    | key       | action                                                      |
+    |-----------|-------------------------------------------------------------|
+    | escape    | cancel the observation under way, else back                 |
+    | m         | mark / unmark this integration                              |
+    | r         | runbooks for this integration                               |
+    | R         | observe its kill points again (the inventory shows it too)  |
+    | up / down | scroll                                                      |
 
     Args:
         integration_id: The integration to show.
@@ -56,7 +76,8 @@ class DetailScreen(Screen[None]):
 
     BINDING_GROUP_TITLE = "Detail"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="detail.back", tooltip="Back to the inventory"),
+        Binding("escape", "back", "Back", id="detail.back",
+                tooltip="Cancel the observation under way; else back to the inventory"),
         Binding("m", "mark", "Mark", id="detail.mark",
                 tooltip="Mark or unmark this integration"),
         Binding("r", "runbooks", "Runbook", id="detail.runbook",
@@ -64,14 +85,6 @@ class DetailScreen(Screen[None]):
         Binding("R", "refresh_states", "Refresh", id="detail.refresh", show=False,
                 tooltip="Observe its kill points again (read-only)"),
     ]
-
-    class StatesObserved(Message):
-        """The integration's kill points were read."""
-
-        def __init__(self, states: dict[str, PointState]) -> None:
-            super().__init__()
-            self.states = states
-            """Column -> state."""
 
     class EventsLoaded(Message):
         """Its recent audit events were read."""
@@ -105,7 +118,8 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        """Show what is known now; observe and read the trail in the background."""
+        """Show what is known now; observe again if it is missing, old or unknown; read
+        the trail in the background."""
         self.query_one("#detail-body").focus()
         integ = self.integration
         if integ is None:
@@ -113,10 +127,24 @@ class DetailScreen(Screen[None]):
                 f"No integration {escape(self.integration_id)!r} in the inventory")
             return
         self._show_about(integ)
-        self._show_points(integ, self.app.states.get(integ.id, {}), observing=True)
+        store = self.app.observed
+        store.changed.subscribe(self, self._states_changed)
+        observed = store.get(integ.id)
+        stale = observed is None or observed.cancelled or \
+            time.time() - observed.at > FRESH or \
+            any(st.state == "unknown" for st in observed.states.values())
+        if stale and not store.pending(integ.id):
+            store.refresh([integ.id])
+        self._show_points(integ)
+        self.set_interval(AGE_EVERY, lambda: self._show_points(integ), name="observed-age")
         self.query_one("#detail-audit", Static).update("[b]Recent audit events[/b]\n  reading...")
-        self.action_refresh_states()
         self._load_events()
+
+    def on_screen_resume(self) -> None:
+        """Back on top: show what the store holds now."""
+        integ = self.integration
+        if integ is not None and self.is_mounted:
+            self._show_points(integ)
 
     # -- sections ------------------------------------------------------------------------
     def _show_about(self, i: Integration) -> None:
@@ -145,24 +173,45 @@ class DetailScreen(Screen[None]):
             lines.append(f"tags         {escape(', '.join(i.tags))}")
         self.query_one("#detail-about", Static).update("\n".join(lines))
 
-    def _show_points(self, i: Integration, states: dict[str, PointState],
-                     observing: bool = False) -> None:
-        lines = ["[b]Kill points[/b]" + ("  (observing...)" if observing else "")]
+    def _show_points(self, i: Integration) -> None:
+        from console.tui.observed import age_text
+
+        store = self.app.observed
+        observed = store.get(i.id)
+        states: dict[str, PointState] = observed.states if observed is not None else {}
+        head = "[b]Kill points[/b]  "
+        progress = store.progress() if store.pending(i.id) else None
+        if progress is not None:
+            head += escape(progress.text(count=False, backends=store.backends(i.id)))
+        elif observed is None:
+            head += "not observed yet (R observes)"
+        elif observed.cancelled:
+            head += "refresh cancelled: not observed (R observes)"
+        else:
+            head += f"observed {age_text(observed.at)}"
+        lines = [head]
         for column, field in _POINTS:
             refs = i.refs(field)
             st = states.get(column)
-            word = st.state if st else "..."
-            head = f"  {field:<12}[b]{word}[/b]"
-            if st and st.detail and refs:
-                head += f"  {escape(st.detail)}"
-            lines.append(head if refs else f"  {field:<12}-  none listed")
+            if not refs:
+                lines.append(f"  {field:<12}-  none listed")
+                continue
+            word = _word(st.state) if st else "[b]...[/b]"
+            line = f"  {field:<12}{word}"
+            if st is not None and st.state == "partial":
+                line += f"  {escape(st.detail)}"
+            elif st is not None and st.state == "unknown" and st.detail:
+                line += f"  ({escape(st.detail)})"
+            lines.append(line)
             per_ref = st.per_ref if st else []
             for n, ref in enumerate(refs):
                 fields = " ".join(f"{k}={v}" for k, v in ref.extra.items())
                 label = f"{ref.label}: " if ref.label else ""
                 ref_state, why = per_ref[n] if n < len(per_ref) else ("...", "")
-                lines.append(f"    - [b]{escape(ref_state)}[/b]  {escape(ref.backend)}  "
-                             f"{escape(label + fields)}" + (f"  ({escape(why)})" if why else ""))
+                shown_why = why if why and why != (st.detail if st else "") else ""
+                lines.append(f"    - {_word(ref_state)}  {escape(ref.backend)}  "
+                             f"{escape(label + fields)}"
+                             + (f"  ({escape(shown_why)})" if shown_why else ""))
         self.query_one("#detail-points", Static).update("\n".join(lines))
 
     def _show_events(self, events: list[dict[str, Any]], note: str) -> None:
@@ -178,18 +227,19 @@ class DetailScreen(Screen[None]):
 
     # -- workers -------------------------------------------------------------------------
     def action_refresh_states(self) -> None:
-        """Observe this integration's kill points (read-only)."""
+        """Observe this integration's kill points again (read-only; Esc cancels)."""
         integ = self.integration
         if integ is not None:
-            self._observe(integ)
+            self.app.observed.refresh([integ.id])
+            self._show_points(integ)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-states",
-          description="observe one integration")
-    def _observe(self, integ: Integration) -> None:
-        from console.engine.observe import observe_states
-
-        states = asyncio.run(observe_states(self.app.config, [integ]))
-        self.post_message(self.StatesObserved(states.get(integ.id, {})))
+    def _states_changed(self, event: StatesChanged) -> None:
+        """The store changed: redraw if it is about this integration (or its progress)."""
+        integ = self.integration
+        if integ is None or not self.is_mounted:
+            return
+        if integ.id in event.ids or self.app.observed.pending(integ.id) or event.finished:
+            self._show_points(integ)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail-audit",
           description="read audit events")
@@ -208,13 +258,6 @@ class DetailScreen(Screen[None]):
             log.close()
         self.post_message(self.EventsLoaded(events, "no events"))
 
-    def on_detail_screen_states_observed(self, event: StatesObserved) -> None:
-        """Show the observed states."""
-        integ = self.integration
-        if integ is not None:
-            self.app.states[integ.id] = event.states
-            self._show_points(integ, event.states)
-
     def on_detail_screen_events_loaded(self, event: EventsLoaded) -> None:
         """Show the events."""
         self._show_events(event.events, event.note)
@@ -227,16 +270,14 @@ class DetailScreen(Screen[None]):
         text = getattr(error, "msg", None) or str(error) or type(error).__name__
         if event.worker.group == "detail-audit":
             self._show_events([], f"audit trail unreadable: {text}")
-        elif event.worker.group == "detail-states" and self.integration is not None:
-            from console.engine.observe import PointState
-
-            integ = self.integration
-            self._show_points(integ, {c: PointState("unknown" if integ.refs(f) else "-", text)
-                                      for c, f in _POINTS})
 
     # -- actions -------------------------------------------------------------------------
     def action_back(self) -> None:
-        """Back to where we came from."""
+        """Cancel the observation of this integration under way; else back."""
+        store = self.app.observed
+        if store.pending(self.integration_id):
+            store.cancel([self.integration_id])
+            return
         self.app.pop_screen()
 
     def action_mark(self) -> None:
@@ -245,7 +286,7 @@ class DetailScreen(Screen[None]):
 
     def action_runbooks(self) -> None:
         """Pick a runbook for this integration."""
-        self.app.open_runbooks([self.integration_id])
+        self.post_message(messages.RunbooksRequested([self.integration_id]))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Nothing to act on for an unknown id."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingsMap, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
+from console.tui.layout import fit_widths, is_narrow, table_width
 from console.tui.widgets.banner import ModeBanner
 from console.vocab import MODE_MEANING, mode_sentence
 
@@ -26,6 +29,7 @@ SCREENS: tuple[tuple[str, str], ...] = (
     ("console.tui.screens.plan", "PlanScreen"),
     ("console.tui.screens.run", "RunScreen"),
     ("console.tui.screens.audit", "AuditScreen"),
+    ("console.tui.screens.report", "ReportScreen"),
     ("console.tui.widgets.confirm_mode", "ConfirmModeModal"),
     ("console.tui.screens.help", "HelpScreen"),
 )
@@ -73,6 +77,9 @@ def key_rows(app: App[object]) -> list[tuple[str, str, str, str]]:
 class HelpScreen(Screen[None]):
     """The three modes, then every key of every screen.
 
+    The columns fit the terminal's width; long descriptions wrap onto more lines, so the help
+    scrolls up and down, never sideways (80x24 included).
+
     | key         | action             |
     |-------------|--------------------|
     | escape / q  | close the help     |
@@ -88,6 +95,7 @@ class HelpScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__(id="help")
+        self._width = 0
 
     def compose(self) -> ComposeResult:
         """Banner, the modes, title, the key table, footer."""
@@ -100,17 +108,38 @@ class HelpScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        """Fill the table from the screens' bindings."""
-        table: DataTable[str] = self.query_one("#help-table", DataTable)
-        table.add_column("screen", key="screen")
-        table.add_column("key", key="key")
-        table.add_column("does", key="does")
-        table.add_column("details", key="details")
+        """Fill the table from the screens' bindings, sized to the terminal."""
+        self._build(self.app.size.width)
+        self.query_one("#help-table", DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the columns to the new width."""
+        self._build(event.size.width)
+
+    def _build(self, width: int) -> None:
+        """Columns that fit ``width`` (never a horizontal scroll); long text wraps."""
+        if self._width == width:
+            return
+        self._width = width
+        rows = key_rows(self.app)
+        longest = [max([len(label), *(len(r[n]) for r in rows)])
+                   for n, label in enumerate(("screen", "key", "does", "details"))]
+        does_w = longest[2] if not is_narrow(width) else min(longest[2], 16)  # wraps past 16
+        widths = fit_widths(table_width(width),
+                            [(longest[0], longest[0]), (longest[1], longest[1]),
+                             (does_w, 8), (longest[3], 16)])
+        table: DataTable[Text | str] = self.query_one("#help-table", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for key, w in zip(("screen", "key", "does", "details"), widths, strict=True):
+            table.add_column(key, key=key, width=w)
         last = ""
-        for n, (group, key, does, details) in enumerate(key_rows(self.app)):
-            table.add_row(group if group != last else "", key, does, details, key=f"k{n}")
+        for n, (group, key, does, details) in enumerate(rows):
+            table.add_row(group if group != last else "", key, Text(does), Text(details),
+                          key=f"k{n}", height=None)
             last = group
-        table.focus()
+        if table.row_count:
+            table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
 
     def action_close(self) -> None:
         """Close the help."""

@@ -1,58 +1,76 @@
-"""The inventory: every approved integration with the live state of its kill points."""
+"""The inventory: every approved integration with the observed state of its kill points.
+
+States come from the app's one store (:mod:`console.tui.observed`) in the words of
+``console.engine.observe.STATE_WORDS``: ``live``, ``off``, ``partial`` (``partial n/m`` where
+the column is wide enough), ``unknown`` and ``-`` (none listed); ``...`` until first observed.
+The line under the table says why for the highlighted row (``partial 1/2 off``, ``unknown
+(connection refused)``); colour only adds to the word.
+
+The table is a line-API widget (:class:`InventoryTable`): filtering replaces a list of ids and
+only the lines on screen are rendered, each row's line cached until it changes, so a
+keystroke costs the same with 10 or 10,000 integrations.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from rich.segment import Segment
+from rich.style import Style
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label
-from textual.worker import Worker, WorkerState
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Footer, Input, Label
 
 from console.errors import ConsoleError
 from console.inventory import matches_text, select
+from console.tui import messages
 from console.tui.widgets.banner import ModeBanner
 
 if TYPE_CHECKING:
     from console.engine.observe import PointState
     from console.inventory import Integration
     from console.tui.app import KillswitchApp
+    from console.tui.observed import StatesChanged
 
-__all__ = ["InventoryScreen", "STATE_COLUMNS", "filter_integrations"]
+__all__ = ["MARK", "STATE_COLUMNS", "Column", "InventoryScreen", "InventoryTable",
+           "filter_integrations", "state_cell"]
 
 STATE_COLUMNS = ("keys", "flags", "batches", "egress")
-"""The live kill-point columns (see ``console.engine.observe.KILL_POINT_PROBES``)."""
-SHORT_STATE = {"ok": "ok", "disabled": "off", "partial": "part", "unknown": "unk", "-": "-",
-               "...": "..."}
-"""State words in the narrow layout."""
-PAGE = 60
-"""Rows added to the table at a time; more are added as the cursor or scroll nears the end."""
-OBSERVE_CHUNK = 100
-"""Integrations observed per engine call (states fill in chunk by chunk)."""
+"""The kill-point columns (see ``console.engine.observe.KILL_POINT_PROBES``)."""
 MARK = "\u25cf"
+NOT_OBSERVED = "..."
+"""Shown until a kill point is first observed."""
+STATE_ORDER = {"unknown": 0, "live": 1, "partial": 2, "off": 3, "-": 4, NOT_OBSERVED: 5}
+"""Sort order of a state column: what needs a look first."""
 
-# column key -> (label, narrow label, width; 0 = computed)
+# column key -> (label, narrow label, width; 0 = computed, -1 = state column)
 _COLUMNS: dict[str, tuple[str, str, int]] = {
     "mark": ("", "", 1), "id": ("id", "id", 0), "name": ("name", "name", 26),
     "provider": ("provider", "prov", 9), "env": ("env", "env", 7),
     "data": ("data classes", "data", 18), "owner": ("owner", "owner", 22),
-    "status": ("status", "status", 9), "keys": ("keys", "keys", 8),
-    "flags": ("flags", "flag", 8), "batches": ("batches", "bat", 8),
-    "egress": ("egress", "egr", 8),
+    "status": ("status", "status", 9), "keys": ("keys", "keys", -1),
+    "flags": ("flags", "flags", -1), "batches": ("batches", "batches", -1),
+    "egress": ("egress", "egress", -1),
 }
 _LAYOUTS: dict[str, tuple[str, ...]] = {
     "wide": tuple(_COLUMNS),
     "medium": ("mark", "id", "provider", "env", "data", "status", *STATE_COLUMNS),
     "narrow": ("mark", "id", "env", "status", *STATE_COLUMNS),
 }
+_STATE_WIDTHS = (11, 7)
+"""A state column fits ``partial 1/2`` when there is room, else ``partial``/``unknown``."""
 _SORTABLE = ("id", "env", "status", "provider", "owner", *STATE_COLUMNS)
-_STATE_ORDER = {"unknown": 0, "ok": 1, "partial": 2, "disabled": 3, "-": 4, "...": 5}
+AGE_EVERY = 15.0
+"""Seconds between redraws of the line saying how long ago the row was observed."""
 
 
 def filter_integrations(items: list[Integration], text: str) -> list[Integration]:
@@ -78,25 +96,419 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "\u2026"
 
 
-class InventoryScreen(Screen[None]):
-    """The approved integrations, their kill points' live state, marks and filter.
+def state_cell(state: PointState | None, width: int = 11) -> tuple[str, str]:
+    """The word of a state for a column ``width`` wide, and its style name.
 
-    | key    | action                                                    |
-    |--------|-----------------------------------------------------------|
-    | /      | filter as you type: ``env=prod provider=openai`` or words |
-    | escape | leave the filter; again: clear it                         |
-    | space  | mark / unmark the row                                     |
-    | a      | mark every visible row (again: unmark them)               |
-    | c      | clear all marks                                           |
-    | s / S  | sort by the next column / reverse the order               |
-    | enter  | open the detail of the row                                |
-    | r      | runbooks for the marked rows (or the row under the cursor)|
-    | R      | refresh the live kill-point states                        |
+    ``partial`` carries ``n/m`` (references off / listed) when it fits.
+    """
+    if state is None:
+        return NOT_OBSERVED, "pending"
+    word = state.state
+    if word == "partial":
+        count = state.detail.split(" ", 1)[0]
+        text = f"partial {count}"
+        return (text if len(text) <= width else "partial"), "partial"
+    return word, word if word in ("live", "off", "unknown") else ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of :class:`InventoryTable`."""
+
+    key: str
+    """Key (``id``, ``keys``, ...)."""
+    label: str
+    """Header text."""
+    width: int
+    """Cells are cut (``…``) or padded to this width; one space either side."""
+
+
+Cell = tuple[str, str]
+"""A cell: its text and a style name (``live``, ``off``, ``partial``, ``unknown``, ``pending``
+or ``""``): ``inventory-table--<name>``."""
+
+
+class InventoryTable(ScrollView, can_focus=True):
+    """The inventory's rows: a header, the rows on screen, a line about the highlighted row.
+
+    Only the lines on screen are rendered, and each row's line is cached until
+    :meth:`refresh_rows` says it changed: replacing every row (:meth:`set_rows`) costs what a
+    screenful of lines costs.
+
+    | key              | action                 |
+    |------------------|------------------------|
+    | up / down        | previous / next row    |
+    | pageup / pagedown| a screenful up / down  |
+    | home / end       | first / last row       |
+
+    Args:
+        cells: The cells of a row, by id, in column order.
+        describe: The line under the table for the highlighted row's id.
+    """
+
+    DEFAULT_CSS = """
+    InventoryTable {
+        background: $surface;
+        color: $foreground;
+        scrollbar-size-vertical: 1;
+        scrollbar-gutter: stable;
+        overflow-x: hidden;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .inventory-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .inventory-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .inventory-table--even-row {
+            background: $surface-lighten-1 50%;
+        }
+        &:dark > .inventory-table--even-row {
+            background: $surface-darken-1 40%;
+        }
+        & > .inventory-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .inventory-table--detail {
+            background: $panel;
+            color: $foreground;
+        }
+        & > .inventory-table--live { text-style: bold; }
+        & > .inventory-table--off { color: $text-success; }
+        & > .inventory-table--partial { color: $text-warning; text-style: bold; }
+        & > .inventory-table--unknown { color: $text-error; text-style: bold; }
+        & > .inventory-table--pending { color: $text-muted; }
+    }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "inventory-table--header", "inventory-table--even-row", "inventory-table--cursor",
+        "inventory-table--detail", "inventory-table--live", "inventory-table--off",
+        "inventory-table--partial", "inventory-table--unknown", "inventory-table--pending",
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor(-1)", "Up", show=False, id="inventory.cursor-up",
+                tooltip="The row above"),
+        Binding("down", "cursor(1)", "Down", show=False, id="inventory.cursor-down",
+                tooltip="The row below"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="inventory.page-up",
+                tooltip="A screenful up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="inventory.page-down",
+                tooltip="A screenful down"),
+        Binding("home", "cursor_to(0)", "First", show=False, id="inventory.first",
+                tooltip="The first row"),
+        Binding("end", "cursor_to(-1)", "Last", show=False, id="inventory.last",
+                tooltip="The last row"),
+    ]
+
+    class RowHighlighted(Message):
+        """The cursor moved to another row (or the rows under it changed)."""
+
+        def __init__(self, row_id: str | None) -> None:
+            super().__init__()
+            self.row_id = row_id
+            """The highlighted row's id (None: no rows)."""
+
+    class RowSelected(Message):
+        """The highlighted row was clicked."""
+
+        def __init__(self, row_id: str) -> None:
+            super().__init__()
+            self.row_id = row_id
+            """The row's id."""
+
+    class HeaderSelected(Message):
+        """A column header was clicked."""
+
+        def __init__(self, column: str) -> None:
+            super().__init__()
+            self.column = column
+            """The column's key."""
+
+    def __init__(self, cells: Callable[[str], Sequence[Cell]],
+                 describe: Callable[[str], str], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._cells = cells
+        self._describe = describe
+        self._columns: list[Column] = []
+        self._ids: list[str] = []
+        self._cursor = 0
+        self._lines: dict[tuple[str, int], Strip] = {}
+        self._header: Strip | None = None
+        self._styles: dict[str, Style] = {}
+
+    # -- data ----------------------------------------------------------------------------
+    @property
+    def columns(self) -> list[Column]:
+        """The columns, left to right."""
+        return list(self._columns)
+
+    @property
+    def row_ids(self) -> list[str]:
+        """The ids of the rows, top to bottom."""
+        return self._ids
+
+    @property
+    def row_count(self) -> int:
+        """How many rows there are (on screen or not)."""
+        return len(self._ids)
+
+    @property
+    def cursor_row(self) -> int:
+        """Index of the highlighted row (0 when there are none)."""
+        return self._cursor
+
+    @property
+    def cursor_id(self) -> str | None:
+        """Id of the highlighted row (None: no rows)."""
+        return self._ids[self._cursor] if self._ids else None
+
+    @property
+    def rows_on_screen(self) -> list[str]:
+        """Ids of the rows in view."""
+        top = int(self.scroll_offset.y)
+        return self._ids[top:top + max(self._body_height, 1)]
+
+    def get_cell(self, row_id: str, column: str) -> str:
+        """The text of a cell as shown."""
+        keys = [c.key for c in self._columns]
+        return self._cells(row_id)[keys.index(column)][0]
+
+    def get_row(self, row_id: str) -> list[str]:
+        """The texts of a row as shown."""
+        return [text for text, _style in self._cells(row_id)]
+
+    @property
+    def detail_text(self) -> str:
+        """The line under the table (about the highlighted row)."""
+        row = self.cursor_id
+        return self._describe(row) if row is not None else ""
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Replace the columns (every line is rendered again)."""
+        self._columns = list(columns)
+        self._forget()
+        self._resize()
+        self.refresh()
+
+    def set_rows(self, ids: list[str]) -> None:
+        """Replace the rows; the cursor stays on its row when it is still there."""
+        keep = self.cursor_id
+        self._ids = ids
+        self._cursor = 0
+        if keep is not None and ids and ids[0] != keep:
+            try:
+                self._cursor = ids.index(keep)
+            except ValueError:
+                self._cursor = 0
+        self._resize()
+        self._scroll_to_cursor()
+        self.refresh()
+        if self.cursor_id != keep:
+            self.post_message(self.RowHighlighted(self.cursor_id))
+
+    def refresh_rows(self, ids: Iterable[str] | None = None) -> None:
+        """These rows' cells changed (None: every row's)."""
+        if ids is None:
+            self._forget()
+            self.refresh()
+            return
+        changed = set(ids)
+        if not changed:
+            return
+        for key in [k for k in self._lines if k[0] in changed]:
+            del self._lines[key]
+        top = int(self.scroll_offset.y)
+        for y, row in enumerate(self.rows_on_screen, start=1):
+            if row in changed:
+                self.refresh_line(top + y)
+        if self.cursor_id in changed:
+            self.refresh_detail()
+
+    def refresh_detail(self) -> None:
+        """Draw the line under the table again (it says how long ago a row was observed)."""
+        self.refresh_line(int(self.scroll_offset.y) + self.size.height - 1)
+
+    def move_cursor(self, row: int) -> None:
+        """Highlight the row at index ``row`` (clamped) and scroll it into view."""
+        if not self._ids:
+            return
+        row = max(0, min(row, len(self._ids) - 1))
+        if row == self._cursor:
+            return
+        old = self._cursor
+        self._cursor = row
+        if not self._scroll_to_cursor():
+            self.refresh_line(old + 1)
+            self.refresh_line(row + 1)
+            self.refresh_detail()
+        self.post_message(self.RowHighlighted(self.cursor_id))
+
+    # -- keys and mouse ------------------------------------------------------------------
+    def action_cursor(self, delta: int) -> None:
+        """Move the cursor by ``delta`` rows."""
+        self.move_cursor(self._cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        """Move the cursor by a screenful."""
+        self.move_cursor(self._cursor + direction * max(self._body_height - 1, 1))
+
+    def action_cursor_to(self, row: int) -> None:
+        """Go to the first (0) or last (-1) row."""
+        self.move_cursor(row if row >= 0 else len(self._ids) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        """Header: sort by it; a row: highlight it, or (highlighted) select it."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            x = 0
+            for column in self._columns:
+                x += column.width + 2
+                if offset.x < x:
+                    self.post_message(self.HeaderSelected(column.key))
+                    return
+            return
+        if offset.y > self._body_height:
+            return
+        row = int(self.scroll_offset.y) + offset.y - 1
+        if row >= len(self._ids):
+            return
+        if row == self._cursor:
+            self.post_message(self.RowSelected(self._ids[row]))
+        else:
+            self.move_cursor(row)
+
+    def on_focus(self) -> None:
+        """The cursor's style depends on focus."""
+        self._forget()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        """The cursor's style depends on focus."""
+        self._forget()
+        self.refresh()
+
+    def on_resize(self) -> None:
+        """Keep the cursor in view."""
+        self._resize()
+        self._scroll_to_cursor()
+
+    def notify_style_update(self) -> None:
+        """Theme or state class changed: every line is rendered again."""
+        super().notify_style_update()
+        self._styles = {}
+        self._forget()
+
+    # -- rendering -----------------------------------------------------------------------
+    @property
+    def _body_height(self) -> int:
+        return max(self.size.height - 2, 0)
+
+    def _resize(self) -> None:
+        width = sum(c.width + 2 for c in self._columns)
+        self.virtual_size = Size(width, len(self._ids) + 2)
+
+    def _forget(self) -> None:
+        self._lines = {}
+        self._header = None
+
+    def _scroll_to_cursor(self) -> bool:
+        """Scroll so the cursor's row is in view; True when it scrolled."""
+        height = self._body_height
+        if not height:
+            return False
+        top = int(self.scroll_offset.y)
+        if self._cursor < top:
+            target = self._cursor
+        elif self._cursor >= top + height:
+            target = self._cursor - height + 1
+        else:
+            return False
+        self.scroll_to(y=target, animate=False)
+        self.refresh()
+        return True
+
+    def _style(self, name: str, partial: bool = False) -> Style:
+        key = f"{name}{'~' if partial else ''}"
+        if key not in self._styles:
+            self._styles[key] = self.get_component_rich_style(f"inventory-table--{name}",
+                                                              partial=partial)
+        return self._styles[key]
+
+    def render_line(self, y: int) -> Strip:
+        """Header, a row, or (last line) the highlighted row's detail."""
+        width = self.size.width
+        if y == 0:
+            if self._header is None:
+                header = self.rich_style + self._style("header")
+                self._header = self._strip([(c.label, "") for c in self._columns], header,
+                                           None, width)
+            return self._header
+        if y == self.size.height - 1 and self.size.height >= 3:
+            text = _fit(self.detail_text, max(width - 2, 0))
+            style = self.rich_style + self._style("detail")
+            return Strip([Segment(f" {text}".ljust(width), style)], width)
+        row = int(self.scroll_offset.y) + y - 1
+        if row >= len(self._ids):
+            return Strip.blank(width, self.rich_style)
+        row_id = self._ids[row]
+        kind = 2 if row == self._cursor else row % 2
+        line = self._lines.get((row_id, kind))
+        if line is None or line.cell_length != width:
+            base = self.rich_style
+            if kind == 0:
+                base += self._style("even-row")
+            over = self._style("cursor") if kind == 2 else None
+            line = self._strip(self._cells(row_id), base, over, width)
+            if len(self._lines) > 4000:
+                self._lines = {}
+            self._lines[(row_id, kind)] = line
+        return line
+
+    def _strip(self, cells: Sequence[Cell], base: Style, over: Style | None,
+               width: int) -> Strip:
+        segments: list[Segment] = []
+        used = 0
+        for column, (text, name) in zip(self._columns, cells, strict=False):
+            style = base + self._style(name, partial=True) if name else base
+            if over is not None:
+                style += over
+            cell = f" {_fit(text, column.width).ljust(column.width)} "
+            segments.append(Segment(cell, style))
+            used += len(cell)
+        if used < width:
+            segments.append(Segment(" " * (width - used), base + over if over else base))
+        return Strip(segments).crop(0, width) if used > width else Strip(segments, width)
+
+
+class InventoryScreen(Screen[None]):
+    """The approved integrations, their kill points' observed state, marks and filter.
+
+    | key    | action                                                      |
+    |--------|-------------------------------------------------------------|
+    | /      | filter as you type: ``env=prod provider=openai`` or words   |
+    | escape | leave the filter; cancel a refresh under way; clear filter  |
+    | space  | mark / unmark the row                                       |
+    | a      | mark every visible row (again: unmark them)                 |
+    | c      | clear all marks                                             |
+    | s / S  | sort by the next column / reverse the order                 |
+    | enter  | open the detail of the row                                  |
+    | r      | runbooks for the marked rows (or the row under the cursor)  |
+    | R      | observe every kill point again                              |
     """
 
     BINDING_GROUP_TITLE = "Inventory"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Filter", id="inventory.filter",
+        Binding("slash", "focus_filter", "Filter", id="inventory.filter", priority=True,
                 tooltip="Filter as you type: env=prod provider=openai, or free text"),
         Binding("space", "mark", "Mark", id="inventory.mark",
                 tooltip="Mark or unmark the integration under the cursor"),
@@ -114,34 +526,27 @@ class InventoryScreen(Screen[None]):
                 tooltip="Reverse the sort order"),
         Binding("R", "refresh_states", "Refresh states", id="inventory.refresh", show=False,
                 tooltip="Observe every kill point again (read-only)"),
-        Binding("escape", "escape", "Leave filter", id="inventory.escape", show=False,
-                tooltip="Leave the filter; again: clear it"),
+        Binding("escape", "escape", "Leave filter / cancel", id="inventory.escape",
+                show=False, tooltip="Leave the filter; cancel a refresh; clear the filter"),
     ]
-
-    class StatesObserved(Message):
-        """The live kill-point states were read."""
-
-        def __init__(self, states: dict[str, dict[str, PointState]], last: bool) -> None:
-            super().__init__()
-            self.states = states
-            """Integration id -> column -> state (one chunk of the inventory)."""
-            self.last = last
-            """True for the last chunk."""
 
     app: KillswitchApp
 
     def __init__(self) -> None:
         super().__init__(id="inventory")
         self._visible: list[Integration] = []
-        self._loaded = 0
+        self._unsorted: list[Integration] = []
+        self._by_id: dict[str, Integration] = {}
         self._layout = ""
+        self._id_width = 0
+        self._state_width = _STATE_WIDTHS[-1]
         self._sort: str | None = None
         self._reverse = False
         self._filter_error = ""
-        self._states_note = "states: observing..."
-        self._unknown = 0
-        self._hay: dict[str, str] = {}
+        self._hay: list[tuple[Integration, str]] = []
         self._last_text = ""
+        self._states_note = "states: not observed yet"
+        self._bindings_state: tuple[bool, ...] = ()
         self.filter_seconds = 0.0
         """How long the last filter took to update the table (benchmarks)."""
         self.filter_done_at = 0.0
@@ -149,25 +554,31 @@ class InventoryScreen(Screen[None]):
 
     # -- composition ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        """Banner, filter, message line, table, status line, footer."""
+        """Banner, filter, message line, table (with its detail line), status line, footer."""
         yield ModeBanner()
         yield Input(placeholder="/ filter: env=prod provider=openai, or free text",
                     id="inventory-filter")
         yield Label("", id="inventory-message")
-        table: DataTable[str] = DataTable(id="inventory-table", cursor_type="row",
-                                          zebra_stripes=True)
-        yield table
+        yield InventoryTable(self._cells, self._describe, id="inventory-table")
         yield Label("", id="inventory-status")
         yield Footer()
 
     def on_mount(self) -> None:
-        """Fill the table, focus it, and start observing states in the background."""
-        self._visible = list(self.app.config.integrations)
-        self._unsorted = list(self._visible)
-        self._build(self.app.size.width)
-        self.table.focus()
+        """Fill the table, focus it, and observe the states after the first paint."""
+        integrations = self.app.config.integrations
+        self._by_id = {i.id: i for i in integrations}
+        self._visible = list(integrations)
+        self._unsorted = self._visible
+        self._apply_layout(self.app.size.width)
+        self.table.set_rows([i.id for i in self._visible])
+        self.set_focus(self.table)  # now, not after the first paint: keys go to it at once
+        observed = self.app.observed
+        observed.changed.subscribe(self, self._states_changed)
+        observed.first = self._rows_on_screen
         self.watch(self.app, "marked", self._marks_changed, init=False)
-        self.watch(self.table, "scroll_y", self._scrolled, init=False)
+        self._status()
+        self._update_bindings()
+        self.set_interval(AGE_EVERY, self.table.refresh_detail, name="observed-age")
         self.call_after_refresh(self._after_first_paint)
 
     def _after_first_paint(self) -> None:
@@ -175,126 +586,142 @@ class InventoryScreen(Screen[None]):
         startup_finished = getattr(self.app, "startup_finished", None)
         if startup_finished is not None:
             startup_finished()
-        self.action_refresh_states()
+        if not self.app.observed.busy and not len(self.app.observed):
+            self.action_refresh_states()
+
+    def on_screen_resume(self) -> None:
+        """Back on the inventory: show what the store holds now."""
+        if self.is_mounted and self._layout:
+            self.table.refresh_rows()
+            self._status()
 
     @property
-    def table(self) -> DataTable[str]:
+    def table(self) -> InventoryTable:
         """The inventory table."""
-        return self.query_one("#inventory-table", DataTable)
+        return self.query_one("#inventory-table", InventoryTable)
 
     @property
     def shown(self) -> list[Integration]:
         """The integrations passing the filter, in display order."""
         return list(self._visible)
 
-    # -- layout and rows -----------------------------------------------------------------
-    def _choose_layout(self, width: int) -> tuple[str, int]:
-        longest = max((len(i.id) for i in self.app.config.integrations), default=8)
+    def cursor_id(self) -> str | None:
+        """Id of the integration under the cursor."""
+        return self.table.cursor_id
+
+    def _rows_on_screen(self) -> list[str]:
+        return self.table.rows_on_screen if self.is_mounted else []
+
+    # -- layout and cells ----------------------------------------------------------------
+    def _choose_layout(self, width: int) -> tuple[str, int, int]:
+        """(layout, id width, state width) for a screen ``width`` wide."""
+        longest = max((len(i) for i in self._by_id), default=8)
+        usable = width - 1  # the scrollbar gutter
         for name in ("wide", "medium"):
             cols = _LAYOUTS[name]
-            fixed = sum(_COLUMNS[c][2] for c in cols) + 2 * len(cols) + 2
-            if width - fixed >= min(longest, 20):
-                return name, max(min(longest, width - fixed), 4)
+            for state_width in _STATE_WIDTHS:
+                fixed = sum(state_width if _COLUMNS[c][2] < 0 else _COLUMNS[c][2]
+                            for c in cols) + 2 * len(cols)
+                if usable - fixed >= min(longest, 20):
+                    return name, max(min(longest, usable - fixed), 4), state_width
         cols = _LAYOUTS["narrow"]
-        fixed = sum(4 if c in STATE_COLUMNS else _COLUMNS[c][2] for c in cols)
-        return "narrow", max(min(longest, width - fixed - 2 * len(cols) - 2), 8)
+        state_width = _STATE_WIDTHS[-1]
+        fixed = sum(state_width if _COLUMNS[c][2] < 0 else _COLUMNS[c][2] for c in cols) \
+            + 2 * len(cols)
+        return "narrow", max(min(longest, usable - fixed), 8), state_width
 
-    def _build(self, width: int) -> None:
-        """(Re)build columns for ``width`` and the rows."""
-        layout, id_width = self._choose_layout(width)
-        self._layout = layout
-        self._id_width = id_width
+    def _apply_layout(self, width: int) -> None:
+        layout, id_width, state_width = self._choose_layout(width)
+        self._layout, self._id_width, self._state_width = layout, id_width, state_width
         self.set_class(layout == "narrow", "-narrow")
-        table = self.table
-        table.clear(columns=True)
-        narrow = layout == "narrow"
+        columns = []
         for key in _LAYOUTS[layout]:
             label, short, w = _COLUMNS[key]
-            text = short if narrow else label
+            text = short if layout == "narrow" else label
             if key == self._sort:
                 text += " \u25bc" if self._reverse else " \u25b2"
-            if key == "id":
-                w = id_width
-            elif narrow and key in STATE_COLUMNS:
-                w = 4
-            table.add_column(text, key=key, width=max(w, len(text)))
-        self._fill()
+            w = id_width if key == "id" else state_width if w < 0 else w
+            columns.append(Column(key, text, max(w, len(text))))
+        self.table.set_columns(columns)
 
-    def _cells(self, integ: Integration) -> list[str]:
-        narrow = self._layout == "narrow"
-        states = self.app.states.get(integ.id, {})
-        out: list[str] = []
+    def _cells(self, row_id: str) -> list[Cell]:
+        integ = self._by_id[row_id]
+        observed = self.app.observed.get(row_id)
+        states = observed.states if observed is not None else {}
+        out: list[Cell] = []
         for key in _LAYOUTS[self._layout]:
             if key == "mark":
-                out.append(MARK if integ.id in self.app.marked else "")
-            elif key == "id":
-                out.append(_fit(integ.id, self._id_width))
+                out.append((MARK if row_id in self.app.marked else "", ""))
             elif key in STATE_COLUMNS:
-                word = states[key].state if key in states else "..."
-                out.append(SHORT_STATE.get(word, word) if narrow else word)
+                out.append(state_cell(states.get(key), self._state_width))
             else:
-                value = {"name": integ.name, "provider": integ.provider,
+                value = {"id": integ.id, "name": integ.name, "provider": integ.provider,
                          "env": integ.environment, "data": ",".join(integ.data_classes),
                          "owner": integ.owner, "status": integ.status}[key]
-                out.append(_fit(value, _COLUMNS[key][2]))
+                out.append((value, ""))
         return out
 
-    def _fill(self) -> None:
-        """Replace the rows with the first page(s) of the visible integrations."""
-        table = self.table
-        keep = self.cursor_id()
-        loaded = min(len(self._visible), max(PAGE, self._loaded if keep else PAGE))
-        table.clear()
-        self._loaded = 0
-        self._load(loaded)
-        if keep is not None and keep in table.rows:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
-        self._status()
-        self.refresh_bindings()
+    def _describe(self, row_id: str) -> str:
+        """The line under the table: why, for the highlighted row."""
+        from console.tui.observed import age_text
 
-    def _load(self, count: int) -> None:
-        """Append up to ``count`` more rows."""
-        chunk = self._visible[self._loaded:self._loaded + count]
-        for integ in chunk:
-            self.table.add_row(*self._cells(integ), key=integ.id)
-        self._loaded += len(chunk)
-
-    def _more(self) -> None:
-        if self._loaded < len(self._visible):
-            self._load(PAGE)
-            self._status()
-
-    def _scrolled(self, _old: float, new: float) -> None:
-        if new + self.table.size.height >= self._loaded - 10:
-            self._more()
+        store = self.app.observed
+        observed = store.get(row_id)
+        if observed is None:
+            return f"{row_id}: " + ("observing..." if store.pending(row_id)
+                                    else "not observed yet (R observes)")
+        parts: list[tuple[int, str]] = []
+        for column in STATE_COLUMNS:
+            st = observed.states.get(column)
+            if st is None or st.state == "-":
+                continue
+            text = f"{column} {st.state}"
+            if st.state == "partial":
+                text += f" {st.detail}"
+            elif st.state == "unknown":
+                text += f" ({st.detail})" if st.detail else ""
+            parts.append((STATE_ORDER.get(st.state, 9), text))
+        parts.sort(key=lambda p: p[0])
+        words = [t for _order, t in parts] or ["no kill points listed"]
+        if store.pending(row_id):
+            words.append("observing...")
+        elif observed.at and not observed.cancelled:
+            words.append(f"observed {age_text(observed.at)}")
+        return f"{row_id}: " + " \u00b7 ".join(words)
 
     def on_resize(self) -> None:
         """Switch layout (``-narrow`` below about 100 columns)."""
-        layout, id_width = self._choose_layout(self.size.width)
-        if (layout, id_width) != (self._layout, getattr(self, "_id_width", 0)):
-            self._build(self.size.width)
+        if self._choose_layout(self.size.width) != (self._layout, self._id_width,
+                                                    self._state_width):
+            self._apply_layout(self.size.width)
 
     def _status(self) -> None:
-        total = len(self.app.config.integrations)
-        parts = [f"{len(self._visible)} of {total}"]
-        if self._loaded < len(self._visible):
-            parts.append(f"{self._loaded} loaded, scroll for more")
-        parts.append(f"{len(self.app.marked)} marked")
+        total = len(self._by_id)
+        parts = [f"{len(self._visible)} of {total}", f"{len(self.app.marked)} marked"]
         if self._sort:
             parts.append(f"sort {self._sort}{' desc' if self._reverse else ''}")
-        parts.append(self._states_note)
-        self.query_one("#inventory-status", Label).update(" | ".join(parts))
+        head = " | ".join(parts) + " | "
+        progress = self.app.observed.progress()
+        if progress is not None:
+            box = self.query_one("#inventory-filter", Input)
+            hint = "Esc, Esc cancels" if self.focused is box else "Esc cancels"
+            note = "states: " + progress.text(width=max(self.size.width - 2 - len(head), 0),
+                                              hint=hint)
+        else:
+            note = self._states_note
+        self.query_one("#inventory-status", Label).update(head + note, layout=False)
 
-    def cursor_id(self) -> str | None:
-        """Id of the integration under the cursor."""
-        table = self.table
-        if not table.row_count:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001 - a cursor out of range means "no row"
-            return None
-        return str(key.value) if key.value is not None else None
+    def on_descendant_focus(self) -> None:
+        """The Escape hint depends on where the focus is."""
+        if self.app.observed.busy:
+            self._status()
+
+    def _update_bindings(self) -> None:
+        """Refresh the footer only when what can run changed (it is costly to redraw)."""
+        state = (self.cursor_id() is not None, bool(self._visible), bool(self.app.marked))
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
 
     # -- filter --------------------------------------------------------------------------
     @on(Input.Changed, "#inventory-filter")
@@ -319,44 +746,61 @@ class InventoryScreen(Screen[None]):
                     error = error or exc
                     tokens.remove(exc.where if exc.where in tokens else tokens[-1])
         self._last_text = text if error is None else "="
-        self._filter_error = error.msg if error else ""
-        message.update(f"{error.msg}" + (f" ({error.hint})" if error.hint else "")
-                       if error else "")
-        message.set_class(error is not None, "-shown")
+        said = (f"{error.msg}" + (f" ({error.hint})" if error.hint else "")) if error else ""
+        if said != self._filter_error:
+            self._filter_error = said
+            message.update(said)
+            message.set_class(error is not None, "-shown")
         self._unsorted = visible
         self._visible = self._sorted(visible)
-        self._loaded = 0
-        self._fill()
+        self.table.set_rows([i.id for i in self._visible])
+        self._status()
+        self._update_bindings()
         self.filter_done_at = time.perf_counter()
         self.filter_seconds = self.filter_done_at - start
 
     def _free_text(self, text: str) -> list[Integration]:
         """Same result as :func:`filter_integrations` for text without selectors, faster.
 
-        Each token must be a substring of id, name, owner or provider (as ``matches_text``);
+        Each word must be a substring of id, name, owner or provider (as ``matches_text``);
         when the text only grew, only the previous result is searched.
         """
         integrations = self.app.config.integrations
-        if not self._hay:
-            self._hay = {i.id: "\0".join((i.id, i.name, i.owner, i.provider)).lower()
-                         for i in integrations}
         words = text.lower().split()
+        if not words:
+            return list(integrations)
+        if not self._hay:
+            self._hay = [(i, "\0".join((i.id, i.name, i.owner, i.provider)).lower())
+                         for i in integrations]
         prev = self._last_text
-        narrowing = "=" not in prev and text.startswith(prev) and bool(prev.strip())
-        base = self._unsorted if narrowing else integrations
-        hay = self._hay
-        out = [i for i in base if all(w in hay[i.id] for w in words)]
-        return out
+        pairs = self._hay
+        if "=" not in prev and text.startswith(prev) and prev.strip():
+            keep = {id(i) for i in self._unsorted}
+            pairs = [p for p in pairs if id(p[0]) in keep]
+        if len(words) == 1:
+            word = words[0]
+            return [i for i, hay in pairs if word in hay]
+        return [i for i, hay in pairs if all(w in hay for w in words)]
 
     def action_focus_filter(self) -> None:
-        """Type a filter."""
-        self.query_one("#inventory-filter", Input).focus()
+        """Type a filter; in the filter, ``/`` is typed.
+
+        A priority binding, and the focus moves at once: the keys typed right after ``/``
+        go into the filter even when they arrive before ``/`` was handled.
+        """
+        box = self.query_one("#inventory-filter", Input)
+        if self.focused is box:
+            box.insert_text_at_cursor("/")
+        else:
+            self.set_focus(box)
 
     def action_escape(self) -> None:
-        """Leave the filter; on the table, clear it."""
+        """Leave the filter; on the table, cancel a refresh under way, else clear the filter."""
         box = self.query_one("#inventory-filter", Input)
-        if box.has_focus:
-            self.table.focus()
+        if self.focused is box:
+            self.set_focus(self.table)
+        elif self.app.observed.busy:
+            self.app.observed.cancel()  # the store says what became unknown
         elif box.value:
             box.value = ""
 
@@ -378,21 +822,19 @@ class InventoryScreen(Screen[None]):
         self.app.marked = frozenset()
 
     def _marks_changed(self, old: frozenset[str], new: frozenset[str]) -> None:
-        table = self.table
-        if "mark" in table.columns:
-            for row in old ^ new:
-                if row in table.rows:
-                    table.update_cell(row, "mark", MARK if row in new else "")
+        self.table.refresh_rows(old ^ new)
         self._status()
-        self.refresh_bindings()
+        self._update_bindings()
 
     # -- sort ----------------------------------------------------------------------------
     def _sort_key(self) -> Callable[[Integration], Any]:
         column = self._sort
         if column in STATE_COLUMNS:
+            store = self.app.observed
+
             def key(i: Integration) -> Any:
-                state = self.app.states.get(i.id, {}).get(column)
-                return (_STATE_ORDER.get(state.state if state else "...", 9), i.id)
+                state = store.state(i.id, column)
+                return (STATE_ORDER.get(state.state if state else NOT_OBSERVED, 9), i.id)
             return key
         attr = "environment" if column == "env" else column or "id"
         return lambda i: (str(getattr(i, attr)), i.id)
@@ -405,12 +847,10 @@ class InventoryScreen(Screen[None]):
     def sort_by(self, column: str | None, reverse: bool = False) -> None:
         """Sort the visible rows by ``column`` (None: inventory order)."""
         self._sort, self._reverse = column, reverse
-        if column is None:
-            order = {i.id: n for n, i in enumerate(self.app.config.integrations)}
-            self._visible.sort(key=lambda i: order[i.id])
-        else:
-            self._visible = self._sorted(self._visible)
-        self._build(self.size.width or self.app.size.width)
+        self._visible = self._sorted(self._unsorted)
+        self._apply_layout(self.size.width or self.app.size.width)
+        self.table.set_rows([i.id for i in self._visible])
+        self._status()
 
     def action_sort(self) -> None:
         """Sort by the next column."""
@@ -423,32 +863,31 @@ class InventoryScreen(Screen[None]):
         """Reverse the order."""
         self.sort_by(self._sort or "id", not self._reverse)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    @on(InventoryTable.HeaderSelected)
+    def _header_selected(self, event: InventoryTable.HeaderSelected) -> None:
         """Click a header to sort by it; again to reverse."""
-        column = str(event.column_key.value)
-        if column in _SORTABLE:
-            self.sort_by(column, not self._reverse if column == self._sort else False)
+        if event.column in _SORTABLE:
+            self.sort_by(event.column,
+                         not self._reverse if event.column == self._sort else False)
 
     # -- navigation ----------------------------------------------------------------------
     def action_open(self) -> None:
         """Open the detail (from the filter: go to the table)."""
-        if self.query_one("#inventory-filter", Input).has_focus:
-            self.table.focus()
+        if self.focused is self.query_one("#inventory-filter", Input):
+            self.set_focus(self.table)
             return
         row = self.cursor_id()
         if row is not None:
-            self.app.open_detail(row)
+            self.post_message(messages.DetailRequested(row))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(InventoryTable.RowSelected)
+    def _row_selected(self, event: InventoryTable.RowSelected) -> None:
         """A click on the highlighted row opens it."""
-        if event.row_key.value is not None:
-            self.app.open_detail(str(event.row_key.value))
+        self.post_message(messages.DetailRequested(event.row_id))
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """Load more rows near the end."""
-        if event.cursor_row >= self._loaded - 15:
-            self._more()
-        self.refresh_bindings()
+    @on(InventoryTable.RowHighlighted)
+    def _row_highlighted(self, event: InventoryTable.RowHighlighted) -> None:
+        self._update_bindings()
 
     def runbook_targets(self) -> list[str]:
         """The marked integrations in inventory order, else the row under the cursor."""
@@ -462,7 +901,7 @@ class InventoryScreen(Screen[None]):
         """Pick a runbook for the marked integrations."""
         ids = self.runbook_targets()
         if ids:
-            self.app.open_runbooks(ids)
+            self.post_message(messages.RunbooksRequested(ids))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Grey out what cannot run: nothing under the cursor, nothing marked."""
@@ -476,70 +915,35 @@ class InventoryScreen(Screen[None]):
             return True if self.runbook_targets() else None
         return True
 
-    # -- live states ---------------------------------------------------------------------
+    # -- observed states -----------------------------------------------------------------
     def action_refresh_states(self) -> None:
-        """Observe every kill point again (read-only, in the background)."""
-        self._states_note = "states: observing..."
-        self._unknown = 0
-        self._status()
-        self._observe(list(self.app.config.integrations))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="states",
-          description="observe kill-point states")
-    def _observe(self, integrations: list[Integration]) -> None:
-        """Observe in chunks, the rows on screen first, so states fill in progressively."""
-        from textual.worker import get_current_worker
-
-        from console.engine.observe import observe_states
-
-        worker = get_current_worker()
-        first = {i.id for i in self._visible[: self._loaded]}
-        ordered = ([i for i in integrations if i.id in first]
-                   + [i for i in integrations if i.id not in first])
-        for n in range(0, len(ordered), OBSERVE_CHUNK):
-            if worker.is_cancelled:
-                return
-            chunk = ordered[n:n + OBSERVE_CHUNK]
-            states = asyncio.run(observe_states(self.app.config, chunk))
-            self.post_message(self.StatesObserved(states, n + len(chunk) >= len(ordered)))
-
-    def on_inventory_screen_states_observed(self, event: StatesObserved) -> None:
-        """Show the new states."""
-        self.app.states.update(event.states)
-        self._unknown += sum(1 for row in event.states.values()
-                             for s in row.values() if s.state == "unknown")
-        if event.last:
-            self._states_note = "states: observed" + (
-                f", {self._unknown} unknown" if self._unknown else "")
-        else:
-            done = sum(1 for i in self.app.config.integrations if i.id in self.app.states)
-            self._states_note = f"states: observing... {done}"
-        self._refresh_state_cells(set(event.states))
-
-    def _refresh_state_cells(self, only: set[str] | None = None) -> None:
-        table = self.table
-        narrow = self._layout == "narrow"
-        for integ in self._visible[: self._loaded]:
-            if only is not None and integ.id not in only:
-                continue
-            row = self.app.states.get(integ.id, {})
-            for column in STATE_COLUMNS:
-                word = row[column].state if column in row else "..."
-                table.update_cell(integ.id, column, SHORT_STATE.get(word, word) if narrow
-                                  else word)
+        """Observe every kill point again (read-only, in the background; Esc cancels)."""
+        self.app.observed.refresh()
         self._status()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Any engine failure ends here: the states become unknown, with the message."""
-        if event.state != WorkerState.ERROR or event.worker.group != "states":
+    def _states_changed(self, event: StatesChanged) -> None:
+        """The store changed: redraw those rows, the progress, and re-sort when done."""
+        if not self.is_mounted:
             return
-        from console.engine.observe import KILL_POINT_PROBES, PointState
+        if event.ids:
+            self.table.refresh_rows(event.ids)
+        if event.finished:
+            self._states_note = self._observed_note()
+            if self._sort in STATE_COLUMNS:
+                self._visible = self._sorted(self._unsorted)
+                self.table.set_rows([i.id for i in self._visible])
+        self._status()
 
-        error = event.worker.error
-        text = getattr(error, "msg", None) or str(error) or type(error).__name__
-        for integ in self.app.config.integrations:
-            self.app.states[integ.id] = {
-                c: PointState("-" if not getattr(integ, kp) else "unknown", text)
-                for c, (kp, _a) in KILL_POINT_PROBES.items()}
-        self._states_note = f"states: failed: {text}"
-        self._refresh_state_cells()
+    def _observed_note(self) -> str:
+        store = self.app.observed
+        unknown = cancelled = 0
+        for row_id in self._by_id:
+            row = store.get(row_id)
+            if row is not None and any(s.state == "unknown" for s in row.states.values()):
+                unknown += 1
+                cancelled += row.cancelled
+        if cancelled:
+            note = f"states: refresh cancelled, {cancelled} not observed (unknown)"
+            return note + (f", {unknown - cancelled} more unknown" if unknown > cancelled
+                           else "")
+        return "states: observed" + (f", {unknown} unknown" if unknown else "")

@@ -4,42 +4,62 @@ The apply itself runs in a worker owned by the *app*, not this screen: leaving t
 (``i``, ``A``) must never cancel an apply half way. Progress comes from the engine's progress
 hook (called in the event loop) as :class:`OperationChanged` messages; the end comes as
 :class:`RunFinished` or :class:`RunFailed`.
+
+What decides comes first in the table: the state (``done (applied)``, ``FAILED``) and what
+verify proved (``dead``, ``STILL LIVE``), then the target. Below
+:data:`console.tui.layout.NARROW_BELOW` columns the action and message move out of the table
+into the pane under it, which shows the highlighted operation in full (error, note, attempts,
+timings). When the run ends, a block lists per integration what is now off, what is STILL
+LIVE, what could not be checked and what cannot come back (:func:`run_summary`), with the exit
+code the CLI gives the same result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual import work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, RichLog, Static
 from textual.worker import Worker, WorkerState
 
+from console.tui.layout import (
+    clip,
+    explain_disabled,
+    fit_widths,
+    highlighted_key,
+    is_narrow,
+    shorten,
+    table_width,
+)
 from console.tui.messages import (
     OperationChanged,
     PlanReady,
+    PlanReviewRequested,
     RunFailed,
     RunFinished,
     describe_error,
     error_text,
 )
 from console.tui.widgets.banner import ModeBanner
-from console.vocab import NOT_DONE, Outcome
+from console.vocab import NOT_DONE, Outcome, ProofState
 
 if TYPE_CHECKING:
     from console.engine.model import OpResult, Plan, RunResult
     from console.engine.service import Session
 
-__all__ = ["RunScreen", "verify_word"]
+__all__ = ["Fates", "RunScreen", "run_summary", "verify_word"]
 
+KILL_POINTS = ("credential", "flag", "batch", "egress")
+"""Action families that turn something off (or, restored, on again)."""
 
 
 def verify_word(res: OpResult) -> str:
@@ -70,15 +90,110 @@ def _clock(seconds: float) -> str:
     return f"{s // 60:02d}:{s % 60:02d}"
 
 
+@dataclass
+class Fates:
+    """What one integration's run (or restore) left behind, in four groups and the rest.
+
+    Attributes:
+        integration: The integration's id.
+        done: Proven as intended: now off (a run), back on (a restore).
+        live: Not as intended: STILL LIVE after a run (verify or the provider says so, or the
+            change did not happen), still off after a restore.
+        unchecked: Could not be checked (verify or the proof answered unknown, or nothing
+            verifies it).
+        gone: Cannot come back: irreversible changes a run applied, what a restore cannot
+            undo.
+        other: Notifications and evidence that did not happen.
+    """
+
+    integration: str
+    done: list[str] = field(default_factory=list)
+    live: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+
+RUN_LABELS = ("now off", "STILL LIVE", "not checked", "cannot come back")
+"""The four groups' words after a run."""
+RESTORE_LABELS = ("back on", "STILL OFF", "not checked", "cannot come back")
+"""The four groups' words after a restore."""
+
+
+def _why(res: OpResult | None) -> str:
+    if res is None:
+        return "did not run"
+    word = {"failed": "failed", "refused": "refused", "skipped": "skipped",
+            "pending": "did not finish", "unsupported": "no adapter can do it"}.get(
+                res.outcome, res.outcome)
+    return f"{word}: {res.message}" if res.message else word
+
+
+def run_summary(plan: Plan, results: dict[str, OpResult],
+                proofs: dict[str, Any] | None = None) -> list[Fates]:
+    """Per integration, what is now off, STILL LIVE, not checked, and cannot come back.
+
+    Uses the engine's outcomes only: each change's apply outcome and verify verdict, the
+    proof of death per integration, and, for a restore, :meth:`Plan.not_restored`.
+
+    Args:
+        plan: The plan that ran (a restore's when ``plan.restore_of`` is set).
+        results: Outcome per op id (:attr:`RunResult.results`, or what was seen so far).
+        proofs: Proof of death per integration (:attr:`RunResult.proofs`).
+
+    Returns:
+        One :class:`Fates` per integration of the plan, in the plan's order.
+    """
+    restore = bool(plan.restore_of)
+    fates = {i: Fates(i) for i in plan.integrations}
+    for c in plan.changes:
+        fate = fates.setdefault(c.integration, Fates(c.integration))
+        res = results.get(c.op_id)
+        if c.action.split(".")[0] not in KILL_POINTS:
+            if res is None or res.outcome in NOT_DONE or res.outcome == Outcome.UNSUPPORTED:
+                fate.other.append(f"{c.action} {c.target} ({_why(res)})")
+            continue
+        if restore and c.inverse_of and c.status == "unsupported":
+            continue  # listed below, from not_restored(): it stays as the run left it
+        if res is None or res.outcome not in (Outcome.APPLIED, Outcome.NOOP):
+            fate.live.append(f"{c.target} ({_why(res)})")
+        elif res.verified:
+            fate.done.append(c.target)
+        elif res.verified is None or res.verdict in ("", "unknown"):
+            fate.unchecked.append(f"{c.target} ({res.verdict or 'not verified'})")
+        else:
+            fate.live.append(f"{c.target} (verify: {verify_word(res)})")
+        if not restore and not c.reversible and res is not None \
+                and res.outcome == Outcome.APPLIED:
+            fate.gone.append(f"{c.target} ({c.action})")
+    for integ, proof in (proofs or {}).items():
+        fate = fates.setdefault(integ, Fates(integ))
+        line = f"key at its provider: {proof.state}"
+        if proof.state == ProofState.REVOKED:
+            fate.done.append(line)
+        elif proof.state == ProofState.STILL_LIVE:
+            fate.live.append(f"{line} ({proof.detail})")
+        else:
+            fate.unchecked.append(f"{line} ({proof.detail})")
+    if restore:
+        for integ, lines in plan.not_restored().items():
+            fates.setdefault(integ, Fates(integ)).gone.extend(lines)
+    return list(fates.values())
+
+
 class RunScreen(Screen[None]):
     """Apply a confirmed plan and watch it; verify shows what is really dead.
 
-    | key    | action                                                        |
-    |--------|---------------------------------------------------------------|
-    | c      | cancel the run (asks; in-flight operations finish)            |
-    | t      | retry failed operations: plan them again, confirm again       |
-    | u      | resume a cancelled or interrupted run                         |
-    | escape | back (not while the run is going)                             |
+    | key       | action                                                        |
+    |-----------|---------------------------------------------------------------|
+    | c         | cancel the run (asks; in-flight operations finish)            |
+    | t         | retry failed operations: plan them again, confirm again       |
+    | u         | resume a cancelled or interrupted run                         |
+    | up / down | highlight an operation: the pane shows it in full             |
+    | escape    | back (not while the run is going)                             |
+
+    A key that cannot act now (``t`` or ``u`` on a finished run, ``c`` after the end) says
+    why.
 
     Args:
         plan: The confirmed plan.
@@ -116,17 +231,29 @@ class RunScreen(Screen[None]):
                                 if r.outcome not in (Outcome.SKIPPED, Outcome.PENDING)}
         self.started = 0.0
         self.elapsed = 0.0
+        self.rows: dict[str, dict[str, str]] = {}
+        """Every row's cells as text (``target``, ``action``, ``state``, ``verify``,
+        ``message``), whichever columns the layout shows."""
+        self.verify_detail: dict[str, str] = {}
+        """What verify said about each operation."""
+        self._widths: dict[str, int] = {}
+        self._built: tuple[bool, int] | None = None
 
     def compose(self) -> ComposeResult:
-        """Banner, headline, operations, progress, verdict, log, footer."""
+        """Banner, headline, operations, the highlighted one, progress, verdict, the end
+        per integration, log, footer."""
         yield ModeBanner()
         yield Static(id="run-header")
         yield DataTable(id="run-table", cursor_type="row")
+        with VerticalScroll(id="run-detail"):
+            yield Static(id="run-detail-text")
         with Horizontal(id="run-progress-row"):
             yield ProgressBar(total=max(len(self.plan.changes), 1), show_eta=False,
                               id="run-progress")
             yield Static(id="run-elapsed")
         yield Static(id="run-verdict")
+        with VerticalScroll(id="run-summary"):
+            yield Static(id="run-summary-text")
         yield RichLog(id="run-log", max_lines=2000, wrap=True, markup=False)
         yield Footer()
 
@@ -137,20 +264,116 @@ class RunScreen(Screen[None]):
                 else f"runbook {plan.runbook}")
         self.query_one("#run-header", Static).update(
             f"RUN {plan.run_id} — {what} — reason: {self.reason}")
-        table = self.query_one("#run-table", DataTable)
-        table.add_column("target", key="target")
-        table.add_column("action", key="action")
-        table.add_column("state", key="state", width=22)
-        table.add_column("verify", key="verify", width=12)
-        table.add_column("message", key="message")
         for c in plan.changes:
             res = self.results.get(c.op_id)
             state = "queued" if res is None else (
                 "interrupted" if res.outcome == Outcome.PENDING else _state(res, {}))
-            table.add_row(c.target, c.action, self._cell(state), "",
-                          res.message if res else "", key=c.op_id)
-        table.focus()
+            self.rows[c.op_id] = {"target": c.target, "action": c.action, "state": state,
+                                  "verify": "", "message": res.message if res else ""}
+        self._build(self.app.size.width)
+        self.query_one("#run-table", DataTable).focus()
         self._start(resume=self.resume_on_mount)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Narrow or wide columns for the new width."""
+        self._build(event.size.width)
+
+    # -- layout --------------------------------------------------------------------------
+    def _build(self, width: int) -> None:
+        """(Re)build the columns for a screen ``width`` columns wide, then the rows."""
+        narrow = is_narrow(width)
+        if self._built == (narrow, width):
+            return
+        self._built = (narrow, width)
+        self.set_class(narrow, "-narrow")
+        rows = self.rows.values()
+        target_w = max([6, *(len(r["target"]) for r in rows)])
+        state_w, verify_w = (16, 12) if narrow else (22, 12)
+        total = table_width(width)
+        if narrow:
+            keys: tuple[str, ...] = ("state", "verify", "target")
+            widths = fit_widths(total, [(state_w, state_w), (verify_w, verify_w),
+                                        (target_w, 14)])
+        else:
+            keys = ("state", "verify", "target", "action", "message")
+            action_w = max([6, *(len(r["action"]) for r in rows)])
+            rest = total - state_w - verify_w - target_w - action_w - 10
+            widths = fit_widths(total, [(state_w, state_w), (verify_w, verify_w),
+                                        (target_w, 14), (action_w, 10), (max(rest, 10), 10)])
+        self._widths = dict(zip(keys, widths, strict=True))
+        table = self.query_one("#run-table", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for key, w in self._widths.items():
+            table.add_column(key, key=key, width=w)
+        for op_id, row in self.rows.items():
+            table.add_row(*(self._shown(k, row[k]) for k in keys), key=op_id)
+        if table.row_count:
+            table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
+        self._show_detail()
+
+    def _shown(self, column: str, text: str) -> Text | str:
+        width = self._widths.get(column, len(text))
+        if column in ("state", "verify"):
+            return self._cell(text, width)
+        if column == "target":
+            return shorten(text, width)
+        return clip(text, width)
+
+    def _set(self, op_id: str, **cells: str) -> None:
+        """Update a row's cells (those the layout shows are redrawn)."""
+        table = self.query_one("#run-table", DataTable)
+        row = self.rows.get(op_id)
+        if row is None:
+            row = self.rows[op_id] = {"target": op_id, "action": "", "state": "",
+                                      "verify": "", "message": ""}
+            row.update(cells)
+            table.add_row(*(self._shown(k, row[k]) for k in self._widths), key=op_id)
+        else:
+            row.update(cells)
+            for key, text in cells.items():
+                if key in self._widths:
+                    table.update_cell(op_id, key, self._shown(key, text))
+        if highlighted_key(table) == op_id:
+            self._show_detail()
+
+    @on(DataTable.RowHighlighted, "#run-table")
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        key = highlighted_key(self.query_one("#run-table", DataTable))
+        self.query_one("#run-detail-text", Static).update(
+            "" if key is None else self.detail_text(key))
+
+    def detail_text(self, op_id: str) -> Text:
+        """One operation in full: state, verify, message, note, attempts, timings."""
+        row = self.rows.get(op_id, {})
+        change = next((c for c in self.plan.changes if c.op_id == op_id), None)
+        res = self.results.get(op_id)
+        out = Text()
+        out.append(row.get("target", op_id), style="bold")
+        out.append("\n")
+        out.append_text(self._cell(row.get("state") or "queued", 0))
+        if row.get("verify"):
+            out.append(" · verify: ")
+            out.append_text(self._cell(row["verify"], 0))
+        if change is not None:
+            out.append(f" · {change.action} · {change.integration} / {change.step}")
+            if not change.reversible:
+                out.append(" · ")
+                out.append("IRREVERSIBLE", style=self._style("error"))
+        if res is not None and (res.attempts or res.duration):
+            took = "under 1 s" if res.duration < 1 else f"{res.duration:.1f} s"
+            out.append(f"\nattempts {res.attempts} · took {took}")
+        message = res.message if res is not None and change is not None else row.get("message")
+        if message:
+            out.append(f"\nmessage: {message}")
+        if self.verify_detail.get(op_id):
+            out.append(f"\nverify: {self.verify_detail[op_id]}")
+        if change is not None and change.note:
+            out.append(f"\nnote: {change.note}")
+        return out
 
     # -- the run -------------------------------------------------------------------------
     def _start(self, *, resume: bool) -> None:
@@ -163,6 +386,7 @@ class RunScreen(Screen[None]):
         self.started = time.monotonic()
         self.set_class(True, "-running")
         self.set_class(False, "-failed")
+        self.set_class(False, "-ended")
         self._verdict("Running…" if not resume else "Resuming…", "")
         self._tick()
         self._timer = self.set_interval(0.5, self._tick)
@@ -208,15 +432,16 @@ class RunScreen(Screen[None]):
     def _style(self, token: str) -> Style:
         return Style(color=self.app.theme_variables.get(token) or None, bold=True)
 
-    def _cell(self, text: str) -> Text:
+    def _cell(self, text: str, width: int = 0) -> Text:
+        shown = clip(text, width) if width else text
         if text.startswith(("FAILED", "REFUSED", "STILL LIVE")) or "not as planned" in text:
-            return Text(text, style=self._style("error"))
+            return Text(shown, style=self._style("error"))
         if text.startswith(("retrying", "running", "skipped", "unsupported", "unknown",
                             "propagating")):
-            return Text(text, style=self._style("warning"))
+            return Text(shown, style=self._style("warning"))
         if text.startswith("done") or text in ("dead", "off", "restored", "revoked"):
-            return Text(text, style=self._style("success"))
-        return Text(text)
+            return Text(shown, style=self._style("success"))
+        return Text(shown)
 
     def _verdict(self, text: str, kind: str) -> None:
         verdict = self.query_one("#run-verdict", Static)
@@ -227,37 +452,31 @@ class RunScreen(Screen[None]):
     def on_operation_changed(self, message: OperationChanged) -> None:
         """One operation changed state: update its row, the progress and the log."""
         res, extra = message.result, message.extra
-        table = self.query_one("#run-table", DataTable)
-        change = next((c for c in self.plan.changes if c.op_id == res.op_id), None)
-        target = change.target if change else res.op_id
-        known = res.op_id in self.results
+        target = self._target(res.op_id)
+        known = res.op_id in self.rows
         self.results[res.op_id] = res
         if message.phase not in ("apply", "verify"):
             # extra evidence the engine gathers per integration (e.g. "proof": the provider
             # no longer accepts the key): its own row, outside the plan's progress
             word = res.verdict or res.outcome
-            if res.op_id not in table.rows:
-                table.add_row(res.op_id, message.phase, "", "", "", key=res.op_id)
-            table.update_cell(res.op_id, "state", self._cell(
-                "running" if res.outcome == Outcome.PENDING else "done"))
-            table.update_cell(res.op_id, "verify", self._cell(word))
-            table.update_cell(res.op_id, "message", res.message)
+            self._set(res.op_id, action=message.phase,
+                      state="running" if res.outcome == Outcome.PENDING else "done",
+                      verify=word, message=res.message)
             self._log(f"{message.phase:<14} {res.op_id}: {word} — {res.message}")
             return
         if message.phase == "verify":
             word = verify_word(res)
             detail = str(extra.get("detail") or "")
+            self.verify_detail[res.op_id] = detail
             if known:
-                table.update_cell(res.op_id, "verify", self._cell(word))
-                table.update_cell(res.op_id, "message", detail)
+                self._set(res.op_id, verify=word, message=detail)
             self._log(f"verify  {target}: {word} — {detail}")
             return
         state = _state(res, extra)
         if res.outcome != Outcome.PENDING and not (extra.get("running") or extra.get("retrying")):
             self.final.add(res.op_id)
         if res.op_id in {c.op_id for c in self.plan.changes}:
-            table.update_cell(res.op_id, "state", self._cell(state))
-            table.update_cell(res.op_id, "message", res.message)
+            self._set(res.op_id, state=state, message=res.message)
         self.query_one("#run-progress", ProgressBar).update(progress=len(self.final))
         self._tick()
         self._log(f"{state:<14} {target}" + (f" — {res.message}" if res.message else ""))
@@ -275,8 +494,21 @@ class RunScreen(Screen[None]):
         self._tick()
         self.refresh_bindings()
 
+    def _observed_again(self) -> None:
+        """The run changed the targets: the inventory's observed states are read again."""
+        plan = self.plan
+        if getattr(getattr(self.app, "guard", None), "quitting", False):
+            return  # the console is closing: nobody will look at the inventory again
+        if getattr(self.app, "observed", None) is None:
+            return
+        try:
+            self.app.observed.refresh(sorted(plan.integrations))  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - the run's end is shown whatever happens
+            self.notify(error_text(exc), title="Inventory states not refreshed",
+                        severity="warning")
+
     def on_run_finished(self, message: RunFinished) -> None:
-        """Show the verify results and one verdict line."""
+        """Show the verify results, one verdict line, and the end per integration."""
         self._stopped()
         result = self.result = message.result
         self.elapsed = result.elapsed
@@ -288,13 +520,14 @@ class RunScreen(Screen[None]):
         still = [self._target(r.op_id) for r in result.verify_failed]
         stays = [f"{i}: {line}" for i, lines in result.plan.not_restored().items()
                  for line in lines]
-        if result.cancelled:
+        # the order of RunResult.exit_code(): the words always match the CLI's exit code
+        if keys:  # a key still live or unchecked wins over everything else, as exit 4
+            text, kind = ("NOT VERIFIED — key STILL LIVE or could not be checked: "
+                          + ", ".join(keys[:3])), "-failed"
+        elif result.cancelled:
             skipped = sum(1 for r in result.results.values() if r.outcome == Outcome.SKIPPED)
             text, kind = (f"CANCELLED — {skipped} operation(s) not started were skipped; "
                           "press u to resume the run."), "-warning"
-        elif keys:  # a key still live or unchecked wins over everything else, as exit 4
-            text, kind = ("NOT VERIFIED — key STILL LIVE or could not be checked: "
-                          + ", ".join(keys[:3])), "-failed"
         elif not_done:
             text, kind = (f"INCOMPLETE — {len(not_done)} operation(s) failed or did not run; "
                           "press t to retry them."), "-failed"
@@ -315,6 +548,35 @@ class RunScreen(Screen[None]):
         self.set_class(kind == "-failed", "-failed")
         self._verdict(text, kind)
         self._log(text)
+        self._summary(run_summary(result.plan, result.results, result.proofs),
+                      f"exit code {result.exit_code()}, as the CLI reports this run")
+        self._observed_again()
+
+    def _summary(self, fates: list[Fates], how: str) -> None:
+        """The end of the run per integration, in words (colour only repeats them)."""
+        labels = RESTORE_LABELS if self.plan.restore_of else RUN_LABELS
+        styles = (self._style("success"), self._style("error"), self._style("warning"),
+                  self._style("error"))
+        out = Text()
+        out.append(f"{'Restore' if self.plan.restore_of else 'Run'} ended ({how}):",
+                   style="bold")
+        # what needs acting on first: STILL LIVE, then not checked, then the rest
+        for fate in sorted(fates, key=lambda f: (not f.live, not f.unchecked, not f.other)):
+            groups = (fate.done, fate.live, fate.unchecked, fate.gone)
+            out.append(f"\n{fate.integration}: ", style="bold")
+            for n, (label, items, style) in enumerate(zip(labels, groups, styles,
+                                                          strict=True)):
+                out.append(" · " if n else "")
+                out.append(f"{len(items)} {label}", style=style if items else "")
+            for label, items, style in zip(labels, groups, styles, strict=True):
+                if items:
+                    out.append("\n  ")
+                    out.append(f"{label}:", style=style)
+                    out.append(" " + "; ".join(items))
+            if fate.other:
+                out.append("\n  did not happen: " + "; ".join(fate.other))
+        self.query_one("#run-summary-text", Static).update(out)
+        self.set_class(True, "-ended")
 
     def on_run_failed(self, message: RunFailed) -> None:
         """A refusal or an error: show the message (who holds a lock, since when)."""
@@ -326,6 +588,9 @@ class RunScreen(Screen[None]):
             text = f"REFUSED — nothing was changed: {error_text(error)}"
         else:
             text = f"STOPPED — {error_text(error)}\nSee the audit trail (A); u resumes."
+            self._summary(run_summary(self.plan, self.results),
+                          "stopped: from what was seen before it stopped")
+            self._observed_again()
         self.set_class(True, "-failed")
         self._verdict(text, "-failed")
         self._log(text)
@@ -344,21 +609,49 @@ class RunScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel while running; retry after failures; resume after a cancel or a stop."""
+        if action in ("cancel_run", "retry_failed", "resume_run", "back"):
+            return None if self.disabled_reason(action) else True
+        return True
+
+    def disabled_reason(self, action: str) -> str:
+        """Why ``action`` cannot run now (``""`` when it can)."""
         from console.errors import Refused
 
+        refused = isinstance(self.failed_error, Refused)
         if action == "cancel_run":
-            return True if self.running and not self.cancel_requested else None
-        if action == "retry_failed":
-            ok = not self.running and self.result is not None and not self.result.cancelled \
-                and bool(self._retry_targets())
-            return True if ok else None
-        if action == "resume_run":
-            resumable = (self.result is not None and self.result.cancelled) or (
-                self.failed_error is not None and not isinstance(self.failed_error, Refused))
-            return True if (not self.running and resumable) else None
-        if action == "back":
-            return None if self.running else True
-        return True
+            if self.cancel_requested and self.running:
+                return ("Cancel already requested: operations in flight are finishing and "
+                        "are recorded.")
+            if not self.running:
+                return "The run has finished: nothing to cancel."
+        elif action == "retry_failed":
+            if self.running:
+                return "The run is still going: retry what failed once it has ended."
+            if refused:
+                return "Refused before anything ran: nothing to retry. Go back and plan again."
+            if self.result is None:
+                return "The run stopped before its end: press u to resume it."
+            if self.result.cancelled:
+                return "The run was cancelled: press u to resume it instead."
+            if not self._retry_targets():
+                return "Nothing failed: nothing to retry."
+        elif action == "resume_run":
+            if self.running:
+                return "The run is still going: nothing to resume."
+            if refused:
+                return ("Refused before anything ran: nothing to resume. Go back and plan "
+                        "again.")
+            if self.result is not None and not self.result.cancelled:
+                return "The run has finished: nothing to resume" + (
+                    "; press t to retry what failed." if self._retry_targets() else ".")
+        elif action == "back" and self.running:
+            return ("A run is in progress: cancel it with c first (in-flight operations "
+                    "finish and are recorded).")
+        return ""
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action is disabled says why."""
+        explain_disabled(self, event, self.disabled_reason)
 
     def action_back(self) -> None:
         """Leave this screen (the run has ended)."""
@@ -398,7 +691,7 @@ class RunScreen(Screen[None]):
             r = self.results.get(c.op_id)
             if r is not None and r.outcome in (Outcome.SKIPPED, Outcome.PENDING):
                 self.final.discard(c.op_id)
-                self.query_one("#run-table", DataTable).update_cell(c.op_id, "state", "queued")
+                self._set(c.op_id, state="queued")
         self._log("resuming the run")
         self._start(resume=True)
 
@@ -423,8 +716,7 @@ class RunScreen(Screen[None]):
 
     def on_plan_ready(self, message: PlanReady) -> None:
         """Review the retry plan (and confirm it again)."""
-        app: Any = self.app
-        app.open_plan(message.plan)
+        self.app.post_message(PlanReviewRequested(message.plan))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A retry that cannot be planned is shown with its hint."""

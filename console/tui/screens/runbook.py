@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
@@ -11,9 +12,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from console.tui.messages import PlanReady, describe_error, error_text
+from console.tui.messages import PlanReady, PlanReviewRequested, describe_error, error_text
 from console.tui.widgets.banner import ModeBanner
 from console.tui.widgets.key_buffer import KeyBufferScreen
 
@@ -21,10 +22,40 @@ if TYPE_CHECKING:
     from console.inventory import Integration
     from console.runbook import Runbook
 
-__all__ = ["DEFAULT_RUNBOOK", "RunbookScreen", "applicable_runbooks"]
+__all__ = ["DEFAULT_RUNBOOK", "RunbookScreen", "applicable_runbooks", "planning_text"]
 
 DEFAULT_RUNBOOK = "kill-switch"
 """The default containment: listed first, and the picker always opens on it."""
+
+WAITING_SHOWN = 4
+"""Most backend names listed after "waiting on"; the rest are counted."""
+
+
+def planning_text(runbook: str, integrations: int, done: int, total: int,
+                  waiting: list[str]) -> str:
+    """The status line while a plan is being made.
+
+    ``planning kill-switch for 2 integrations · 5/9 targets observed · waiting on openai,
+    vault (Esc cancels)``.
+
+    Args:
+        runbook: The runbook being planned.
+        integrations: How many integrations it is planned for.
+        done: Targets observed so far.
+        total: Targets to observe (0 while the runbook and inventory are being read).
+        waiting: Backends with a target still being observed.
+    """
+    head = f"planning {runbook} for {integrations} integration{'s' if integrations != 1 else ''}"
+    if not total:
+        body = "reading the runbook"
+    elif done < total:
+        names = ", ".join(waiting[:WAITING_SHOWN])
+        if len(waiting) > WAITING_SHOWN:
+            names += f" and {len(waiting) - WAITING_SHOWN} more"
+        body = f"{done}/{total} targets observed · waiting on {names}"
+    else:
+        body = f"{done}/{total} targets observed · writing the plan to the audit trail"
+    return f"{head} · {body} (Esc cancels)"
 
 
 def applicable_runbooks(runbooks: list[Runbook],
@@ -50,16 +81,22 @@ class RunbookScreen(KeyBufferScreen):
 
     The runbooks load in a worker; keys typed meanwhile are applied, in order, once the list
     is shown. The list opens on ``kill-switch`` (the default containment, listed first),
-    whatever was used last.
+    whatever was used last, unless a runbook was named (the palette's ``run: ...``): that one
+    is highlighted and planned at once.
 
-    | key    | action                                              |
-    |--------|-----------------------------------------------------|
-    | enter  | plan the highlighted runbook (observes, changes nothing) |
-    | up/down| choose a runbook                                    |
-    | escape | back to the inventory                               |
+    While a plan is made, the status line says what it waits on (``planning kill-switch for
+    2 integrations · 5/9 targets observed · waiting on openai, vault (Esc cancels)``) and
+    Escape cancels it: planning only reads, so nothing was changed.
+
+    | key    | action                                                    |
+    |--------|-----------------------------------------------------------|
+    | enter  | plan the highlighted runbook (observes, changes nothing)  |
+    | up/down| choose a runbook                                          |
+    | escape | cancel the planning; else back to the inventory           |
 
     Args:
         integration_ids: The integrations to act on (the inventory's marks).
+        runbook: A runbook to highlight and plan as soon as the list is shown.
     """
 
     BINDING_GROUP_TITLE = "Runbooks"
@@ -67,14 +104,21 @@ class RunbookScreen(KeyBufferScreen):
         Binding("enter", "plan", "Plan", id="runbook.plan", priority=True,
                 tooltip="Observe every target and show the plan (changes nothing)"),
         Binding("escape", "back", "Back", id="runbook.back",
-                tooltip="Back to the inventory"),
+                tooltip="Cancel the planning; else back to the inventory"),
     ]
 
-    def __init__(self, integration_ids: list[str]) -> None:
+    def __init__(self, integration_ids: list[str], runbook: str | None = None) -> None:
         super().__init__()
         self.integration_ids = list(integration_ids)
         self.runbooks: list[Runbook] = []
         self.planning = False
+        self.requested = runbook
+        """The runbook to plan as soon as the list is shown (None: wait for Enter)."""
+        self._planning_name = ""
+        self._pending: Counter[str] = Counter()
+        self._done_targets = 0
+        self._total_targets = 0
+        self._plan_worker: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:
         """Banner, the runbook list beside the highlighted runbook's steps, footer."""
@@ -142,10 +186,18 @@ class RunbookScreen(KeyBufferScreen):
         else:
             self._status("Enter plans the highlighted runbook. Planning only reads; "
                          "nothing changes until you confirm a run.")
+        names = [rb.name for rb in self.runbooks]
         if self.runbooks:
-            options.highlighted = 0
+            options.highlighted = names.index(self.requested) \
+                if self.requested in names else 0
         options.focus()
         self.keys_ready()
+        if self.requested is not None:
+            if self.requested in names:
+                self._start_plan(self.runbooks[names.index(self.requested)])
+            else:
+                self._status(f"{self.requested} does not act on these integrations: none of "
+                             "them has a kill point its steps use.", failed=True)
 
     # -- display -------------------------------------------------------------------------
     def _status(self, text: str, *, failed: bool = False) -> None:
@@ -187,7 +239,14 @@ class RunbookScreen(KeyBufferScreen):
         return True
 
     def action_back(self) -> None:
-        """Back to the inventory."""
+        """Cancel the planning in progress; else back to the inventory."""
+        if self.planning and self._plan_worker is not None:
+            self._plan_worker.cancel()
+            self._plan_worker = None
+            self._done()
+            self._status(f"Planning {self._planning_name} cancelled: nothing was changed "
+                         "(planning only reads). Enter plans again; Escape goes back.")
+            return
         self.dismiss()
 
     def action_plan(self) -> None:
@@ -195,19 +254,45 @@ class RunbookScreen(KeyBufferScreen):
         rb = self.selected
         if rb is None or self.planning or not self.ready:
             return
+        self._start_plan(rb)
+
+    def _start_plan(self, rb: Runbook) -> None:
         self.planning = True
+        self._planning_name = rb.name
+        self._pending = Counter()
+        self._done_targets = self._total_targets = 0
         self.refresh_bindings()
         self.query_one("#runbook-body").loading = True
-        self._status(f"Planning {rb.name}: observing every target (read-only)...")
-        self._plan(rb.name)
+        self._show_progress()
+        self._plan_worker = self._plan(rb.name)
+
+    def _progress(self, event: str, backend: str) -> None:
+        """One target's observation started or finished (called in the event loop)."""
+        if not self.planning:
+            return
+        if event == "started":
+            self._total_targets += 1
+            self._pending[backend] += 1
+        elif event == "finished":
+            self._done_targets += 1
+            self._pending[backend] -= 1
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        waiting = sorted(b for b, n in self._pending.items() if n > 0)
+        self._status(planning_text(self._planning_name, len(self.integration_ids),
+                                   self._done_targets, self._total_targets, waiting))
 
     @work(exclusive=True, group="runbook-plan", exit_on_error=False)
     async def _plan(self, name: str) -> None:
         app: Any = self.app
         session = app.session()
+        worker = get_current_worker()
         plan = await session.plan(name, list(self.integration_ids),
-                                  record_mode="plan" if app.live else "dry-run")
-        self.post_message(PlanReady(plan))
+                                  record_mode="plan" if app.live else "dry-run",
+                                  progress=self._progress)
+        if not worker.is_cancelled:  # cancelled while the plan was being recorded
+            self.post_message(PlanReady(plan))
 
     def _done(self) -> None:
         self.planning = False
@@ -215,11 +300,11 @@ class RunbookScreen(KeyBufferScreen):
         self.refresh_bindings()
 
     def on_plan_ready(self, message: PlanReady) -> None:
-        """Show the plan."""
+        """Ask the app to show the plan."""
         self._done()
+        self._plan_worker = None
         self._status("Plan ready.")
-        app: Any = self.app
-        app.open_plan(message.plan)
+        self.post_message(PlanReviewRequested(message.plan))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A loading or planning error is shown with its hint; nothing was changed."""
@@ -233,8 +318,11 @@ class RunbookScreen(KeyBufferScreen):
             return
         if event.worker.group != "runbook-plan":
             return
+        if event.worker is not self._plan_worker:
+            return  # a planning the operator cancelled: already said so
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self._done()
+            self._plan_worker = None
             error = event.worker.error
             self._status(f"Planning failed (nothing was changed): {error_text(error)}",
                          failed=True)
@@ -242,3 +330,4 @@ class RunbookScreen(KeyBufferScreen):
                         timeout=15)
         elif event.state == WorkerState.CANCELLED:
             self._done()
+            self._plan_worker = None

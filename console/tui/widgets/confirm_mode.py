@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -21,7 +21,10 @@ class ConfirmModeModal(ModalScreen[bool]):
 
     Every switch goes through here, back to DRY-RUN included. Dismisses with True only for
     the exact word; anything else keeps the current mode and says so. Escape cancels (False).
-    The mode banner stays on top while it is open.
+    The mode banner stays on top while it is open. Switching to LIVE / EXERCISE while the
+    console has no incident id asks for it once the word is right
+    (:class:`~console.tui.widgets.incident_prompt.IncidentPromptModal`); the switch happens
+    only with an id (Escape there keeps the current mode and says so).
 
     | key    | action                         |
     |--------|--------------------------------|
@@ -85,18 +88,41 @@ class ConfirmModeModal(ModalScreen[bool]):
                 f"Escape keeps {self.current}.", id="confirm-mode-text", markup=True)
             yield Input(placeholder=f"type {self.word}", id="confirm-mode-input")
             yield Label("", id="confirm-mode-error")
+            app: Any = self.app
+            if self.target != "dry-run" and not getattr(app, "incident", ""):
+                yield Static("Next: the incident id. It is shown in the banner and recorded "
+                             "with every run.", id="confirm-mode-incident")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Switch only for the exact word."""
+        """Switch only for the exact word (and, to LIVE / EXERCISE, with an incident id)."""
         event.stop()
-        if event.value.strip() == self.word:
+        if event.value.strip() != self.word:
+            self._error(f"That is not {self.word}: still {self.current}. Type {self.word} or "
+                        "press Escape.")
+            event.input.clear()
+            return
+        app: Any = self.app
+        if self.target == "dry-run" or str(getattr(app, "incident", "") or ""):
             self.dismiss(True)
             return
+        from console.tui.widgets.incident_prompt import IncidentPromptModal
+
+        def answered(incident: str | None) -> None:
+            if not incident:
+                self._error(f"No incident id: still {self.current}. Enter asks again; Escape "
+                            "keeps the mode.")
+                return
+            app.incident = incident
+            self.dismiss(True)
+
+        app.push_screen(IncidentPromptModal(
+            self.target, action=f"switch to {self.word}",
+            cancelled=f"the console stays in {self.current}"), answered)
+
+    def _error(self, text: str) -> None:
         error = self.query_one("#confirm-mode-error", Label)
-        error.update(f"That is not {self.word}: still {self.current}. Type {self.word} or "
-                     "press Escape.")
+        error.update(text)
         error.add_class("-shown")
-        event.input.clear()
 
     def action_cancel(self) -> None:
         """Stay where we are."""

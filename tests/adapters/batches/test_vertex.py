@@ -10,7 +10,6 @@ adapter against it, with requests to googleapis.com hosts routed to the loopback
 from __future__ import annotations
 
 import asyncio
-
 import time
 from importlib.metadata import version
 from typing import Any
