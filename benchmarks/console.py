@@ -6,14 +6,14 @@ running one is reused), opens the console headless (``App.run_test``) in EXERCIS
 waits until the engine runtime is warm (every backend's client built), then times, over
 ``--rounds`` rounds (median and max printed):
 
-* plan: ``r`` on one marked integration, Enter on kill-switch in the picker, until the plan
-  screen shows its rows;
+* plan: Enter on kill-switch in the runbook picker (one marked integration) until the plan
+  screen is painted: planning (every target observed) and the plan screen;
 * confirm: ``a`` on the plan, until the confirmation dialog is on screen;
 * report: ``o`` on the audit trail's newest run, until the report screen shows it;
 * refresh: ``R`` on the inventory, until every integration's kill points are observed again.
 
-Each figure is the wall time from the key press until the screen is in that state (Pilot's
-``press`` also waits for the app to go idle, so painting is included).
+Each figure is the wall time from the key press until the screen shows the result: the
+state is reached and the screen has been refreshed with it (painted).
 
 Goals (issue 10): plan of one integration <= 1.0 s, report and confirm <= 0.2 s,
 refresh <= 1.0 s.
@@ -49,7 +49,7 @@ async def wait(pilot: Any, pred: Callable[[], bool], limit: float = 60.0) -> Non
     deadline = time.perf_counter() + limit
     while not pred():
         if time.perf_counter() > deadline:
-            raise SystemExit(f"timed out waiting on {pred}")
+            raise SystemExit(f"timed out waiting on line {pred.__code__.co_firstlineno}")
         await pilot.pause(0.005)
 
 
@@ -57,6 +57,31 @@ def observing(app: Any) -> bool:
     """True while the states store has a refresh in flight."""
     store = getattr(app, "observed", None)
     return bool(store is not None and store.busy)
+
+
+async def timed(pilot: Any, key: str, pred: Callable[[], bool]) -> float:
+    """Seconds from pressing ``key`` until ``pred`` holds and the screen has been painted
+    with it (a ``call_after_refresh`` callback on the screen then on top)."""
+    app = pilot.app
+    painted: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    start = time.perf_counter()
+    press = asyncio.create_task(pilot.press(key))
+    deadline = start + 60
+    while not pred():
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"timed out after {key!r}")
+        await asyncio.sleep(0.002)
+    app.screen.call_after_refresh(
+        lambda: painted.done() or painted.set_result(time.perf_counter()))
+    end = await painted
+    await press
+    return end - start
+
+
+def fresh(app: Any, integration_id: str, since: float) -> bool:
+    """The integration's kill points were observed (not cancelled) after ``since``."""
+    seen = app.observed.get(integration_id)
+    return bool(seen is not None and not seen.cancelled and seen.at >= since)
 
 
 async def measure(rounds: int) -> dict[str, list[float]]:
@@ -70,44 +95,32 @@ async def measure(rounds: int) -> dict[str, list[float]]:
         await asyncio.to_thread(app.runtime.warm)  # the console warms it after first paint
         await wait(pilot, lambda: not observing(app))
         for _ in range(rounds):
-            # refresh
-            t = time.perf_counter()
-            await pilot.press("R")
-            await wait(pilot, lambda: observing(app), limit=2.0)
-            await wait(pilot, lambda: not observing(app))
-            out["refresh"].append(time.perf_counter() - t)
-            # plan
+            # refresh: R until every integration was observed again
+            ids = [i.id for i in app.config.integrations]
+            t0 = time.time()
+            out["refresh"].append(await timed(
+                pilot, "R", lambda: all(fresh(app, i, t0) for i in ids)))
+            # plan: Enter on kill-switch in the picker until the plan screen is painted
             app.marked = frozenset({"support-bot"})
-            t = time.perf_counter()
             await pilot.press("r")
             await wait(pilot, lambda: screen_name(app) == "RunbookScreen"
                        and bool(getattr(app.screen, "ready", True)))
-            await pilot.press("enter")
-            await wait(pilot, lambda: screen_name(app) == "PlanScreen")
-            await pilot.pause()
-            out["plan"].append(time.perf_counter() - t)
-            # confirm
-            t = time.perf_counter()
-            await pilot.press("a")
-            await wait(pilot, lambda: "Confirm" in screen_name(app)
-                       or "Incident" in screen_name(app))
-            out["confirm"].append(time.perf_counter() - t)
-            while len(app.screen_stack) > 2:
-                app.pop_screen()
-                await pilot.pause()
-            # report
+            out["plan"].append(await timed(
+                pilot, "enter", lambda: screen_name(app) == "PlanScreen"))
+            # confirm: a on the plan until the dialog is painted
+            out["confirm"].append(await timed(pilot, "a", lambda: "Confirm" in screen_name(app)))
+            await app.pop_screen()  # the dialog; then "i" closes every screen above the inventory
+            await pilot.press("i")
+            await wait(pilot, lambda: screen_name(app) == "InventoryScreen")
+            # report: o on the audit trail's newest run until the report is painted
             await pilot.press("A")
             await wait(pilot, lambda: screen_name(app) == "AuditScreen")
-            await wait(pilot, lambda: bool(getattr(app.screen, "runs_loaded", True)))
-            await pilot.pause(0.2)
-            t = time.perf_counter()
-            await pilot.press("o")
-            await wait(pilot, lambda: screen_name(app) == "ReportScreen")
-            await pilot.pause()
-            out["report"].append(time.perf_counter() - t)
-            while len(app.screen_stack) > 2:
-                app.pop_screen()
-                await pilot.pause()
+            await wait(pilot, lambda: getattr(app.screen, "selected_run", None) is not None)
+            out["report"].append(await timed(
+                pilot, "o", lambda: screen_name(app) == "ReportScreen"))
+            await pilot.press("escape")
+            await pilot.press("i")
+            await wait(pilot, lambda: screen_name(app) == "InventoryScreen")
     return out
 
 

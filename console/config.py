@@ -32,6 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from adapters.specs import builtin_spec
+from console import checkcache
 from console.declarations import check_backends, check_references, declared
 from console.errors import ConfigError
 from console.inventory import KILL_POINT_LISTS, Integration
@@ -315,13 +317,18 @@ def _bulk_allocation() -> Iterator[None]:
             gc.enable()
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate the config and its inventory (see :func:`_load_config`)."""
+def load_config(path: str | Path | None = None, *, remember: bool = False) -> Config:
+    """Load and validate the config and its inventory (see :func:`_load_config`).
+
+    ``remember``: record a config that passed in the check cache (:mod:`console.checkcache`)
+    so the next load of the same bytes skips the whole-document checks. The console does;
+    other commands only read the cache (a read-only command writes no file).
+    """
     with _bulk_allocation():
-        return _load_config(path)
+        return _load_config(path, remember)
 
 
-def _load_config(path: str | Path | None = None) -> Config:
+def _load_config(path: str | Path | None = None, remember: bool = False) -> Config:
     """Load and validate the config and its inventory.
 
     Args:
@@ -336,7 +343,8 @@ def _load_config(path: str | Path | None = None) -> Config:
             problem found is listed, and ``where`` is the ``file:line`` of the first.
     """
     cfg_path = _find_config(path)
-    doc, text = parse_toml(cfg_path)
+    doc, text = parse_toml(cfg_path, cache=True)
+    texts = [text]  # every source text, for the check cache
     sources: dict[str, tuple[Path, TomlLocator]] = {"config": (cfg_path, TomlLocator(text))}
 
     def at(key: str) -> Callable[[Loc], str]:
@@ -393,7 +401,7 @@ def _load_config(path: str | Path | None = None) -> Config:
     inv_path = _inventory_path(cfg_path, settings)
     if inv_path is not None:
         try:
-            inv_doc, inv_text = parse_toml(inv_path)
+            inv_doc, inv_text = parse_toml(inv_path, cache=True)
         except ConfigError as exc:
             if _probe(inv_path) != "missing":
                 problems.append(Problem(exc.where, exc.msg, exc.hint))
@@ -407,6 +415,7 @@ def _load_config(path: str | Path | None = None) -> Config:
                 )
         else:
             sources["inventory"] = (inv_path, TomlLocator(inv_text))
+            texts.append(inv_text)
             loc_inv = at("inventory")
             for key in inv_doc:
                 if key != "integrations":
@@ -440,16 +449,25 @@ def _load_config(path: str | Path | None = None) -> Config:
         integrations.append(integ)
         origins.append((src, local))
 
-    problems += _check_references(raws, backends, at)
     # the adapters' declarations: backend type, typed options, reference schemas
     kinds = declared({b.type for b in backends.values()})
     problems += check_backends({n: raw_backends[n] for n in backends}, kinds, cfg_path.parent,
                                loc_cfg)[0]
-    seen = {p.where for p in problems}  # one problem per key (a contact's model said it)
-    problems += [p for p in check_references(raws, {n: b.type for n, b in backends.items()},
-                                             kinds, at) if p.where not in seen]
+    # every reference of every integration: skipped for texts that passed before, when
+    # every backend type is built in (a third-party adapter's declarations are not code
+    # the cache can identify)
+    refs_key = checkcache.digest("references", *texts)
+    builtin = all(builtin_spec(b.type) is not None for b in backends.values())
+    if problems or not (builtin and checkcache.vouched(refs_key)):
+        problems += _check_references(raws, backends, at)
+        seen = {p.where for p in problems}  # one problem per key (a contact's model said it)
+        problems += [p for p in check_references(raws, {n: b.type for n, b in backends.items()},
+                                                 kinds, at) if p.where not in seen]
 
     raise_problems(problems, ConfigError, title="Invalid config")
+    if remember:
+        checkcache.record(*(checkcache.digest("document", t) for t in texts),
+                          *([refs_key] if builtin else []))
 
     config = Config(
         path=cfg_path,

@@ -22,6 +22,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from console import checkcache
 from console.errors import ConfigError
 
 __all__ = ["MAX_DEPTH", "Loc", "Problem", "TomlLocator", "check_document", "parse_toml",
@@ -232,7 +233,8 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 """TOML integers are 64-bit signed (the spec asks parsers to reject the others)."""
 
 
-def parse_toml(path: Path, error: type[ConfigError] = ConfigError) -> tuple[dict[str, Any], str]:
+def parse_toml(path: Path, error: type[ConfigError] = ConfigError, *,
+               cache: bool = False) -> tuple[dict[str, Any], str]:
     """Read and parse a TOML file; return the document and its text.
 
     Bad input of every kind becomes one ``error`` naming the file (and the line when it can
@@ -241,6 +243,9 @@ def parse_toml(path: Path, error: type[ConfigError] = ConfigError) -> tuple[dict
     parser allows (which would otherwise surface as ``RecursionError``), integers too long
     to convert (``ValueError``) or outside TOML's 64-bit range, and documents nested more
     than :data:`MAX_DEPTH` levels.
+
+    With ``cache``, the document checks (depth, integer range) are skipped for a text that
+    passed them before (:mod:`console.checkcache`; the caller records a success).
 
     Raises:
         ConfigError: (or ``error``) the file cannot be read or is not valid TOML; ``where``
@@ -281,7 +286,8 @@ def parse_toml(path: Path, error: type[ConfigError] = ConfigError) -> tuple[dict
         ) from exc
     except MemoryError as exc:  # pragma: no cover - depends on the machine
         raise error(f"{path} is too large to parse in memory", where=str(path)) from exc
-    check_document(doc, path, text, error)
+    if not (cache and checkcache.vouched(checkcache.digest("document", text))):
+        check_document(doc, path, text, error)
     return doc, text
 
 

@@ -442,7 +442,7 @@ def make_app(config: Config | str | Path | None = None, **kw: Any) -> Killswitch
     gc.disable()
     try:
         if config is None or isinstance(config, (str, Path)):
-            config = load_config(config)
+            config = load_config(config, remember=True)
         return KillswitchApp(config, **kw)
     except BaseException:
         gc.enable()

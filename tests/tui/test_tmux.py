@@ -1,19 +1,22 @@
 """The real ``killswitch`` binary in a detached tmux session at 80x24.
 
 Drives it as an operator would over SSH (send-keys) and reads the screen (capture-pane):
-banner, filter as you type, mark, runbook picker, quit. Never skipped: tmux is a test
-dependency (Debian package ``tmux``); a missing tmux fails loudly.
+banner, filter as you type, mark, runbook picker, quit; and the whole walk-through of issue
+10 (mark, kill-switch plan, LIVE, confirm, run, restore, report, audit, quit) by keyboard
+alone. Never skipped: tmux is a test dependency (Debian package ``tmux``); a missing tmux
+fails loudly.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,41 @@ class Tmux:
                 return screen
             time.sleep(0.1)
         raise AssertionError(f"{texts!r} never all appeared; the screen was:\n{screen}")
+
+    def wait_until(self, check: Callable[[str], object], what: str,
+                   timeout: float = 20.0) -> str:
+        """The screen once ``check(screen)`` is true (``what`` says what was awaited)."""
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if check(screen):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"never {what}; the screen was:\n{screen}")
+
+    def styled(self) -> str:
+        """The screen with its colours (SGR escapes): what plain text cannot say."""
+        return self.run("capture-pane", "-p", "-e", "-t", "ks").stdout
+
+    def wait_for_focus(self, placeholder: str, timeout: float = 20.0) -> None:
+        """Until the empty text field showing ``placeholder`` has the focus.
+
+        Plain text cannot tell which field has the focus; colours can: the focused field is
+        painted on its own background (the cursor, which blinks, on the first cell), an
+        unfocused one is not. Keys typed before the focus moved would land in the previous
+        field, so a test types only once this returns.
+        """
+        sgr = r"(?:\x1b\[[\d;]*m)*"
+        painted = re.compile(r"\x1b\[48;[\d;]*m" + sgr + re.escape(placeholder[0]) + sgr
+                             + re.escape(placeholder[1:]))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if painted.search(self.styled()):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the field {placeholder!r} never got the focus; the screen "
+                             f"was:\n{self.screen()}")
 
     def alive(self) -> bool:
         return self.run("has-session", "-t", "ks", check=False).returncode == 0
@@ -91,6 +129,210 @@ def test_filter_mark_runbook_and_quit_in_tmux(tmux: Tmux) -> None:
     assert "code-review-agent" in screen
     tmux.send("Escape")
     tmux.wait_for("space Mark")
+    tmux.send("q")
+    deadline = time.monotonic() + 15
+    while tmux.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not tmux.alive(), tmux.screen()
+
+
+RUN_ID = re.compile(r"\br-\d{8}-\d{6}-[0-9a-f]{4}\b")
+"""A run id as the console shows it (``r-20260301-120000-ab12``)."""
+CLOCK = re.compile(r"\d\d:\d\d:\d\d")
+"""A timeline's time cell."""
+COUNT = re.compile(r"\d+")
+"""A number cell."""
+LIVE_MODE = re.compile(r"(?:\S+/)?live")
+"""The audit's mode cell of a run applied in LIVE (``live``, or ``dry-run/live`` when it
+was planned in DRY-RUN)."""
+
+
+def row(*cells: str | re.Pattern[str]) -> Callable[[str], bool]:
+    """True for a screen with one line holding ``cells`` in order, apart only by spaces:
+    a table row as shown (the column widths are the console's business). A compiled pattern
+    stands for a cell whose exact value does not matter."""
+    pattern = re.compile(r"\s+".join(c.pattern if isinstance(c, re.Pattern) else re.escape(c)
+                                      for c in cells))
+    return lambda screen: any(pattern.search(line) for line in screen.splitlines())
+
+
+def shows(*texts: str, rows: tuple[tuple[str | re.Pattern[str], ...], ...] = (),
+          absent: tuple[str, ...] = ()) -> Callable[[str], bool]:
+    """True for a screen with every text and row on it, and none of ``absent``."""
+    checks = [row(*r) for r in rows]
+    return lambda s: (all(t in s for t in texts) and all(c(s) for c in checks)
+                      and not any(t in s for t in absent))
+
+
+def banner(screen: str) -> str:
+    """The first line: the mode banner."""
+    return screen.splitlines()[0]
+
+
+def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
+    """Issue 10: mark, kill-switch plan, LIVE, confirm, run, restore, report, audit, quit.
+
+    At 80x24, send-keys only; after every step the values that decide the next one are on
+    the screen. The integration is search-embeddings (a batch job and egress, both live): its
+    batch cancel cannot be undone, so the walk-through meets IRREVERSIBLE, the consent and,
+    on restore, what cannot come back. Escape is always followed by a wait for the next
+    screen's words before the next key (Escape then a key, too fast, reads as an Alt chord).
+    """
+    # 1. inventory: highlight search-embeddings (the last row), mark it, open the picker
+    tmux.wait_for("states: observed", "DRY-RUN", "space Mark", "search-embeddings")
+    tmux.send("End")
+    tmux.wait_for("search-embeddings: batches live · egress live")
+    tmux.send("Space")
+    screen = tmux.wait_for("1 marked: dev 1", "| 1 marked")
+    assert "DRY-RUN changes nothing anywhere" in banner(screen)
+    tmux.send("r")
+    screen = tmux.wait_until(shows(
+        "Runbooks for 1 integration(s): search-embeddings",
+        "Enter plans the highlighted runbook", "⏎ Plan"), "the runbook picker")
+    # the picker is on kill-switch: listed first, its description and steps beside it
+    names = [m[1] for m in re.finditer(r"^▊ ([a-z-]+) +▎", screen, re.MULTILINE)]
+    assert names[0] == "kill-switch", screen
+    assert "Full containment of one or more integrations" in screen
+    assert row("cancel-batches", "batch.cancel")(screen) and row("notify", "notify")(screen)
+    tmux.send("Enter")
+
+    # 2. the plan at 80 columns: undo, status, target; DRY-RUN refuses to apply and says why
+    plan_rows = (("undo", "status", "action / target"),
+                 ("search-embeddings / cancel-batches: batch.cancel",),
+                 ("IRREVERSIBLE", "observed", "sim:search-batch"),
+                 ("search-embeddings / block-egress: egress.block",),
+                 ("reversible", "observed", "sim:search-egress"))
+    screen = tmux.wait_until(shows(
+        "nothing was changed. runbook kill-switch",
+        "To apply it, switch to LIVE (ctrl+l, type LIVE).",
+        "1 integration(s), 2 change(s) to apply; 1 IRREVERSIBLE (cannot be undone)",
+        "a Apply", rows=plan_rows), "the kill-switch plan")
+    assert "DRY-RUN" in banner(screen) and "LIVE" not in banner(screen)
+    tmux.send("a")
+    tmux.wait_for("Apply: not now", "with ctrl+l (type LIVE) to apply")
+
+    # 3. LIVE: ctrl+l, type the mode's word (the incident is already INC-7: not asked)
+    tmux.send("C-l")
+    screen = tmux.wait_for("Switch to LIVE?", "Type LIVE and press Enter",
+                           "Escape keeps DRY-RUN.")
+    assert "Next: the incident id" not in screen
+    tmux.wait_for_focus("type LIVE")
+    tmux.send("LIVE", literal=True)
+    tmux.wait_until(row("▊", "LIVE", "▎"), "LIVE typed in the field")
+    tmux.send("Enter")
+    screen = tmux.wait_until(shows(
+        "LIVE PLAN — runbook kill-switch", "Nothing runs until you confirm (a).",
+        rows=plan_rows, absent=("Switch to LIVE?",)), "the plan in LIVE")
+    top = banner(screen)
+    assert top.startswith(" LIVE applies to real systems"), top
+    assert "INC-7" in top and "1 marked: dev 1" in top and "DRY-RUN" not in top, top
+
+    # 4. apply: type the integration id, a reason, consent to the irreversible cancel, run
+    tmux.send("a")
+    tmux.wait_for("Confirm LIVE run: LIVE applies to real systems",
+                  "runbook kill-switch: 2 change(s) on 1 integration(s): search-embeddings",
+                  "Incident: INC-7",
+                  "Type the integration id (search-embeddings) to confirm:",
+                  "IRREVERSIBLE changes: 1 — consent: NOT GIVEN",
+                  "I understand 1 change(s) cannot be undone", "Run LIVE",
+                  "^r Run", "^t Consent")
+    tmux.wait_for_focus("search-embeddings")  # the id field: its placeholder is the id
+    tmux.send("search-embeddings", literal=True)
+    tmux.send("Enter")
+    tmux.wait_for_focus("why this run, now")  # Enter moved on to the reason
+    tmux.send("contain leak", literal=True)
+    tmux.wait_for("contain leak")
+    tmux.send("C-t")
+    tmux.wait_for("IRREVERSIBLE changes: 1 — consent: GIVEN (ctrl+t withdraws it)")
+    tmux.send("Enter")
+    screen = tmux.wait_until(shows(
+        "— runbook kill-switch — reason: contain leak",
+        "OK — every change applied and verified: 2 target(s) dead or off.",
+        "Run ended (exit code 0, as the CLI reports this run):",
+        "search-embeddings: 2 now off · 0 STILL LIVE · 0 not checked · 1 cannot come",
+        "now off: sim:search-batch; sim:search-egress",
+        "cannot come back: sim:search-batch (batch.cancel)",
+        rows=(("state", "verify", "target"),
+              ("done (applied)", "dead", "sim:search-batch"),
+              ("done (applied)", "dead", "sim:search-egress"),
+              ("2/2 done",))), "the end of the run")
+    assert "STILL LIVE:" not in screen and "FAILED" not in screen
+    found = re.search(r"RUN (\S+) — runbook kill-switch", screen)
+    assert found and RUN_ID.fullmatch(found[1]), screen
+    run_id = found[1]
+
+    # 5. restore: the audit trail (A), the run is highlighted (the only one), u, confirm
+    tmux.send("A")
+    screen = tmux.wait_until(shows(
+        "Chain OK:", f"{run_id} · finished", "u: restore it",
+        rows=(("run", "mode", "events", "status"), (run_id, LIVE_MODE, COUNT, "finished"))),
+        "the audit trail")
+    assert len(RUN_ID.findall("\n".join(screen.splitlines()[:8]))) == 1, screen
+    tmux.send("u")
+    restore_rows = (("IRREVERSIBLE", "UNSUPPORTED", "sim:search-batch"),
+                    ("reversible", "observed", "sim:search-egress"))
+    screen = tmux.wait_until(shows(
+        "LIVE PLAN — RESTORE of run", run_id, "Nothing", "a Apply", rows=restore_rows),
+        "the restore plan")
+    assert "1 change(s) to apply" in screen and "stays dead" in screen
+    restore_ids = set(RUN_ID.findall(screen)) - {run_id}
+    assert len(restore_ids) == 1, screen
+    restore_id = restore_ids.pop()
+    tmux.send("a")
+    tmux.wait_for("Confirm LIVE run", f"restore of run {run_id}: 1 change(s) on 1",
+                  "not applied: 1 unsupported", "Incident: INC-7",
+                  "Type the integration id (search-embeddings) to confirm:",
+                  "IRREVERSIBLE changes: none", "Run LIVE")
+    tmux.wait_for_focus("search-embeddings")
+    tmux.send("search-embeddings", literal=True)
+    tmux.send("Enter")
+    tmux.wait_for_focus("why this run, now")
+    tmux.send("incident over", literal=True)
+    tmux.wait_for("incident over")
+    tmux.send("Enter")
+    screen = tmux.wait_until(shows(
+        f"RUN {restore_id} — restore of run {run_id}",
+        "INCOMPLETE — restored what could be undone; stays dead:",
+        "Restore ended (exit code 1, as the CLI reports this run):",
+        "search-embeddings: 1 back on · 0 STILL OFF · 0 not checked · 1 cannot come",
+        "back on: sim:search-egress", "cannot come back: 1 batch job",
+        rows=(("unsupported", "sim:search-batch"),
+              ("done (applied)", "restored", "sim:search-egress"))), "the end of the restore")
+
+    # 6. report: back to the audit trail (both runs, newest first), the run, o, its timeline
+    tmux.send("Escape")
+    tmux.wait_until(shows("Chain OK:", "/ filter: run=",
+                          rows=((restore_id, LIVE_MODE, COUNT, "finished"),
+                                (run_id, LIVE_MODE, COUNT, "finished")),
+                          absent=("Restore ended",)), "the audit trail with both runs")
+    tmux.send("Down")
+    tmux.wait_for(f"{run_id} · finished", "o: its report")
+    tmux.send("o")
+    screen = tmux.wait_until(shows(
+        f"run {run_id} — finished", "INC-7", "ic-tester", "chain verified", "needs attention:",
+        "seq 1 ·", "f Full report", rows=(("time", "outcome", "what"),
+              (CLOCK, "planned", "kill-switch"),
+              (CLOCK, "applied", "search-embeddings batch.cancel sim:search-batch"),
+              (CLOCK, "applied", "search-embeddings egress.block sim:search-egress"),
+              (CLOCK, "verified", "search-embeddings batch.cancel sim:search-batch"),
+              (CLOCK, "verified", "search-embeddings egress.block sim:search-egress"),
+              (CLOCK, "finished", "run kill-switch"))), "the report's timeline")
+    assert "Chain OK" not in screen
+    tmux.send("Escape")
+
+    # 7. audit: the chain status and the runs; the chain holds every event of both runs
+    screen = tmux.wait_until(shows(
+        "Chain OK:", "/ filter: run=", "o Report", "u Restore",
+        rows=((restore_id, LIVE_MODE, COUNT, "finished"), (run_id, LIVE_MODE, COUNT, "finished")),
+        absent=("f Full report",)), "the audit trail again")
+    chain = re.search(r"Chain OK: (\d+) events verified", screen)
+    assert chain, screen
+    counts = [int(m[1]) for m in re.finditer(r"^ r-\S+\s+\S+\s+(\d+)\s+finished", screen,
+                                              re.MULTILINE)]
+    assert len(counts) == 2 and sum(counts) == int(chain[1]), screen
+    assert "LIVE applies to real systems" in banner(screen) and "INC-7" in banner(screen)
+
+    # 8. quit: no run in progress, so q quits at once and the session ends
     tmux.send("q")
     deadline = time.monotonic() + 15
     while tmux.alive() and time.monotonic() < deadline:

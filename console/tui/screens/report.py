@@ -70,8 +70,7 @@ class ReportScreen(Screen[None]):
         yield DataTable(id="report-timeline", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="report-detail"):
             yield Static(id="report-detail-text")
-        with VerticalScroll(id="report-scroll"):
-            yield Markdown(self.markdown, id="report")
+        yield VerticalScroll(id="report-scroll")  # the document: built when first shown
         yield Footer()
 
     def on_mount(self) -> None:
@@ -156,6 +155,9 @@ class ReportScreen(Screen[None]):
     def action_toggle_full(self) -> None:
         """The whole report as a document, or back to the timeline."""
         full = not self.has_class("-full")
+        scroll = self.query_one("#report-scroll", VerticalScroll)
+        if full and not scroll.children:  # a Markdown widget costs ~0.4 s to lay out
+            scroll.mount(Markdown(self.markdown, id="report"))
         self.set_class(full, "-full")
         target = "#report-scroll" if full else "#report-timeline"
         self.query_one(target).focus()
