@@ -769,6 +769,17 @@ def sandbox_stop() -> None:
     _show_services(sb.stop(_config()))
 
 
+@sandbox.command("reset")
+@common
+def sandbox_reset() -> None:
+    """Stop, drop the inventory's flags, start again: every sandbox backend back to its
+    seeded state (between exercise rounds). Refuses (exit 2) a config with any backend not
+    marked `sandbox = true`."""
+    from console import sandbox as sb
+
+    _show_services(sb.reset(_config()))
+
+
 @cli.command()
 @common
 @click.option("--runbook", default="kill-switch", show_default=True,

@@ -5,6 +5,7 @@ Public API (used by ``killswitch sandbox start|status|stop`` and ``make run``)::
     start(config) -> list[ServiceStatus]    # idempotent; seeds what the inventory references
     status(config) -> list[ServiceStatus]
     stop(config) -> list[ServiceStatus]     # kills only what start started
+    reset(config) -> list[ServiceStatus]    # stop, drop the inventory's flags, start again
 
 Services today: the OpenBao dev server (:mod:`console.sandbox.openbao`) on
 ``[sandbox] openbao_port`` (default 8299; the port after it must be free too) and the flagd
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServiceStatus", "flag_refs", "start", "status", "stop"]
+__all__ = ["ServiceStatus", "flag_refs", "reset", "start", "status", "stop"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,36 @@ def status(config: Any) -> list[ServiceStatus]:
 def stop(config: Any) -> list[ServiceStatus]:
     """Stop the processes this sandbox started (flag files are left in place)."""
     return [svc.stop(config) for svc in reversed(_services(config))]
+
+
+def reset(config: Any) -> list[ServiceStatus]:
+    """Put every sandbox backend back to its seeded state (between exercise rounds).
+
+    Stops the sandbox services (in-memory servers lose their state), drops the inventory's
+    flags from the flag files, then starts everything again: servers come back empty and
+    are seeded from the inventory, flags are seeded ``on``. Blocking.
+
+    Raises:
+        UsageError: A backend of the config is not marked ``sandbox = true`` (exit 2):
+            resetting would drop real flags; nothing was changed.
+        ConsoleError: A service could not be stopped or started.
+    """
+    from adapters.flagfile import update_flag_file
+    from console.errors import UsageError
+
+    real = list(config.real_backends)
+    if real:
+        raise UsageError("sandbox reset resets only sandbox backends, and these are not: "
+                         f"{', '.join(real)}; nothing was changed", where=str(config.path),
+                         hint="run it on a config whose every backend has `sandbox = true`")
+    stop(config)
+    for path, keys in flag_refs(config).values():
+        if not path.exists():
+            continue
+
+        def drop(data: dict[str, Any], keys: list[str] = keys) -> bool:
+            flags = data.setdefault("flags", {})
+            return bool([flags.pop(key) for key in keys if key in flags])
+
+        update_flag_file(path, drop)
+    return start(config)

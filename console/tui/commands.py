@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -136,34 +136,10 @@ def load_palette_data(config: Config, targets: list[str]) -> PaletteData:
 
 
 def reset_sandbox(config: Config) -> list[ServiceStatus]:
-    """Put every sandbox backend back to its seeded state (between exercise rounds).
-
-    Stops the sandbox services the console started (in-memory servers lose their state),
-    drops the inventory's flags from the flag files, then starts everything again: servers
-    come back empty and are seeded from the inventory, flags are seeded ``on``. Blocking.
-
-    Returns:
-        The services after the restart.
-
-    Raises:
-        ConsoleError: A service could not be stopped or started (a taken port, a server
-            that did not become healthy).
-    """
-    from adapters.flagfile import update_flag_file
+    """:func:`console.sandbox.reset` (blocking; the palette runs it in a thread)."""
     from console import sandbox
 
-    sandbox.stop(config)
-    for path, keys in sandbox.flag_refs(config).values():
-        if not path.exists():
-            continue
-
-        def drop(data: dict[str, Any], keys: list[str] = keys) -> bool:
-            flags = data.setdefault("flags", {})
-            gone = [flags.pop(key) for key in keys if key in flags]
-            return bool(gone)
-
-        update_flag_file(path, drop)
-    return sandbox.start(config)
+    return sandbox.reset(config)
 
 
 # -- the verbs -------------------------------------------------------------------------

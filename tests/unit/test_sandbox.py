@@ -190,3 +190,54 @@ def test_vault_adapter_works_on_the_sandbox(config: Config,
     assert a.verify(ch).ok
     a.close()
     assert os.environ.get("VAULT_TOKEN") is None
+
+
+def test_reset_refuses_a_config_with_real_backends(config: Config) -> None:
+    """This config's `elsewhere` and the others are not marked sandbox: reset would drop
+    real flags. Refused (exit 2 through the CLI), nothing touched, nothing started."""
+    from console.errors import UsageError
+
+    flags = config.resolve("state") / "flags.json"
+    flags.parent.mkdir(parents=True)
+    flags.write_text('{"flags": {"coder-enabled": {"state": "DISABLED"}}}')
+    with pytest.raises(UsageError) as err:
+        sandbox.reset(config)
+    assert err.value.exit_code == 2
+    assert "elsewhere" in str(err.value) and "nothing was changed" in str(err.value)
+    assert "DISABLED" in flags.read_text()
+    assert not by_name(sandbox.status(config))["openbao"].running
+
+
+def test_reset_brings_back_what_a_run_turned_off(tmp_path: Path) -> None:
+    """A run deleted a seeded secret and turned a flag off; reset reseeds both."""
+    bao_binary()
+    port = free_port_pair()
+    text = CONFIG.format(port=port).replace('[backends.elsewhere]\ntype = "vault"\n'
+                                            'url = "http://127.0.0.1:1"\n', "")
+    text = text.replace('[[integrations.credentials]]\nbackend = "elsewhere"\n'
+                        'path = "not/seeded"\n', "")
+    text = text.replace('type = "vault"\n', 'type = "vault"\nsandbox = true\n')
+    text = text.replace('type = "flagfile"\n', 'type = "flagfile"\nsandbox = true\n')
+    path = tmp_path / "killswitch.toml"
+    path.write_text(text)
+    cfg = load_config(path)
+    assert cfg.real_backends == []
+    try:
+        sandbox.start(cfg)
+        c = _client(cfg)
+        c.secrets.kv.v2.delete_metadata_and_all_versions(path="ai/support-bot/openai")
+        c.adapter.close()
+        flags = cfg.resolve("state") / "flags.json"
+        data = json.loads(flags.read_text())
+        data["flags"]["coder-enabled"]["state"] = "DISABLED"
+        flags.write_text(json.dumps(data))
+
+        services = by_name(sandbox.reset(cfg))
+        assert services["openbao"].running
+        c = _client(cfg)
+        assert c.secrets.kv.v2.read_secret_version(
+            path="ai/support-bot/openai", raise_on_deleted_version=True)["data"]["data"]
+        c.adapter.close()
+        assert json.loads(flags.read_text())["flags"]["coder-enabled"]["state"] == "ENABLED"
+    finally:
+        sandbox.stop(cfg)
