@@ -67,11 +67,12 @@ class Tmux:
         """The screen with its colours (SGR escapes): what plain text cannot say."""
         return self.run("capture-pane", "-p", "-e", "-t", "ks").stdout
 
-    def wait_for_focus(self, placeholder: str, timeout: float = 20.0) -> None:
-        """Until the empty text field showing ``placeholder`` has the focus.
+    def wait_for_focus(self, placeholder: str, below: str, timeout: float = 20.0) -> None:
+        """Until the empty text field showing ``placeholder``, under the line ``below``, has
+        the focus.
 
         Plain text cannot tell which field has the focus; colours can: the focused field is
-        painted on its own background (the cursor, which blinks, on the first cell), an
+        painted on its own background (the cursor, which blinks, on its first cell), an
         unfocused one is not. Keys typed before the focus moved would land in the previous
         field, so a test types only once this returns.
         """
@@ -80,11 +81,14 @@ class Tmux:
                              + re.escape(placeholder[1:]))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if painted.search(self.styled()):
+            lines = self.styled().splitlines()
+            plain = [re.sub(r"\x1b\[[\d;]*m", "", line) for line in lines]
+            at = next((n for n, line in enumerate(plain) if below in line), None)
+            if at is not None and any(painted.search(line) for line in lines[at + 1:at + 4]):
                 return
             time.sleep(0.1)
-        raise AssertionError(f"the field {placeholder!r} never got the focus; the screen "
-                             f"was:\n{self.screen()}")
+        raise AssertionError(f"the field {placeholder!r} under {below!r} never got the "
+                             f"focus; the screen was:\n{self.screen()}")
 
     def alive(self) -> bool:
         return self.run("has-session", "-t", "ks", check=False).returncode == 0
@@ -156,17 +160,39 @@ def row(*cells: str | re.Pattern[str]) -> Callable[[str], bool]:
     return lambda screen: any(pattern.search(line) for line in screen.splitlines())
 
 
-def shows(*texts: str, rows: tuple[tuple[str | re.Pattern[str], ...], ...] = (),
-          absent: tuple[str, ...] = ()) -> Callable[[str], bool]:
-    """True for a screen with every text and row on it, and none of ``absent``."""
-    checks = [row(*r) for r in rows]
-    return lambda s: (all(t in s for t in texts) and all(c(s) for c in checks)
-                      and not any(t in s for t in absent))
-
-
 def banner(screen: str) -> str:
     """The first line: the mode banner."""
-    return screen.splitlines()[0]
+    return (screen.splitlines() or [""])[0]
+
+
+def shows(*texts: str, rows: tuple[tuple[str | re.Pattern[str], ...], ...] = (),
+          top: tuple[str, ...] = (), absent: tuple[str, ...] = (),
+          also: Callable[[str], object] = lambda s: True) -> Callable[[str], bool]:
+    """True for a screen with every text and row on it, every ``top`` text in the banner,
+    none of ``absent``, and ``also`` true (every check in one frame: frames can be half
+    drawn, so what is checked after a wait is only what must not be there)."""
+    checks = [row(*r) for r in rows]
+    return lambda s: (all(t in s for t in texts) and all(c(s) for c in checks)
+                      and all(t in banner(s) for t in top)
+                      and not any(t in s for t in absent) and bool(also(s)))
+
+
+def runbooks_listed(screen: str) -> list[str]:
+    """The runbook picker's list, top to bottom."""
+    return [m[1] for m in re.finditer(r"^▊ ([a-z-]+) +▎", screen, re.MULTILINE)]
+
+
+def runs_listed(screen: str) -> list[tuple[str, int]]:
+    """The audit trail's runs table: (run id, events), newest first."""
+    return [(m[1], int(m[2])) for m in re.finditer(
+        r"^ (r-\S+)\s+\S+\s+(\d+)\s+finished", screen, re.MULTILINE)]
+
+
+def chain_holds_both_runs(screen: str) -> bool:
+    """The chain status counts exactly the events of the two runs listed."""
+    chain = re.search(r"Chain OK: (\d+) events verified", screen)
+    runs = runs_listed(screen)
+    return chain is not None and len(runs) == 2 and sum(n for _, n in runs) == int(chain[1])
 
 
 def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
@@ -183,17 +209,17 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
     tmux.send("End")
     tmux.wait_for("search-embeddings: batches live · egress live")
     tmux.send("Space")
-    screen = tmux.wait_for("1 marked: dev 1", "| 1 marked")
-    assert "DRY-RUN changes nothing anywhere" in banner(screen)
+    tmux.wait_until(shows("| 1 marked", top=("DRY-RUN changes nothing anywhere",
+                                             "1 marked: dev 1", "INC-7")), "the mark")
     tmux.send("r")
-    screen = tmux.wait_until(shows(
-        "Runbooks for 1 integration(s): search-embeddings",
-        "Enter plans the highlighted runbook", "⏎ Plan"), "the runbook picker")
     # the picker is on kill-switch: listed first, its description and steps beside it
-    names = [m[1] for m in re.finditer(r"^▊ ([a-z-]+) +▎", screen, re.MULTILINE)]
-    assert names[0] == "kill-switch", screen
-    assert "Full containment of one or more integrations" in screen
-    assert row("cancel-batches", "batch.cancel")(screen) and row("notify", "notify")(screen)
+    tmux.wait_until(shows(
+        "Runbooks for 1 integration(s): search-embeddings",
+        "Full containment of one or more integrations",
+        "Enter plans the highlighted runbook", "⏎ Plan",
+        rows=(("cancel-batches", "batch.cancel"), ("block-egress", "egress.block"),
+              ("notify", "notify")),
+        also=lambda s: runbooks_listed(s)[:1] == ["kill-switch"]), "the runbook picker")
     tmux.send("Enter")
 
     # 2. the plan at 80 columns: undo, status, target; DRY-RUN refuses to apply and says why
@@ -206,26 +232,24 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
         "nothing was changed. runbook kill-switch",
         "To apply it, switch to LIVE (ctrl+l, type LIVE).",
         "1 integration(s), 2 change(s) to apply; 1 IRREVERSIBLE (cannot be undone)",
-        "a Apply", rows=plan_rows), "the kill-switch plan")
-    assert "DRY-RUN" in banner(screen) and "LIVE" not in banner(screen)
+        "a Apply", rows=plan_rows, top=("DRY-RUN",)), "the kill-switch plan")
+    assert "LIVE" not in banner(screen)
     tmux.send("a")
     tmux.wait_for("Apply: not now", "with ctrl+l (type LIVE) to apply")
 
     # 3. LIVE: ctrl+l, type the mode's word (the incident is already INC-7: not asked)
     tmux.send("C-l")
-    screen = tmux.wait_for("Switch to LIVE?", "Type LIVE and press Enter",
-                           "Escape keeps DRY-RUN.")
-    assert "Next: the incident id" not in screen
-    tmux.wait_for_focus("type LIVE")
+    tmux.wait_for("Switch to LIVE?", "Type LIVE and press Enter", "Escape keeps DRY-RUN.")
+    tmux.wait_for_focus("type LIVE", below="Escape keeps DRY-RUN.")
+    assert "Next: the incident id" not in tmux.screen()
     tmux.send("LIVE", literal=True)
     tmux.wait_until(row("▊", "LIVE", "▎"), "LIVE typed in the field")
     tmux.send("Enter")
     screen = tmux.wait_until(shows(
         "LIVE PLAN — runbook kill-switch", "Nothing runs until you confirm (a).",
-        rows=plan_rows, absent=("Switch to LIVE?",)), "the plan in LIVE")
-    top = banner(screen)
-    assert top.startswith(" LIVE applies to real systems"), top
-    assert "INC-7" in top and "1 marked: dev 1" in top and "DRY-RUN" not in top, top
+        rows=plan_rows, top=(" LIVE applies to real systems ", "1 marked: dev 1", "INC-7"),
+        absent=("Switch to LIVE?",)), "the plan in LIVE")
+    assert "DRY-RUN" not in banner(screen)
 
     # 4. apply: type the integration id, a reason, consent to the irreversible cancel, run
     tmux.send("a")
@@ -236,10 +260,12 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
                   "IRREVERSIBLE changes: 1 — consent: NOT GIVEN",
                   "I understand 1 change(s) cannot be undone", "Run LIVE",
                   "^r Run", "^t Consent")
-    tmux.wait_for_focus("search-embeddings")  # the id field: its placeholder is the id
+    id_label = "Type the integration id (search-embeddings) to confirm:"
+    tmux.wait_for_focus("search-embeddings", below=id_label)  # the placeholder is the id
     tmux.send("search-embeddings", literal=True)
     tmux.send("Enter")
-    tmux.wait_for_focus("why this run, now")  # Enter moved on to the reason
+    reason_label = "Reason (recorded in the audit trail):"
+    tmux.wait_for_focus("why this run, now", below=reason_label)  # Enter moved on to it
     tmux.send("contain leak", literal=True)
     tmux.wait_for("contain leak")
     tmux.send("C-t")
@@ -263,30 +289,29 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
 
     # 5. restore: the audit trail (A), the run is highlighted (the only one), u, confirm
     tmux.send("A")
-    screen = tmux.wait_until(shows(
+    tmux.wait_until(shows(
         "Chain OK:", f"{run_id} · finished", "u: restore it",
-        rows=(("run", "mode", "events", "status"), (run_id, LIVE_MODE, COUNT, "finished"))),
-        "the audit trail")
-    assert len(RUN_ID.findall("\n".join(screen.splitlines()[:8]))) == 1, screen
+        rows=(("run", "mode", "events", "status"), (run_id, LIVE_MODE, COUNT, "finished")),
+        also=lambda s: [r for r, _ in runs_listed(s)] == [run_id]), "the audit trail")
     tmux.send("u")
     restore_rows = (("IRREVERSIBLE", "UNSUPPORTED", "sim:search-batch"),
                     ("reversible", "observed", "sim:search-egress"))
     screen = tmux.wait_until(shows(
-        "LIVE PLAN — RESTORE of run", run_id, "Nothing", "a Apply", rows=restore_rows),
-        "the restore plan")
-    assert "1 change(s) to apply" in screen and "stays dead" in screen
-    restore_ids = set(RUN_ID.findall(screen)) - {run_id}
-    assert len(restore_ids) == 1, screen
-    restore_id = restore_ids.pop()
+        "LIVE PLAN — RESTORE of run", "Nothing", "a Apply",
+        "1 integration(s), 1 change(s) to apply", "note: search-embeddings: stays dead",
+        rows=restore_rows, also=lambda s: len(set(RUN_ID.findall(s)) - {run_id}) == 1),
+        "the restore plan, its own run id beside the run it undoes")
+    assert run_id in screen
+    restore_id = (set(RUN_ID.findall(screen)) - {run_id}).pop()
     tmux.send("a")
     tmux.wait_for("Confirm LIVE run", f"restore of run {run_id}: 1 change(s) on 1",
                   "not applied: 1 unsupported", "Incident: INC-7",
                   "Type the integration id (search-embeddings) to confirm:",
                   "IRREVERSIBLE changes: none", "Run LIVE")
-    tmux.wait_for_focus("search-embeddings")
+    tmux.wait_for_focus("search-embeddings", below=id_label)
     tmux.send("search-embeddings", literal=True)
     tmux.send("Enter")
-    tmux.wait_for_focus("why this run, now")
+    tmux.wait_for_focus("why this run, now", below=reason_label)
     tmux.send("incident over", literal=True)
     tmux.wait_for("incident over")
     tmux.send("Enter")
@@ -321,16 +346,12 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
     tmux.send("Escape")
 
     # 7. audit: the chain status and the runs; the chain holds every event of both runs
-    screen = tmux.wait_until(shows(
-        "Chain OK:", "/ filter: run=", "o Report", "u Restore",
+    tmux.wait_until(shows(
+        "/ filter: run=", "o Report", "u Restore",
         rows=((restore_id, LIVE_MODE, COUNT, "finished"), (run_id, LIVE_MODE, COUNT, "finished")),
-        absent=("f Full report",)), "the audit trail again")
-    chain = re.search(r"Chain OK: (\d+) events verified", screen)
-    assert chain, screen
-    counts = [int(m[1]) for m in re.finditer(r"^ r-\S+\s+\S+\s+(\d+)\s+finished", screen,
-                                              re.MULTILINE)]
-    assert len(counts) == 2 and sum(counts) == int(chain[1]), screen
-    assert "LIVE applies to real systems" in banner(screen) and "INC-7" in banner(screen)
+        top=(" LIVE applies to real systems ", "INC-7"), absent=("f Full report",),
+        also=lambda s: [r for r, _ in runs_listed(s)] == [restore_id, run_id]
+        and chain_holds_both_runs(s)), "the audit trail again, its chain over both runs")
 
     # 8. quit: no run in progress, so q quits at once and the session ends
     tmux.send("q")
