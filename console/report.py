@@ -140,6 +140,8 @@ class TimelineEntry:
     duration: str
     message: str
     event: dict[str, Any] = field(repr=False)
+    irreversible: bool = False
+    """The event is about a change that cannot be undone (its plan said so)."""
 
     def get(self, name: str) -> str:
         """An event field as text (``""`` when empty)."""
@@ -172,11 +174,6 @@ class TimelineEntry:
     def what(self) -> str:
         """What the event is about, in one line: ``app-0 flag.disable sim:app-0-flag``."""
         return " ".join(self.parts).strip()
-
-    @property
-    def irreversible(self) -> bool:
-        """The event is about a change that cannot be undone."""
-        return _is_irreversible(self.event)
 
 
 @dataclass
@@ -256,6 +253,12 @@ def build_report(
     ]
     outcomes = Counter(e.get("outcome") or "(none)" for e in events)
 
+    # an apply event does not say whether its change can be undone: its plan event does
+    irreversible_ops = {e.get("op_id") for e in events if e.get("op_id") and _is_irreversible(e)}
+
+    def one_way(e: dict[str, Any]) -> bool:
+        return _is_irreversible(e) or (bool(e.get("op_id")) and e.get("op_id") in irreversible_ops)
+
     started: dict[str, datetime] = {}
     ended: set[str] = set()
     timeline: list[TimelineEntry] = []
@@ -274,10 +277,13 @@ def build_report(
         clock = ts.strftime("%H:%M:%S.%f")[:-3] if ts else _cell(event["ts"])
         offset = _offset((ts - start).total_seconds()) if ts and start else ""
         timeline.append(TimelineEntry(int(event["seq"]), str(event["ts"]), clock, offset,
-                                      took, _message(event), event))
+                                      took, _message(event), event, one_way(event)))
 
     failures = [e for e in events if (e.get("outcome") or "").lower() in FAILED_OUTCOMES]
-    irreversible = [e for e in events if _is_irreversible(e)]
+    # what was done that cannot be undone; for a run that applied nothing, what would be
+    applied = [e for e in events if e.get("phase") == "apply" and one_way(e)
+               and (e.get("outcome") or "").lower() == "applied"]
+    irreversible = applied or [e for e in events if _is_irreversible(e)]
     not_done = [e for e in events if (e.get("outcome") or "").lower() in NOT_DONE_OUTCOMES]
     unfinished = [op for op in started if op not in ended]
 

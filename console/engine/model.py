@@ -182,8 +182,8 @@ class Plan:
                 f"{c.target}: {c.note.removeprefix('cannot be restored: ')}")
         for integ, n in batches.items():
             out.setdefault(integ, []).append(
-                f"{n} batch job{'s' if n != 1 else ''} stay cancelled: resubmit the "
-                "unprocessed requests as new jobs")
+                f"{n} batch job{'s stay' if n != 1 else ' stays'} cancelled: resubmit "
+                "the unprocessed requests as new jobs")
         return dict(sorted(out.items()))
 
 

@@ -523,10 +523,27 @@ class Session:
             raise UsageError(f"run {run_id} already finished; nothing to resume",
                              hint=f"see `killswitch report {run_id}`")
 
+    def _undone_by_earlier_restores(self, run_id: str) -> tuple[set[str], list[str]]:
+        """Undo op ids that earlier restores of ``run_id`` applied, and those restores."""
+        undone: set[str] = set()
+        by: list[str] = []
+        for start in self.audit.events(outcome=Outcome.STARTED):
+            detail = start.get("detail") or {}
+            if start.get("phase") != Phase.RUN or detail.get("restore_of") != run_id:
+                continue
+            restore_id = str(start.get("run_id") or "")
+            done = {op for op, r in self.op_results(self.audit.events(run_id=restore_id)).items()
+                    if r.outcome == Outcome.APPLIED}
+            if done:
+                undone |= done
+                by.append(restore_id)
+        return undone, by
+
     def restore_plan(self, run_id: str) -> Plan:
         """The plan that undoes every change ``run_id`` applied, steps in reverse order."""
         plan, events = self.load_run(run_id)
         results = self.op_results(events)
+        undone, by = self._undone_by_earlier_restores(run_id)
         rt = self.runtime
         changes: list[Change] = []
         notes: list[str] = []
@@ -534,6 +551,8 @@ class Session:
             res = results.get(c.op_id)
             if res is None or res.outcome != Outcome.APPLIED:
                 continue
+            if f"{c.op_id}:undo" in undone:
+                continue  # an earlier restore undid it already: never undo twice
             try:
                 inv = rt.adapter(c.backend).inverse(c, res.undo)
             except (UndoUnsupported, AdapterError) as exc:
@@ -547,8 +566,12 @@ class Session:
         for s in reversed(plan.steps):
             dependents = [f"undo-{t.id}" for t in plan.steps if s.id in t.needs]
             steps.append(StepInfo(f"undo-{s.id}", s.action, dependents, "continue", s.timeout))
+        if by:
+            notes.append(f"run {run_id} was restored before by {', '.join(by)}: "
+                         f"{len(undone)} change(s) already undone are left out")
         if not changes:
-            notes.append(f"run {run_id} applied no change that could be undone")
+            notes.append(f"run {run_id} applied no change that could be undone"
+                         + (" that is not undone already" if by else ""))
         for integ, lines in Plan(run_id, "", [], [], [], changes).not_restored().items():
             notes.extend(f"{integ}: stays dead: {line}" for line in lines)
         return Plan(run_id=new_run_id(), runbook="restore", selectors=[run_id],

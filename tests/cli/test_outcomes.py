@@ -63,6 +63,23 @@ def test_a_full_restore_still_exits_0(cli: Cli) -> None:
     assert "NOT RESTORED" not in r.stdout
 
 
+def test_a_run_already_restored_is_never_undone_twice(cli: Cli) -> None:
+    """The second restore of a run leaves out what the first undid: turning the flag back
+    on again after someone turned it off on purpose would silently re-arm it."""
+    r = cli("run", "contain", "app-0", "--yes", "--reason", "x", "--json")
+    rid = json.loads(r.stdout)["run_id"]
+    first = cli("restore", rid, "--yes", "--reason", "ok", "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    state = cli.state  # a later decision: someone turned the flag off again on purpose
+    state["switches"]["app-0-flag"] = "off"  # type: ignore[index]
+    (cli.root / "fake-state.json").write_text(json.dumps(state))
+    again = cli("restore", rid, "--dry-run")
+    assert f"run {rid} was restored before by" in again.stdout, again.stdout
+    assert "applied no change that could be undone that is not undone already" in again.stdout
+    cli("restore", rid, "--yes", "--reason", "again")
+    assert cli.state["switches"]["app-0-flag"] == "off"  # type: ignore[index]
+
+
 def test_no_literal_exit_codes_in_the_console_package() -> None:
     """The README's table and console.errors are the single source of exit codes."""
     root = Path(__file__).resolve().parents[2] / "console"

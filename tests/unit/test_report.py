@@ -160,3 +160,31 @@ def test_report_carries_the_egress_and_batch_caveats(tmp_path: Path) -> None:
     caveats = text.split("### Caveats")[1].split("###")[0]
     assert "can outlive a block" in caveats and "`fw:10.0.0.1`, `fw:10.0.0.2`" in caveats
     assert "cannot be undone" in caveats and "oa:batch_1" in caveats
+
+
+def test_an_applied_change_its_plan_called_irreversible_is_listed(tmp_path: Path) -> None:
+    """The apply event of a batch cancel does not say it cannot be undone; its plan event
+    does. The report lists the applied change (not the plan line) and counts it."""
+    from console.report import build_report
+
+    log = AuditLog(tmp_path / "audit.db")
+    try:
+        log.append_many([
+            ev("00:00.000000", phase="plan", action="kill-switch", outcome="planned"),
+            ev("00:00.100000", integration="bb", step="cancel", op_id="bb/cancel/0",
+               phase="plan", action="batch.cancel", target="openai:batch_1",
+               outcome="observed", detail={"reversible": False}),
+            ev("00:01.000000", phase="run", action="kill-switch", outcome="started"),
+            ev("00:02.000000", integration="bb", step="cancel", op_id="bb/cancel/0",
+               phase="apply", action="batch.cancel", target="openai:batch_1",
+               outcome="applied"),
+            ev("00:03.000000", phase="run", action="kill-switch", outcome="finished"),
+        ])
+        text = section(render_report(log, run_id="run-42"), "Irreversible changes")
+        assert "seq 4 bb cancel batch.cancel" in text and "applied" in text
+        assert "seq 2" not in text
+        report = build_report(log, run_id="run-42")
+        applied = [t for t in report.timeline if t.irreversible and t.get("phase") == "apply"]
+        assert [t.seq for t in applied] == [4]
+    finally:
+        log.close()

@@ -342,4 +342,5 @@ class PlanScreen(Screen[None]):
                 self.dismiss()  # the plan is spent: after the run, back goes to the picker
             self.app.post_message(RunConfirmed(plan, reason, allow_irreversible))
 
+        self.app.clear_notifications()  # an earlier "not now" must not cover the dialog
         self.app.push_screen(ConfirmRunModal(self.plan, mode=str(app.mode)), confirmed)
