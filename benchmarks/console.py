@@ -99,7 +99,7 @@ async def measure(rounds: int) -> dict[str, list[float]]:
             ids = [i.id for i in app.config.integrations]
             t0 = time.time()
             out["refresh"].append(await timed(
-                pilot, "R", lambda: all(fresh(app, i, t0) for i in ids)))
+                pilot, "R", lambda ids=ids, t0=t0: all(fresh(app, i, t0) for i in ids)))
             # plan: Enter on kill-switch in the picker until the plan screen is painted
             app.marked = frozenset({"support-bot"})
             await pilot.press("r")
