@@ -171,6 +171,40 @@ def _chain_bytes(body: Any, schema: str) -> bytes:
     return legacy_json(body).encode() if schema == "1" else canonical_bytes(body)
 
 
+_SEQ, _PREV, _HASH, _DETAIL = (FIELDS.index(n) for n in ("seq", "prev_hash", "hash", "detail"))
+_encode_string = json.encoder.encode_basestring
+_HASHED = [(name, FIELDS.index(name)) for name in sorted(FIELDS) if name != "hash"]
+"""The hashed fields in RFC 8785 key order (all ASCII names) and their column index."""
+
+
+def _stored_body(row: Sequence[Any]) -> bytes:
+    """What a schema-2 event's hash covers, built from the stored row (values in
+    :data:`FIELDS` order): the ``detail`` column holds the canonical JSON text written at
+    append time, so it is hashed as stored instead of being parsed and serialised again
+    (any edit to it changes the bytes hashed). Strings use the C JSON string encoder, whose
+    output is RFC 8785's for every valid Unicode string (a lone surrogate falls back)."""
+    parts = []
+    for name, idx in _HASHED:
+        value = row[idx]
+        if name == "detail":
+            text = str(value)
+        elif value is None:
+            text = "null"
+        elif type(value) is int:
+            text = str(value)
+        elif type(value) is str:
+            text = _encode_string(value)
+        else:
+            text = canonical_bytes(value).decode()
+        parts.append(f'"{name}":{text}')
+    body = "{" + ",".join(parts) + "}"
+    try:
+        return body.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the canonical encoder says what it hashes
+        return canonical_bytes({name: (json.loads(row[idx]) if name == "detail" else row[idx])
+                                for name, idx in _HASHED})
+
+
 def checkpoint_mac(key: bytes, body: bytes) -> str:
     """HMAC-SHA-256 of a witness checkpoint's canonical ``body``, with a key derived from the
     audit ``key`` (so the chain key signs events only)."""
@@ -342,7 +376,10 @@ class AuditLog:
         return hmac.new(self._key, _KEY_CHECK_MSG, hashlib.sha256).hexdigest()[:16]
 
     def _digest(self, event: Mapping[str, Any], schema: str = SCHEMA_VERSION) -> str:
-        body = _chain_bytes({k: event.get(k) for k in FIELDS if k != "hash"}, schema)
+        return self._mac(_chain_bytes({k: event.get(k) for k in FIELDS if k != "hash"}, schema))
+
+    def _mac(self, body: bytes) -> str:
+        """SHA-256 of ``body``, or its HMAC with the trail's key."""
         if self._key is not None:
             return hmac.new(self._key, body, hashlib.sha256).hexdigest()
         return hashlib.sha256(body).hexdigest()
@@ -680,7 +717,8 @@ class AuditLog:
             self._conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq")
             if "events" in names else iter(()))
         for values in rows:
-            row: dict[str, Any] = dict(zip(FIELDS, values, strict=True))
+            row: dict[str, Any] = {"seq": values[_SEQ], "prev_hash": values[_PREV],
+                                   "hash": values[_HASH], "detail": values[_DETAIL]}
             seq = row["seq"]
             if seq != expected:
                 return fail(checked, expected, f"event {expected} is missing (found {seq} "
@@ -688,11 +726,20 @@ class AuditLog:
             if row["prev_hash"] != prev:
                 return fail(checked, seq, "prev_hash does not link to the previous event",
                             seq - 1)
-            try:
-                row["detail"] = json.loads(row["detail"])
-            except (TypeError, ValueError):
-                return fail(checked, seq, "detail is not valid JSON", seq - 1)
-            if not hmac.compare_digest(self._digest(row, schema), str(row["hash"])):
+            if schema == SCHEMA_VERSION and isinstance(row["detail"], str):
+                digest = self._mac(_stored_body(values))  # the stored bytes, not re-serialised
+            else:
+                row = dict(zip(FIELDS, values, strict=True))
+                try:
+                    row["detail"] = json.loads(row["detail"])
+                except (TypeError, ValueError):
+                    return fail(checked, seq, "detail is not valid JSON", seq - 1)
+                digest = self._digest(row, schema)
+            if not hmac.compare_digest(digest, str(row["hash"])):
+                try:
+                    json.loads(row["detail"]) if isinstance(row["detail"], str) else None
+                except ValueError:
+                    return fail(checked, seq, "detail is not valid JSON", seq - 1)
                 return fail(checked, seq, "hash does not match the event's content (edited)",
                             seq - 1)
             while pending and pending[0].seq <= seq:

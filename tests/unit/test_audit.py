@@ -345,3 +345,36 @@ def test_closed_log_raises_audit_error(db_path: Path) -> None:
     log.close()
     with pytest.raises(AuditError):
         log.append(**event(1))
+
+
+def test_verify_hashes_the_stored_bytes_exactly_as_the_writer_did(tmp_path: Path) -> None:
+    """verify builds each hashed body from the stored row (no JSON round trip); for every
+    kind of text (quotes, backslashes, control characters, non-ASCII, empty, None) it must
+    be byte for byte what the writer hashed, or a genuine trail would read as edited."""
+    import sqlite3
+
+    from console.audit import FIELDS, _chain_bytes, _stored_body
+
+    texts = ["plain", 'with "quote"', "back\\slash", "tab\tnew\nline\x01", "ünïcödé ✓",
+             "", "emoji 🛑", "\u2028sep", "</script>"]
+    log = AuditLog(tmp_path / "audit.db")
+    try:
+        log.append_many([{"phase": "apply", "action": t, "target": texts[-1 - i],
+                          "run_id": None if i % 2 else t,
+                          "detail": {"note": t, "n": i, "x": [1.5, None, True, {"k": t}]}}
+                         for i, t in enumerate(texts)])
+    finally:
+        log.close()
+    conn = sqlite3.connect(tmp_path / "audit.db")
+    rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq").fetchall()
+    conn.close()
+    for values in rows:
+        row = dict(zip(FIELDS, values, strict=True))
+        parsed = {**row, "detail": json.loads(row["detail"])}
+        expected = _chain_bytes({k: parsed[k] for k in FIELDS if k != "hash"}, "2")
+        assert _stored_body(values) == expected
+    again = AuditLog(tmp_path / "audit.db")
+    try:
+        assert again.verify().ok
+    finally:
+        again.close()
