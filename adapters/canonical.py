@@ -55,9 +55,53 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _c_encoder_is_jcs(value: Any) -> bool:
+    """True when Python's C JSON encoder (sorted keys, no spaces, UTF-8) writes exactly the
+    RFC 8785 form of ``value`` (normalised JSON data, integral floats already integers; see
+    :func:`_for_c_encoder`): every float is one both print the same way (1e-4 <= |x| < 1e16:
+    shortest round-trip digits, no exponent in either) and no key holds a character outside
+    the Basic Multilingual Plane (where sorting by code point and by UTF-16 code unit can
+    differ). Strings and integers always agree: both escape only ``"``, backslash and control
+    characters, with the same short forms and lowercase ``\\u00xx``."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if not k.isascii() and max(k) > "\uffff":
+                    return False
+                stack.append(item)
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, float) and not 1e-4 <= abs(v) < 1e16:
+            return False
+    return True
+
+
+def _for_c_encoder(value: Any) -> Any:
+    """:func:`jsonable`, with every integral float in the safe range as an integer: JCS
+    writes ``30.0`` as ``30`` (ECMAScript number formatting), Python as ``30.0``."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SAFE_INT:
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _for_c_encoder(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_for_c_encoder(v) for v in value]
+    return jsonable(value)
+
+
 def canonical_bytes(value: Any) -> bytes:
-    """The RFC 8785 canonical UTF-8 bytes of ``value`` (normalised by :func:`jsonable`)."""
-    return rfc8785.dumps(jsonable(value))
+    """The RFC 8785 canonical UTF-8 bytes of ``value`` (normalised by :func:`jsonable`).
+
+    Written by Python's C JSON encoder when that gives the same bytes (almost always: see
+    :func:`_c_encoder_is_jcs`), else by the ``rfc8785`` reference implementation, which is
+    pure Python and about 20 times slower (it dominated planning 10,000 integrations).
+    """
+    data = _for_c_encoder(value)
+    if _c_encoder_is_jcs(data):
+        return json.dumps(data, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return rfc8785.dumps(data)
 
 
 def canonical_json(value: Any) -> str:

@@ -171,6 +171,8 @@ def _chain_bytes(body: Any, schema: str) -> bytes:
     return legacy_json(body).encode() if schema == "1" else canonical_bytes(body)
 
 
+_DETAIL_TEXT = "__detail_text"
+"""A prepared event's key for the canonical text of its detail (what is stored)."""
 _SEQ, _PREV, _HASH, _DETAIL = (FIELDS.index(n) for n in ("seq", "prev_hash", "hash", "detail"))
 _encode_string = json.encoder.encode_basestring
 _HASHED = [(name, FIELDS.index(name)) for name in sorted(FIELDS) if name != "hash"]
@@ -430,8 +432,11 @@ class AuditLog:
             detail = {}
         if not isinstance(detail, Mapping):
             raise UsageError("audit event detail must be a dict")
-        # Round-trip through canonical JSON so what is hashed is exactly what is stored.
-        event["detail"] = json.loads(canonical_json(scrub(dict(detail), key=fp_key)))
+        # Round-trip through canonical JSON so what is hashed is exactly what is stored; the
+        # text is kept: it is what is stored and, as stored, what the hash covers.
+        text = canonical_json(scrub(dict(detail), key=fp_key))
+        event["detail"] = json.loads(text)
+        event[_DETAIL_TEXT] = text
         return event
 
     # -- writing ----------------------------------------------------------------------------
@@ -445,20 +450,22 @@ class AuditLog:
         last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
         stored: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         for raw, event in zip(events, prepared, strict=True):
             seq += 1
             wanted = raw.get("seq")
             if wanted is not None and wanted != seq:
                 raise UsageError(f"audit event seq {wanted} given, next is {seq}")
-            event.update(seq=seq, prev_hash=prev)
-            event["hash"] = prev = self._digest(event, schema)
+            text = event.pop(_DETAIL_TEXT, None) or canonical_json(event["detail"])
+            event.update(seq=seq, prev_hash=prev, hash=None)
+            row = tuple(text if k == "detail" else event[k] for k in FIELDS)
+            event["hash"] = prev = (self._mac(_stored_body(row)) if schema == SCHEMA_VERSION
+                                    else self._digest(event, schema))
             stored.append({k: event[k] for k in FIELDS})
+            rows.append(row[:_HASH] + (prev,) + row[_HASH + 1:])
         conn.executemany(
             f"INSERT INTO events ({', '.join(FIELDS)}) "
-            f"VALUES ({', '.join('?' for _ in FIELDS)})",
-            [tuple(canonical_json(e[k]) if k == "detail" else e[k] for k in FIELDS)
-             for e in stored],
-        )
+            f"VALUES ({', '.join('?' for _ in FIELDS)})", rows)
         return stored
 
     def _repair(self) -> None:
