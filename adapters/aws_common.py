@@ -204,6 +204,9 @@ class AwsClients:
         except (TypeError, ValueError) as exc:
             raise AdapterError(f"backend {backend!r}: timeout must be a number",
                                where=backend) from exc
+        self.pool_size = max(10, int(options.get("max_concurrency") or 0))
+        """Connections per client: the backend's concurrency cap (botocore's default 10 at
+        least), so that calls up to the cap never wait for a pooled connection."""
         self._clients: dict[str, Any] = {}
         self.run_id_source: Callable[[], str] = lambda: ""
         """Where the run id comes from (the adapter's ``run_id``: it changes per phase)."""
@@ -258,7 +261,8 @@ class AwsClients:
                 self._clients[service] = session.client(
                     service, region_name=region, endpoint_url=self.endpoint_url,
                     config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
-                                  connect_timeout=self.timeout, read_timeout=self.timeout))
+                                  connect_timeout=self.timeout, read_timeout=self.timeout,
+                                  max_pool_connections=self.pool_size))
                 self._clients[service].meta.events.register("before-send",
                                                             self._name_the_run)
         return self._clients[service]

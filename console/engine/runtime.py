@@ -118,7 +118,10 @@ class Runtime:
                 its file:line, for a config read from a file).
         """
         typed = cls.Options.parse(backend, options, base_dir=self.config.path.parent)
-        return {**options, **typed.to_options()}
+        spec = self.config.backends.get(backend)
+        # the backend's concurrency cap, so that a client sizes its connection pool to it
+        cap = {"max_concurrency": spec.max_concurrency} if spec is not None else {}
+        return {**options, **typed.to_options(), **cap}
 
     def limits(self, backend: str) -> BackendLimits:
         """The concurrency cap and rate limit of ``backend`` (created in the running loop)."""
