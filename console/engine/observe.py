@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from adapters.base import ERROR, NOOP, UNSUPPORTED, Change
-from console.engine.planner import make_plan
+from console.engine.planner import PlanProgress, make_plan
 from console.engine.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -88,24 +88,25 @@ def _ref_state(changes: list[Change]) -> tuple[str, str]:
 
 
 async def observe_states(config: Config, integrations: list[Integration],
-                         timeout: float = 5.0, runtime: Runtime | None = None
+                         timeout: float = 5.0, runtime: Runtime | None = None,
+                         progress: PlanProgress | None = None
                          ) -> dict[str, dict[str, PointState]]:
     """Observe every kill point of ``integrations``; never raises for a backend failure.
 
     ``runtime``: a long-lived runtime whose clients are reused (the console's); a view of it
     with one attempt and ``timeout`` is used, and it stays open. Without one, a runtime is
-    built for this call and closed after it.
+    built for this call and closed after it. ``progress`` hears each target's observation
+    start and finish, with its backend (:data:`console.engine.planner.PlanProgress`).
     """
-    rt = runtime.view(max_attempts=1, default_timeout=timeout) if runtime is not None \
-        else Runtime(config)
-    if runtime is None:
-        rt.retry.max_attempts = 1  # a background refresh must not stall on a dead backend
-        rt.default_timeout = timeout
+    base = runtime if runtime is not None else Runtime(config)
+    # one attempt: a background refresh must not stall on a dead backend
+    rt = base.view(max_attempts=1, default_timeout=timeout)
     try:
-        plan = await make_plan(rt, _Probe(), integrations, [])  # type: ignore[arg-type]
+        plan = await make_plan(rt, _Probe(), integrations, [],  # type: ignore[arg-type]
+                               progress=progress)
     finally:
         if runtime is None:
-            rt.close()
+            base.close()
     by_integration: dict[str, list[Change]] = {}
     for c in plan.changes:
         by_integration.setdefault(c.integration, []).append(c)

@@ -39,12 +39,10 @@ if TYPE_CHECKING:
     from textual.message import Message
 
     from console.config import Config
-    from console.sandbox import ServiceStatus
     from console.tui.app import KillswitchApp
     from console.tui.screens.inventory import InventoryScreen
 
-__all__ = ["KillswitchCommands", "PaletteData", "RecentRun", "commands", "load_palette_data",
-           "reset_sandbox"]
+__all__ = ["KillswitchCommands", "PaletteData", "RecentRun", "commands", "load_palette_data"]
 
 Command = tuple[str, str, Callable[[], object]]
 """(name, help, callback)."""
@@ -135,13 +133,6 @@ def load_palette_data(config: Config, targets: list[str]) -> PaletteData:
     return data
 
 
-def reset_sandbox(config: Config) -> list[ServiceStatus]:
-    """:func:`console.sandbox.reset` (blocking; the palette runs it in a thread)."""
-    from console import sandbox
-
-    return sandbox.reset(config)
-
-
 # -- the verbs -------------------------------------------------------------------------
 def _guarded(app: KillswitchApp, what: str, act: Callable[[], object]) -> Callable[[], None]:
     """``act``, unless a run is in progress (then the app's guard says why not)."""
@@ -182,7 +173,9 @@ def _sandbox_reset(app: KillswitchApp) -> None:
                title="Resetting the sandbox", timeout=10)
 
     async def reset() -> None:
-        statuses = await asyncio.to_thread(reset_sandbox, app.config)
+        from console import sandbox
+
+        statuses = await asyncio.to_thread(sandbox.reset, app.config)
         lines = [f"{s.name}: {'running' if s.running else 'not running'}"
                  + (f" ({s.detail})" if s.detail else "") for s in statuses]
         app.notify("\n".join(lines) or "no sandbox service in this config",

@@ -14,8 +14,8 @@ integrations supersedes an older one: the older skips them, and a result it stil
 for them is dropped (the store never goes back to an older refresh's observation).
 
 Progress (:meth:`ObservedStates.progress`): how many integrations are observed out of how
-many were asked for, and which backends calls are waiting on (a view of the runtime counts
-its calls in flight per backend).
+many were asked for, and which backends calls are waiting on (the planner reports each
+target's observation start and finish with its backend).
 
 Cancelling (:meth:`ObservedStates.cancel`, Escape on the screens): the integrations not yet
 observed become ``unknown`` ("not observed: refresh cancelled"), with the last observed state
@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from textual.signal import Signal
 
 if TYPE_CHECKING:
-    from adapters.base import Adapter
     from console.engine.observe import PointState
     from console.engine.runtime import Runtime
     from console.inventory import Integration
@@ -152,41 +151,6 @@ def age_text(at: float, now: float | None = None) -> str:
     if seconds < 86400:
         return f"{int(seconds // 3600)} h ago"
     return f"{int(seconds // 86400)} days ago"
-
-
-@functools.cache
-def _counting_runtime() -> type[Runtime]:
-    """A :class:`Runtime` whose views count the calls in flight per backend."""
-    from console.engine.runtime import Runtime
-
-    class CountingRuntime(Runtime):
-        """Counts calls in flight per backend in ``in_flight`` (shared by its views)."""
-
-        in_flight: Counter[str]
-        on_change: Callable[[], None]
-
-        def view(self, *, run_id: str = "", max_attempts: int | None = None,
-                 default_timeout: float | None = None) -> Runtime:
-            """A view that counts too (the counter is shared)."""
-            view = super().view(run_id=run_id, max_attempts=max_attempts,
-                                default_timeout=default_timeout)
-            view.__class__ = type(self)
-            return view
-
-        async def call(self, backend: str, fn: Callable[[Adapter], T],
-                       timeout: float | None = None) -> T:
-            """:meth:`Runtime.call`, counted while it waits for a slot and an answer."""
-            self.in_flight[backend] += 1
-            self.on_change()
-            try:
-                return await super().call(backend, fn, timeout)
-            finally:
-                self.in_flight[backend] -= 1
-                if self.in_flight[backend] <= 0:
-                    del self.in_flight[backend]
-                self.on_change()
-
-    return CountingRuntime
 
 
 class ObservedStates:
@@ -374,12 +338,16 @@ class ObservedStates:
         # build new adapters off the loop: a first build may import an SDK
         await asyncio.gather(*(asyncio.to_thread(self._build, runtime, b) for b in new))
         self._built |= new
-        counting = runtime.view()
-        counting.__class__ = _counting_runtime()
-        counting.in_flight = refresh.calls  # type: ignore[attr-defined]
-        counting.on_change = self._progress_moved  # type: ignore[attr-defined]
+        calls = refresh.calls
+
+        def progress(event: str, backend: str) -> None:
+            calls[backend] += 1 if event == "started" else -1
+            if calls[backend] <= 0:
+                del calls[backend]
+            self._progress_moved()
+
         return await observe_states(self._app.config, chunk, timeout=self.timeout,
-                                    runtime=counting)
+                                    runtime=runtime, progress=progress)
 
     @staticmethod
     def _build(runtime: Runtime, backend: str) -> None:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+
+from console.tui.widgets.question import YesNoModal
 
 __all__ = ["ConfirmQuitModal"]
 
 
-class ConfirmQuitModal(ModalScreen[bool]):
+class ConfirmQuitModal(YesNoModal):
     """Ask before quitting during a run: yes cancels the run, waits for it, then quits.
 
     | key       | action                                                   |
@@ -24,25 +21,16 @@ class ConfirmQuitModal(ModalScreen[bool]):
     """
 
     DEFAULT_CSS = """
-    ConfirmQuitModal {
-        align: center middle;
-    }
-    ConfirmQuitModal > #quit-dialog {
-        width: 64;
-        max-width: 100%;
-        height: auto;
+    ConfirmQuitModal > #question-dialog {
         border: thick $error;
-        background: $surface;
-        padding: 0 1;
-    }
-    ConfirmQuitModal #quit-buttons {
-        height: auto;
-        align-horizontal: right;
-    }
-    ConfirmQuitModal Button {
-        margin: 0 1;
     }
     """
+    QUESTION = ("A run is in progress. Quit anyway?\nThe run is cancelled first: no new "
+                "operations start, in-flight ones finish and are recorded, then the console "
+                "closes. `killswitch` offers to resume it next time.")
+    NO_LABEL = "Keep running (n)"
+    YES_LABEL = "Cancel run and quit (y)"
+    YES_VARIANT = "error"
 
     BINDING_GROUP_TITLE = "Quit during a run"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -51,22 +39,3 @@ class ConfirmQuitModal(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "Keep running", id="quit.no",
                 tooltip="Close this question; the run continues and the console stays"),
     ]
-
-    def compose(self) -> ComposeResult:
-        """The question and two buttons."""
-        with Vertical(id="quit-dialog"):
-            yield Static("A run is in progress. Quit anyway?\nThe run is cancelled first: "
-                         "no new operations start, in-flight ones finish and are recorded, "
-                         "then the console closes. `killswitch` offers to resume it next "
-                         "time.")
-            with Horizontal(id="quit-buttons"):
-                yield Button("Keep running (n)", id="quit-no")
-                yield Button("Cancel run and quit (y)", variant="error", id="quit-yes")
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "quit-yes")
-
-    def action_answer(self, yes: bool) -> None:
-        """Answer the question."""
-        self.dismiss(yes)

@@ -19,6 +19,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from console.engine.model import plan_counts
 from console.tui.messages import error_text
 from console.tui.widgets.banner import ModeBanner
+from console.tui.widgets.question import YesNoModal
 from console.vocab import mode_sentence
 
 if TYPE_CHECKING:
@@ -300,7 +301,7 @@ class ConfirmRunModal(ModalScreen[tuple[str, bool] | None]):
             cancelled="nothing runs"), answered)
 
 
-class ConfirmCancelModal(ModalScreen[bool]):
+class ConfirmCancelModal(YesNoModal):
     """Ask before cancelling a run: in-flight operations finish, the rest are skipped.
 
     | key       | action          |
@@ -309,26 +310,10 @@ class ConfirmCancelModal(ModalScreen[bool]):
     | n, escape | keep running    |
     """
 
-    DEFAULT_CSS = """
-    ConfirmCancelModal {
-        align: center middle;
-    }
-    ConfirmCancelModal > #cancel-dialog {
-        width: 64;
-        max-width: 100%;
-        height: auto;
-        border: thick $warning;
-        background: $surface;
-        padding: 0 1;
-    }
-    ConfirmCancelModal #cancel-buttons {
-        height: auto;
-        align-horizontal: right;
-    }
-    ConfirmCancelModal Button {
-        margin: 0 1;
-    }
-    """
+    QUESTION = ("Cancel this run?\nOperations in flight finish and are recorded; the "
+                "others are skipped. You can resume later (u).")
+    NO_LABEL = "Keep running (n)"
+    YES_LABEL = "Cancel run (y)"
 
     BINDING_GROUP_TITLE = "Cancel run"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -338,20 +323,6 @@ class ConfirmCancelModal(ModalScreen[bool]):
                 tooltip="Close this question; the run continues"),
     ]
 
-    def compose(self) -> ComposeResult:
-        """The mode banner, the question and two buttons."""
+    def compose_banner(self) -> ComposeResult:
+        """The mode banner: cancelling a LIVE run is not cancelling a rehearsal."""
         yield ModeBanner()
-        with Vertical(id="cancel-dialog"):
-            yield Static("Cancel this run?\nOperations in flight finish and are recorded; "
-                         "the others are skipped. You can resume later (u).")
-            with Horizontal(id="cancel-buttons"):
-                yield Button("Keep running (n)", id="cancel-no")
-                yield Button("Cancel run (y)", variant="warning", id="cancel-yes")
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "cancel-yes")
-
-    def action_answer(self, yes: bool) -> None:
-        """Answer the question."""
-        self.dismiss(yes)
