@@ -8,7 +8,8 @@ within the recovery window (default 7 days, the plan states the deletion date). 
 ``tombstone`` per credential when the secret must stay present (replicated secrets cannot be
 deleted, or an application crash-loops on a missing secret); it moves ``AWSCURRENT`` to a
 tombstone value and undo moves it back, but the old value stays readable by version id or
-``AWSPREVIOUS``.
+``AWSPREVIOUS``. Tombstone versions are named ``killswitch-tombstone-<32 hex>``, so a plan
+knows an already-tombstoned secret from ``DescribeSecret`` alone (one read per secret).
 
 Backend options: those of :mod:`adapters.aws_common`, plus::
 
@@ -65,6 +66,10 @@ METHODS = ("schedule-deletion", "tombstone")
 """Reversible disable methods; the first is the default."""
 SERVICE = "Secrets Manager"
 CUR, PREV = "AWSCURRENT", "AWSPREVIOUS"
+TOMBSTONE_PREFIX = "killswitch-tombstone-"
+"""Version ids of tombstones start with this (then 32 hex digits: 53 characters, within the
+API's 32..64 for ``ClientRequestToken``, which becomes the ``VersionId``), so a plan tells an
+already-dead secret from ``DescribeSecret`` alone, without reading the value."""
 
 
 def _stages(describe: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -220,24 +225,27 @@ class SecretsManagerAdapter(Adapter):
                 return [ctx.change(target, before, {"exists": False}, reversible=False, note=(
                     f"force-deletes {secret} without a recovery window: irreversible, every "
                     "version is gone for good"))]
+            if action == "credential.disable":
+                # one read: a Killswitch tombstone is known by its version id
+                return [self._plan_disable(ctx, secret, before, method, window)]
+            # enabling needs the tombstone's record of the version it replaced
             current = None if before["deleted"] else self._value(secret)
             tomb = is_tombstone(current)
             del current  # the value is never kept
-        if action == "credential.disable":
-            return [self._plan_disable(ctx, secret, before, method, window, tomb)]
         return [self._plan_enable(ctx, secret, before, tomb)]
 
     @staticmethod
     def _plan_disable(ctx: PlanContext, secret: str, before: dict[str, Any], method: str,
-                      window: int, tomb: dict[str, Any] | None) -> Change:
+                      window: int) -> Change:
         target = f"{ctx.backend}:{secret}"
         if before["deleted"]:
             return ctx.change(target, before, before, status=NOOP,
                               note=f"{secret} is already scheduled for deletion; reads fail")
-        if tomb is not None:
+        if str(before["current_version"]).startswith(TOMBSTONE_PREFIX):
+            # verify still reads the value and says "live" if it is not a tombstone
             return ctx.change(target, before, before, status=NOOP,
-                              note=f"AWSCURRENT of {secret} already holds a Killswitch "
-                              f"tombstone (run {tomb.get('run')})")
+                              note=f"AWSCURRENT of {secret} is already a Killswitch tombstone "
+                              f"version ({before['current_version']})")
         if method == "schedule-deletion":
             when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=window)).date().isoformat()
             return ctx.change(target, before, {**before, "deleted": True},
@@ -248,7 +256,8 @@ class SecretsManagerAdapter(Adapter):
                                     "the same versions"))
         old, prev = before["current_version"], _holder(before["stages"], PREV)
         seed = f"killswitch:{ctx.run_id}:{ctx.op_id(0)}:{secret}:{old}"
-        tomb_id = str(uuid.uuid5(uuid.NAMESPACE_URL, seed) if ctx.run_id else uuid.uuid4())
+        tomb_id = TOMBSTONE_PREFIX + (uuid.uuid5(uuid.NAMESPACE_URL, seed) if ctx.run_id
+                                      else uuid.uuid4()).hex
         stages = _move(_move(before["stages"], PREV, old), CUR, tomb_id)
         after = {**before, "current_version": tomb_id, "stages": stages}
         return ctx.change(target, before, after,

@@ -117,6 +117,11 @@ class Settings(BaseModel):
     """Seconds verify keeps rechecking a key that still works at the provider (propagation)."""
     proof_interval: float = Field(default=2.0, gt=0)
     """Seconds between proof-of-death rechecks."""
+    drift_read_after: float = Field(default=5.0, ge=0)
+    """A live run applies each change straight from the plan's observation when the plan
+    was observed in this process less than this many seconds ago; otherwise (a confirmation
+    that waited, a saved plan, a resumed run, a retry) the target is read again just before
+    its change and a drifted one is refused. 0: always read before applying."""
     keymap: dict[str, str] = {}
     """Console key overrides: binding id -> keys, e.g. ``"inventory.mark" = "x"``."""
 

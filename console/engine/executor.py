@@ -4,6 +4,10 @@ Every operation goes: journal ``started`` → read the target → (already as pl
 precondition drifted: ``refused``; else apply) → journal the outcome. Because each attempt
 starts with a read, an operation whose outcome is unknown (a timeout, a crash) is checked
 before it is retried, and a resumed run never repeats a side effect that already happened.
+
+One exception saves a request per target: the first attempt of a change whose plan was
+observed moments ago in this process (before ``fresh_until``) applies straight from that
+observation. Any error then sends the operation back to the read-first path.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from adapters.base import ERROR, NOOP, UNSUPPORTED, Change, canonical_json, fingerprint
+from adapters.base import ERROR, NOOP, OBSERVED, UNSUPPORTED, Change, canonical_json, fingerprint
 from console.engine.journal import Journal
 from console.engine.model import OpResult, Plan, RunResult, StepInfo
 from console.engine.proof import KeyProof, Proof
@@ -55,11 +59,17 @@ class Executor:
         journal: Where events go (before and after every side effect).
         cancel: Set it to stop starting new operations; in-flight ones finish and are recorded.
         progress: Called as ``progress(phase, result, extra)`` on every state change (TUI).
+        proof: Proves keys dead at their provider after verify.
+        fresh_until: ``time.monotonic()`` deadline before which the plan's own observation
+            stands in for the read before a change's first attempt (a plan observed moments
+            ago in this process); 0: always read first.
     """
 
     def __init__(self, rt: Runtime, journal: Journal, cancel: asyncio.Event | None = None,
-                 progress: ProgressHook | None = None, proof: KeyProof | None = None) -> None:
+                 progress: ProgressHook | None = None, proof: KeyProof | None = None, *,
+                 fresh_until: float = 0.0) -> None:
         self.rt = rt
+        self.fresh_until = fresh_until
         self.journal = journal
         self.cancel = cancel or asyncio.Event()
         self.progress = progress
@@ -88,6 +98,20 @@ class Executor:
         """
         backend, timeout = change.backend, self.rt.timeout(change.backend,
                                                           step.timeout if step else None)
+        if res.attempts == 1 and not maybe_sent[0] and change.status == OBSERVED \
+                and change.precondition and time.monotonic() < self.fresh_until:
+            # observed moments ago by the plan: apply from that observation, no second read
+            try:
+                res.undo = await self._apply_call(change, change.before, timeout)
+            except AdapterError as exc:
+                # a surprise: from now on read first; an ambiguous failure may have landed
+                maybe_sent[0] = exc.retryable
+                if not exc.retryable:
+                    res.attempts += 1  # straight to a read-first attempt, no backoff
+                    return await self._attempt(change, res, step, maybe_sent)
+                raise
+            res.outcome = Outcome.APPLIED
+            return True
         state = await self.rt.call(backend, lambda a: a.read(change), timeout)
         now = fingerprint(state)
         if now == fingerprint(change.after):
@@ -103,16 +127,21 @@ class Executor:
             drift = drift_summary(change.before, state)
             res.message = f"precondition drifted since planning: {drift}"
             return True
-        from adapters.notify_common import call_with_chain_head  # (httpx: import lazily)
-
         maybe_sent[0] = True
-        head = getattr(self.journal, "head", None)  # notifications quote the chain head
-        res.undo = dict(await self.rt.call(
-            backend, lambda a: call_with_chain_head(head, lambda: a.apply(change, state)),
-            timeout)
-            or {})
+        res.undo = await self._apply_call(change, state, timeout)
         res.outcome = Outcome.APPLIED
         return True
+
+    async def _apply_call(self, change: Change, state: dict[str, Any],
+                          timeout: float) -> dict[str, Any]:
+        """The adapter's apply of ``change`` from ``state``; returns its undo data."""
+        from adapters.notify_common import call_with_chain_head  # (httpx: import lazily)
+
+        head = getattr(self.journal, "head", None)  # notifications quote the chain head
+        return dict(await self.rt.call(
+            change.backend,
+            lambda a: call_with_chain_head(head, lambda: a.apply(change, state)), timeout)
+            or {})
 
     async def run_op(self, change: Change, step: StepInfo | None,
                      started_before: bool = False) -> OpResult:

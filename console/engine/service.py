@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import time
 import weakref
 from collections.abc import Awaitable
 from dataclasses import asdict
@@ -81,6 +82,8 @@ class Session:
         self.cancel: asyncio.Event | None = None
         self.cancel_requested = False
         """:meth:`request_cancel` was called: the next run executes already cancelled."""
+        self._observed: dict[str, tuple[float, Plan]] = {}
+        """run id -> (monotonic time its observation began, the plan) for plans made here."""
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -175,10 +178,20 @@ class Session:
             notes = [f"scan: {p}" for p in report.problems]
         rt = self.runtime.view(run_id=run_id or new_run_id())
         rt.operator, rt.runbook = self.operator, runbook.name
+        began = time.monotonic()
         plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
                                run_id=rt.run_id, unlisted=unlisted, progress=progress)
         plan.notes.extend(notes)
+        self._observed = {plan.run_id: (began, plan)}
         return plan
+
+    def _fresh_until(self, plan: Plan) -> float:
+        """Monotonic deadline before which ``plan``'s observation may stand in for the read
+        before each change (``drift_read_after``); 0 for a plan not observed here just now."""
+        began, observed = self._observed.pop(plan.run_id, (0.0, None))
+        if observed is not plan:
+            return 0.0
+        return began + self.config.settings.drift_read_after
 
     async def rederive(self, saved: Plan) -> Plan:
         """The plan to run for a saved (untrusted) plan, re-derived from what is true now.
@@ -357,14 +370,16 @@ class Session:
             await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.STARTED,
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
                                          "reason": reason, "restore_of": plan.restore_of})
-            return await self._execute(plan, journal, None, progress, locks)
+            fresh = 0.0 if saved else self._fresh_until(plan)
+            return await self._execute(plan, journal, None, progress, locks, fresh)
         finally:
             await journal.aclose()
             locks.release(plan.run_id)
 
     async def _execute(self, plan: Plan, journal: Journal,
                        previous: dict[str, OpResult] | None,
-                       progress: ProgressHook | None, locks: LockTable) -> RunResult:
+                       progress: ProgressHook | None, locks: LockTable,
+                       fresh_until: float = 0.0) -> RunResult:
         rt = self.runtime.view(run_id=plan.run_id)
         renewer = asyncio.create_task(self._renew(locks, plan.run_id))
         self.cancel = asyncio.Event()
@@ -375,8 +390,8 @@ class Session:
             proof = KeyProof(rt, self.config.settings.proof_window,
                              self.config.settings.proof_interval)
         try:
-            result = await Executor(rt, journal, self.cancel, progress,
-                                    proof).apply(plan, previous)
+            result = await Executor(rt, journal, self.cancel, progress, proof,
+                                    fresh_until=fresh_until).apply(plan, previous)
         finally:
             renewer.cancel()
         summary: dict[str, int] = {str(o): result.count(o) for o in
