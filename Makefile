@@ -7,7 +7,7 @@ CONFIG ?= config.example.toml
 # nft, squid and ip live in sbin; make sure the tests find them whatever PATH CI has.
 export PATH := $(PATH):/usr/sbin:/sbin
 
-.PHONY: run test lint bench sandbox-stop clean
+.PHONY: run test lint bench peers sandbox-stop clean
 
 # Debian packages the tests drive directly, as command:package (the sqlite3 CLI tampers with
 # the audit trail; nft blocks egress in network namespaces; squid is the forward proxy).
@@ -39,8 +39,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 
+# Cloud Custodian pins older boto3/botocore than ours: it gets a venv of its own.
+CUSTODIAN ?= .venv-c7n/bin/custodian
+$(CUSTODIAN):
+	$(PY) -m venv .venv-c7n && .venv-c7n/bin/pip install -q 'c7n>=0.9'
+
+peers: $(STAMP) $(CUSTODIAN)
+	$(BIN)/python benchmarks/peers.py --custodian $(CUSTODIAN) --linear
+
 sandbox-stop: $(STAMP)
 	$(BIN)/killswitch --config $(CONFIG) sandbox stop
 
 clean:
-	rm -rf $(VENV) .sandbox
+	rm -rf $(VENV) .venv-c7n .sandbox
