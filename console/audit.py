@@ -35,10 +35,12 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import secrets
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -251,7 +253,9 @@ class AuditLog:
             file ``0600``.
         key: HMAC key. Defaults to ``$KILLSWITCH_AUDIT_KEY`` (UTF-8); None or empty means an
             unkeyed SHA-256 chain. A trail's first event fixes whether it is keyed.
-        busy_timeout: Seconds to wait for another writer before failing.
+        busy_timeout: Seconds to wait for another writer before failing. Appends wait for
+            the write lock in short, jittered polls (:meth:`_begin_write`), so that many
+            processes sharing one trail take turns instead of the newest waiter winning.
         readonly: Open the file read-only (SQLite ``mode=ro``): nothing is created, migrated
             or repaired, and writing raises. What verifying uses.
 
@@ -270,6 +274,7 @@ class AuditLog:
         self.path = Path(path).expanduser()
         self.readonly = readonly
         self._key = key or None
+        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._host = socket.gethostname()
         self._damage: list[str] = []
@@ -445,8 +450,9 @@ class AuditLog:
                 prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Chain and insert ``prepared`` inside the caller's write transaction."""
         conn = self._conn
-        self._check_key_for_write(self._meta())
-        schema = self._meta().get("schema_version", SCHEMA_VERSION)
+        meta = self._meta()
+        self._check_key_for_write(meta)
+        schema = meta.get("schema_version", SCHEMA_VERSION)
         last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
         stored: list[dict[str, Any]] = []
@@ -529,7 +535,7 @@ class AuditLog:
         prepared = [self._prepare(e) for e in events]
         with self._lock, self._errors("append to the audit trail"):
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             try:
                 stored = self._insert(events, prepared)
                 conn.execute("COMMIT")
@@ -538,6 +544,36 @@ class AuditLog:
                     conn.execute("ROLLBACK")
                 raise
         return stored
+
+    def _begin_write(self) -> None:
+        """``BEGIN IMMEDIATE``: take the trail's write lock, waiting up to ``busy_timeout``.
+
+        SQLite's own busy handler sleeps longer the longer a connection has waited (1 ms up to
+        100 ms a try), so among many writers (several console processes on one trail) the
+        newest waiter tends to win and an old one can starve past the timeout ("database is
+        locked"). Here every waiter polls at the same short, jittered pace (at most
+        :data:`_BUSY_POLL` apart), which keeps the lock busy and the waits even.
+
+        Raises:
+            sqlite3.OperationalError: The lock was not free within ``busy_timeout`` (or
+                another error).
+        """
+        conn = self._conn
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.0005
+        conn.execute("PRAGMA busy_timeout = 0")  # fail fast; this loop does the waiting
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, _BUSY_POLL)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
 
     def append(self, **fields: Any) -> dict[str, Any]:
         """Append one event; see :meth:`append_many`.
@@ -829,6 +865,19 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_BUSY_POLL = 0.02
+"""Longest pause (seconds, before jitter) between two tries for the write lock."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` says another connection holds the lock (SQLITE_BUSY / LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 class _ErrorContext:

@@ -81,10 +81,18 @@ class Executor:
         if self.progress is not None:
             self.progress(phase, res, extra)
 
-    async def _record(self, change: Change, phase: str, outcome: str, **detail: Any) -> None:
-        await self.journal.record(
-            integration=change.integration, step=change.step, op_id=change.op_id, phase=phase,
-            action=change.action, target=change.target, outcome=outcome, detail=detail)
+    async def _record(self, change: Change, phase: str, outcome: str, *,
+                      durable: bool = True, **detail: Any) -> None:
+        """Journal an event of ``change``; ``durable=False`` queues it without waiting until it
+        is durable (outcomes and verdicts: a resume re-reads the target, so losing one in a
+        crash repeats nothing; the next durable write commits it, a failure surfaces there)."""
+        fields = dict(integration=change.integration, step=change.step, op_id=change.op_id,
+                      phase=phase, action=change.action, target=change.target,
+                      outcome=outcome, detail=detail)
+        if durable:
+            await self.journal.record(**fields)
+        else:
+            self.journal.post(**fields)
 
     # -- one operation ------------------------------------------------------------------
     async def _attempt(self, change: Change, res: OpResult, step: StepInfo | None,
@@ -186,7 +194,8 @@ class Executor:
                 self._emit(Phase.APPLY, res, retrying=True, wait=delay)
                 await asyncio.sleep(delay)
         res.duration = time.monotonic() - started
-        await self._record(change, Phase.APPLY, res.outcome, message=res.message,
+        await self._record(change, Phase.APPLY, res.outcome, durable=False,
+                           message=res.message,
                            attempts=res.attempts, undo=res.undo,
                            duration=round(res.duration, 4))
         self._emit(Phase.APPLY, res)
@@ -291,7 +300,7 @@ class Executor:
             except (AdapterError, ConsoleError) as exc:
                 res.verified, res.verdict, detail = False, "unknown", f"could not verify: {exc.msg}"
             await self._record(change, Phase.VERIFY,
-                               Outcome.OK if res.verified else Outcome.FAILED,
+                               Outcome.OK if res.verified else Outcome.FAILED, durable=False,
                                state=res.verdict, message=detail)
             self._emit(Phase.VERIFY, res, detail=detail)
 
