@@ -179,6 +179,8 @@ _SEQ, _PREV, _HASH, _DETAIL = (FIELDS.index(n) for n in ("seq", "prev_hash", "ha
 _encode_string = json.encoder.encode_basestring
 _HASHED = [(name, FIELDS.index(name)) for name in sorted(FIELDS) if name != "hash"]
 """The hashed fields in RFC 8785 key order (all ASCII names) and their column index."""
+_PREFIXED = [(f'"{name}":', idx) for name, idx in _HASHED]
+_DETAIL_PREFIX = '"detail":'
 
 
 def _stored_body(row: Sequence[Any]) -> bytes:
@@ -187,23 +189,14 @@ def _stored_body(row: Sequence[Any]) -> bytes:
     append time, so it is hashed as stored instead of being parsed and serialised again
     (any edit to it changes the bytes hashed). Strings use the C JSON string encoder, whose
     output is RFC 8785's for every valid Unicode string (a lone surrogate falls back)."""
-    parts = []
-    for name, idx in _HASHED:
-        value = row[idx]
-        if name == "detail":
-            text = str(value)
-        elif value is None:
-            text = "null"
-        elif type(value) is int:
-            text = str(value)
-        elif type(value) is str:
-            text = _encode_string(value)
-        else:
-            text = canonical_bytes(value).decode()
-        parts.append(f'"{name}":{text}')
-    body = "{" + ",".join(parts) + "}"
+    parts = [_DETAIL_PREFIX + str(row[_DETAIL]) if idx == _DETAIL else
+             prefix + (_encode_string(value) if type(value := row[idx]) is str else
+                       "null" if value is None else
+                       str(value) if type(value) is int else
+                       canonical_bytes(value).decode())
+             for prefix, idx in _PREFIXED]
     try:
-        return body.encode()
+        return ("{" + ",".join(parts) + "}").encode()
     except UnicodeEncodeError:  # a lone surrogate: the canonical encoder says what it hashes
         return canonical_bytes({name: (json.loads(row[idx]) if name == "detail" else row[idx])
                                 for name, idx in _HASHED})
@@ -759,18 +752,34 @@ class AuditLog:
         rows: Iterator[tuple[Any, ...]] = (
             self._conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq")
             if "events" in names else iter(()))
+        current = schema == SCHEMA_VERSION
+        mac, same = self._mac, hmac.compare_digest
         for values in rows:
-            row: dict[str, Any] = {"seq": values[_SEQ], "prev_hash": values[_PREV],
-                                   "hash": values[_HASH], "detail": values[_DETAIL]}
-            seq = row["seq"]
+            seq = values[_SEQ]
             if seq != expected:
                 return fail(checked, expected, f"event {expected} is missing (found {seq} "
                             "next)", expected - 1)
-            if row["prev_hash"] != prev:
+            if values[_PREV] != prev:
                 return fail(checked, seq, "prev_hash does not link to the previous event",
                             seq - 1)
-            if schema == SCHEMA_VERSION and isinstance(row["detail"], str):
-                digest = self._mac(_stored_body(values))  # the stored bytes, not re-serialised
+            stored = values[_HASH]
+            if current and type(values[_DETAIL]) is str:
+                # the fast path: the stored bytes, not re-serialised
+                if type(stored) is str and same(mac(_stored_body(values)), stored):
+                    if pending and pending[0].seq <= seq:
+                        last_matched = self._witnessed(pending, seq, stored, last_matched)
+                        if last_matched < 0:
+                            head = pending[0]
+                            return fail(checked, seq, f"event {seq} is not the one witnessed "
+                                        f"at {head.time} (hash {str(head.hash)[:16]} "
+                                        f"witnessed, {stored[:16]} found): the trail was "
+                                        "rewritten", -last_matched - 1)
+                    prev, expected, checked = stored, expected + 1, checked + 1
+                    continue
+            row: dict[str, Any] = {"seq": seq, "prev_hash": values[_PREV], "hash": stored,
+                                   "detail": values[_DETAIL]}
+            if current and isinstance(row["detail"], str):
+                digest = mac(_stored_body(values))
             else:
                 row = dict(zip(FIELDS, values, strict=True))
                 try:
@@ -785,16 +794,14 @@ class AuditLog:
                     return fail(checked, seq, "detail is not valid JSON", seq - 1)
                 return fail(checked, seq, "hash does not match the event's content (edited)",
                             seq - 1)
-            while pending and pending[0].seq <= seq:
-                head = pending.pop(0)
-                if head.seq < seq:  # cannot happen: seqs are contiguous from 1
-                    continue
-                if not hmac.compare_digest(str(head.hash).encode(), str(row["hash"]).encode()):
+            if pending and pending[0].seq <= seq:
+                last_matched = self._witnessed(pending, seq, str(row["hash"]), last_matched)
+                if last_matched < 0:
+                    head = pending[0]
                     return fail(checked, seq, f"event {seq} is not the one witnessed at "
                                 f"{head.time} (hash {str(head.hash)[:16]} witnessed, "
                                 f"{str(row['hash'])[:16]} found): the trail was rewritten",
-                                last_matched)
-                last_matched = seq
+                                -last_matched - 1)
             prev, expected, checked = row["hash"], expected + 1, checked + 1
         last = expected - 1
         high = (self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
@@ -811,6 +818,21 @@ class AuditLog:
         if structure:
             return ChainReport(False, checked, None, "; ".join(structure), last, n_witnessed)
         return ChainReport(True, checked, None, "", last, n_witnessed)
+
+    @staticmethod
+    def _witnessed(pending: list[WitnessedHead], seq: int, found: str,
+                   last_matched: int) -> int:
+        """Check the witnessed heads at ``seq`` (popping them): the new highest matched seq,
+        or ``-(last matched) - 1`` when a head at ``seq`` saw another hash (left first)."""
+        while pending and pending[0].seq <= seq:
+            head = pending[0]
+            if head.seq == seq and not hmac.compare_digest(str(head.hash).encode(),
+                                                           found.encode()):
+                return -last_matched - 1
+            pending.pop(0)
+            if head.seq == seq:
+                last_matched = seq
+        return last_matched
 
     def verify_or_raise(self, **kw: Any) -> ChainReport:
         """Like :meth:`verify` (same keywords), but raise when the trail does not verify.
