@@ -21,19 +21,48 @@ def short_state(state: dict[str, Any]) -> str:
                     for k, v in sorted(state.items()))
 
 
+def _val(v: Any) -> str:
+    text = (json.dumps(v, sort_keys=True, ensure_ascii=False)
+            if isinstance(v, (dict, list)) else str(v))
+    text = " / ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= 48 else text[:47] + "…"
+
+
 def state_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
     """Only the fields a change alters: ``field: old -> new``."""
-    def val(v: Any) -> str:
-        text = (json.dumps(v, sort_keys=True, ensure_ascii=False)
-                if isinstance(v, (dict, list)) else str(v))
-        text = " / ".join(line.strip() for line in text.splitlines() if line.strip())
-        return text if len(text) <= 48 else text[:47] + "…"
-
     keys = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
     if not keys:
         return short_state(after) + " (unchanged)" if after else "-"
-    return ", ".join(f"{k}: {val(before.get(k, '-'))} -> {val(after.get(k, '-'))}"
+    return ", ".join(f"{k}: {_val(before.get(k, '-'))} -> {_val(after.get(k, '-'))}"
                      for k in keys)
+
+
+def _text_key(state: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A key for a state whose keys and values are all strings (most states: switches,
+    statuses), under which equal states render alike; None for any other state."""
+    items = tuple(state.items())
+    for k, v in items:
+        if type(k) is not str or type(v) is not str:
+            return None
+    return items
+
+
+class _Diffs:
+    """:func:`state_diff`, remembered for states of strings (a plan of thousands of
+    changes has a handful of distinct before/after pairs)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, before: dict[str, Any], after: dict[str, Any]) -> str:
+        kb, ka = _text_key(before), _text_key(after)
+        if kb is None or ka is None:
+            return state_diff(before, after)
+        key = (kb, ka)
+        text = self.seen.get(key)
+        if text is None:
+            text = self.seen[key] = state_diff(before, after)
+        return text
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -47,6 +76,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
+def _columns(headers: Sequence[str], columns: Sequence[Sequence[str]]) -> str:
+    """:func:`table` of string columns (one list per header), built column-wise."""
+    widths = [max(len(h), max(map(len, col), default=0))
+              for h, col in zip(headers, columns, strict=True)]
+    out = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    padded = [[c.ljust(w) for c in col] if w else col
+              for col, w in zip(columns, widths, strict=True)]
+    out.extend("  ".join(row).rstrip() for row in zip(*padded, strict=True))
+    return "\n".join(out)
+
+
 def render_plan(plan: Plan, *, dry_run: bool = False) -> str:
     """The plan grouped by integration and step, irreversible rows marked."""
     head = "DRY-RUN — nothing will be changed" if dry_run else "PLAN"
@@ -54,31 +94,34 @@ def render_plan(plan: Plan, *, dry_run: bool = False) -> str:
              f"targets: {', '.join(plan.integrations) or 'none'}"]
     if plan.restore_of:
         lines.append(f"restores run {plan.restore_of}")
-    rows = []
-    for c in plan.changes:
-        mark = "reversible" if c.reversible else "IRREVERSIBLE"
-        status = c.status.upper() if c.status in ("error", "unsupported") else c.status
-        rows.append([c.integration, c.step, c.action, c.target,
-                     state_diff(c.before, c.after), status, mark])
+    changes = plan.changes
     lines.append("")
-    if rows:
-        lines.append(table(["integration", "step", "action", "target", "before -> after",
-                            "status", "undo"], rows))
+    if changes:
+        diff = _Diffs()
+        lines.append(_columns(
+            ["integration", "step", "action", "target", "before -> after", "status", "undo"],
+            [[str(c.integration) for c in changes], [str(c.step) for c in changes],
+             [str(c.action) for c in changes], [str(c.target) for c in changes],
+             [diff(c.before, c.after) for c in changes],
+             [c.status.upper() if c.status in ("error", "unsupported") else str(c.status)
+              for c in changes],
+             ["reversible" if c.reversible else "IRREVERSIBLE" for c in changes]]))
     else:
         lines.append("(no changes)")
-    notes = [f"  {c.target}: ERROR {c.error}" for c in plan.changes if c.error]
-    notes += [f"  {c.target}: {c.note}" for c in plan.changes if c.note and not c.error]
+    notes = [f"  {c.target}: ERROR {c.error}" for c in changes if c.error]
+    notes += [f"  {c.target}: {c.note}" for c in changes if c.note and not c.error]
     if notes or plan.notes:
         lines.append("")
         lines.append("notes:")
         lines.extend(notes)
         lines.extend(f"  {n}" for n in plan.notes)
     counts: dict[str, int] = {}
-    for c in plan.changes:
+    for c in changes:
         counts[c.status] = counts.get(c.status, 0) + 1
+    irreversible = len(plan.irreversible)
     lines.append("")
     lines.append("summary: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-                 + (f"; {len(plan.irreversible)} irreversible" if plan.irreversible else ""))
+                 + (f"; {irreversible} irreversible" if irreversible else ""))
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -33,8 +34,9 @@ def ref_target(ref: dict[str, Any]) -> str:
 
 
 async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
-                    run_id: str, incident: str, is_unlisted: bool = False) -> list[Change]:
-    changes = await _observe_ref(rt, integ, step, ref, run_id, incident)
+                    run_id: str, incident: str, is_unlisted: bool = False,
+                    facts: dict[str, Any] | None = None) -> list[Change]:
+    changes = await _observe_ref(rt, integ, step, ref, run_id, incident, facts)
     if is_unlisted:
         for c in changes:
             c.target = f"{c.target} (UNLISTED)"
@@ -43,44 +45,75 @@ async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, 
     return changes
 
 
-async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
-                       run_id: str, incident: str) -> list[Change]:
-    backend = str(ref.get("backend", ""))
+def _facts(integ: Integration) -> dict[str, Any]:
+    """Inventory facts a notification may quote (``PlanContext.facts``)."""
     owner = getattr(integ, "kill_switch_owner", None)
-    facts = {"name": integ.name, "environment": integ.environment,
-             "provider": integ.provider, "owner": integ.owner,
-             "kill_switch_owner": owner.model_dump(exclude_none=True) if owner else None,
-             "data_classes": list(getattr(integ, "data_classes", []) or [])}
-    ctx = PlanContext(integ.id, step.id, dict(step.options), run_id, incident,
-                      rt.operator, rt.runbook, facts, action=step.action, backend=backend,
-                      adapter="?", ref=dict(ref))
-    target = ref_target(ref)
+    return {"name": integ.name, "environment": integ.environment,
+            "provider": integ.provider, "owner": integ.owner,
+            "kill_switch_owner": owner.model_dump(exclude_none=True) if owner else None,
+            "data_classes": list(getattr(integ, "data_classes", []) or [])}
+
+
+async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
+                       run_id: str, incident: str,
+                       facts: dict[str, Any] | None = None) -> list[Change]:
+    backend = str(ref.get("backend", ""))
     try:
         adapter = rt.adapter(backend)
     except ConfigError as exc:
-        return [replace(ctx.change(target, {}, {}, status=ERROR), error=exc.msg)]
-    spec = adapter.ACTIONS.get(step.action)
-    ctx = replace(ctx, adapter=adapter.name, reversible=spec.reversible if spec else False)
+        adapter, problem = None, exc.msg
+    spec = adapter.ACTIONS.get(step.action) if adapter is not None else None
+    ctx = PlanContext(integ.id, step.id, dict(step.options), run_id, incident,
+                      rt.operator, rt.runbook, dict(facts) if facts else _facts(integ),
+                      action=step.action, backend=backend,
+                      adapter=adapter.name if adapter is not None else "?", ref=dict(ref),
+                      reversible=spec.reversible if spec else adapter is None)
+    if adapter is None:
+        return [replace(ctx.change(ref_target(ref), {}, {}, status=ERROR), error=problem)]
     if spec is None:
-        return [ctx.change(target, {}, {}, status=UNSUPPORTED,
+        return [ctx.change(ref_target(ref), {}, {}, status=UNSUPPORTED,
                            note=f"the {adapter.name} adapter cannot do {step.action}; "
                                 "this will NOT happen")]
     try:
         return await rt.read_call(backend, lambda a: a.plan(step.action, ref, ctx),
                                   rt.timeout(backend, step.timeout))
     except AdapterError as exc:
-        return [replace(ctx.change(target, {}, {}, status=ERROR,
+        return [replace(ctx.change(ref_target(ref), {}, {}, status=ERROR,
                                    note="could not observe: the change cannot be planned"),
                         error=str(exc.msg))]
 
 
-async def _tracked(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
-                   run_id: str, incident: str, is_unlisted: bool,
-                   progress: PlanProgress | None) -> list[Change]:
-    changes = await _plan_ref(rt, integ, step, ref, run_id, incident, is_unlisted)
-    if progress is not None:
-        progress("finished", str(ref.get("backend", "")))
-    return changes
+_Job = tuple["Integration", "Step", dict[str, Any], bool, dict[str, Any]]
+"""One target to observe: integration, step, reference fields, unlisted, facts."""
+
+WORKERS_PER_SLOT = 1
+"""Observation workers per unit of a backend's concurrency cap: as many workers as calls
+may be in flight, so the cap is kept busy without tasks queueing on its semaphore (measured:
+two per slot plan 10,000 integrations some 20% slower). A worker waiting out a retry's
+backoff leaves its slot idle meanwhile."""
+
+
+async def _tracked(rt: Runtime, jobs: list[_Job | None], queue: deque[int],
+                   results: list[list[Change]], run_id: str, incident: str,
+                   progress: PlanProgress | None) -> None:
+    """One observation worker of one backend: observes the targets in ``queue`` (indexes of
+    ``jobs``) one after the other, storing each target's changes in ``results``."""
+    while queue:
+        i = queue.popleft()
+        job = jobs[i]
+        assert job is not None
+        jobs[i] = None  # the reference fields are not needed once observed
+        integ, step, fields, is_unlisted, facts = job
+        results[i] = await _plan_ref(rt, integ, step, fields, run_id, incident,
+                                     is_unlisted, facts)
+        if progress is not None:
+            progress("finished", str(fields.get("backend", "")))
+
+
+def _worker_count(rt: Runtime, backend: str, queued: int) -> int:
+    spec = rt.config.backends.get(backend)
+    cap = spec.max_concurrency if spec is not None else 8
+    return max(1, min(queued, WORKERS_PER_SLOT * max(1, cap)))
 
 
 async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integration],
@@ -90,7 +123,9 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                     progress: PlanProgress | None = None) -> Plan:
     """Observe every target of ``runbook`` on ``integrations`` and return the plan.
 
-    Read-only: only adapter ``plan`` calls are made, concurrently under backend limits.
+    Read-only: only adapter ``plan`` calls are made, concurrently under backend limits
+    (a few workers per backend, as many as keep its concurrency cap busy, so that planning
+    thousands of targets holds a few tasks, not one per target).
     ``unlisted`` adds credential copies found by a scan (marked UNLISTED in the plan).
     ``progress`` hears each target start and finish (:data:`PlanProgress`). Cancelling the
     caller cancels every observation still waiting (a blocking SDK call already in its
@@ -99,8 +134,11 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
     unlisted = unlisted or {}
     run_id = run_id or new_run_id()
     notes: list[str] = []
-    jobs: list[tuple[str, str, asyncio.Task[list[Change]]]] = []
+    jobs: list[_Job | None] = []
+    keys: list[tuple[str, str]] = []
+    queues: dict[str, deque[int]] = {}
     for integ in integrations:
+        facts: dict[str, Any] | None = None
         for step in runbook.steps:
             if not step.applies_to(integ):
                 notes.append(f"{integ.id}: step {step.id} skipped (when: {step.when})")
@@ -117,24 +155,34 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                 fields = (ref.fields() if hasattr(ref, "fields") else
                           ref.model_dump(exclude_none=True) if hasattr(ref, "model_dump")
                           else dict(ref))
-                task = asyncio.create_task(_tracked(rt, integ, step, fields, run_id, incident,
-                                                    ref in extra, progress))
-                jobs.append((integ.id, step.id, task))
+                if facts is None:
+                    facts = _facts(integ)
+                backend = str(fields.get("backend", ""))
+                queues.setdefault(backend, deque()).append(len(jobs))
+                jobs.append((integ, step, fields, ref in extra, facts))
+                keys.append((integ.id, step.id))
                 if progress is not None:
-                    progress("started", str(fields.get("backend", "")))
-    changes: list[Change] = []
-    counters: dict[tuple[str, str], int] = {}
+                    progress("started", backend)
+    results: list[list[Change]] = [[] for _ in jobs]
+    workers = [asyncio.create_task(_tracked(rt, jobs, queue, results, run_id, incident,
+                                            progress))
+               for backend, queue in queues.items()
+               for _ in range(_worker_count(rt, backend, len(queue)))]
     try:
-        for integ_id, step_id, task in jobs:
-            for change in await task:
-                n = counters.get((integ_id, step_id), 0)
-                counters[(integ_id, step_id)] = n + 1
-                change.op_id = f"{integ_id}/{step_id}/{n}"
-                changes.append(change)
+        await asyncio.gather(*workers)
     except BaseException:  # cancelled, or a target failed outside the contract
-        for _, _, task in jobs:
+        for task in workers:
             task.cancel()
         raise
+    changes: list[Change] = []
+    counters: dict[tuple[str, str], int] = {}
+    for key, found in zip(keys, results, strict=True):
+        for change in found:
+            n = counters.get(key, 0)
+            counters[key] = n + 1
+            change.op_id = f"{key[0]}/{key[1]}/{n}"
+            changes.append(change)
+    del results, jobs
     steps = [StepInfo(s.id, s.action, list(s.needs), s.on_error, s.timeout)
              for s in runbook.steps]
     return Plan(run_id=run_id, runbook=runbook.name, selectors=list(selectors),
