@@ -87,10 +87,12 @@ def _columns(headers: Sequence[str], columns: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def render_plan(plan: Plan, *, dry_run: bool = False) -> str:
-    """The plan grouped by integration and step, irreversible rows marked."""
+def render_plan(plan: Plan, *, dry_run: bool = False, plan_hash: str | None = None) -> str:
+    """The plan grouped by integration and step, irreversible rows marked (``plan_hash``:
+    the plan's :attr:`~console.engine.model.Plan.hash` if the caller already has it)."""
     head = "DRY-RUN — nothing will be changed" if dry_run else "PLAN"
-    lines = [f"{head}: runbook {plan.runbook}  run {plan.run_id}  hash {plan.hash[:12]}",
+    digest = plan_hash or plan.hash
+    lines = [f"{head}: runbook {plan.runbook}  run {plan.run_id}  hash {digest[:12]}",
              f"targets: {', '.join(plan.integrations) or 'none'}"]
     if plan.restore_of:
         lines.append(f"restores run {plan.restore_of}")

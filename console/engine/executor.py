@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.base import ERROR, NOOP, OBSERVED, UNSUPPORTED, Change, canonical_json, fingerprint
@@ -60,16 +60,17 @@ class Executor:
         cancel: Set it to stop starting new operations; in-flight ones finish and are recorded.
         progress: Called as ``progress(phase, result, extra)`` on every state change (TUI).
         proof: Proves keys dead at their provider after verify.
-        fresh_until: ``time.monotonic()`` deadline before which the plan's own observation
-            stands in for the read before a change's first attempt (a plan observed moments
-            ago in this process); 0: always read first.
+        fresh_until: Per op id, the ``time.monotonic()`` deadline before which the plan's
+            own observation of the target stands in for the read before the change's first
+            attempt (a plan observed moments ago in this process); op ids not in it are
+            always read first.
     """
 
     def __init__(self, rt: Runtime, journal: Journal, cancel: asyncio.Event | None = None,
                  progress: ProgressHook | None = None, proof: KeyProof | None = None, *,
-                 fresh_until: float = 0.0) -> None:
+                 fresh_until: Mapping[str, float] | None = None) -> None:
         self.rt = rt
-        self.fresh_until = fresh_until
+        self.fresh_until = dict(fresh_until or {})
         self.journal = journal
         self.cancel = cancel or asyncio.Event()
         self.progress = progress
@@ -107,7 +108,8 @@ class Executor:
         backend, timeout = change.backend, self.rt.timeout(change.backend,
                                                           step.timeout if step else None)
         if res.attempts == 1 and not maybe_sent[0] and change.status == OBSERVED \
-                and change.precondition and time.monotonic() < self.fresh_until:
+                and change.precondition \
+                and time.monotonic() < self.fresh_until.get(change.op_id, 0.0):
             # observed moments ago by the plan: apply from that observation, no second read
             try:
                 res.undo = await self._apply_call(change, change.before, timeout)

@@ -98,10 +98,13 @@ class Plan:
         """SHA-256 over the canonical plan body."""
         return self.hash_of(self.body())
 
-    def to_json(self, key: bytes | None = None) -> str:
-        """The plan with its hash (and, with an audit key, its HMAC ``signature``)."""
+    def to_json(self, key: bytes | None = None, plan_hash: str | None = None) -> str:
+        """The plan with its hash (and, with an audit key, its HMAC ``signature``).
+
+        ``plan_hash``: :attr:`hash`, when the caller has just computed it for this very plan
+        (it is not checked)."""
         body = self.body()
-        data: dict[str, Any] = {**body, "hash": self.hash_of(body)}
+        data: dict[str, Any] = {**body, "hash": plan_hash or self.hash_of(body)}
         if key:
             data["signature"] = self.signature_of(body, key)
         from console.engine.planfile import plan_text  # json.dumps(indent=2, sort_keys), faster

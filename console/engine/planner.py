@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -95,11 +96,13 @@ backoff leaves its slot idle meanwhile."""
 
 async def _tracked(rt: Runtime, jobs: list[_Job | None], queue: deque[int],
                    results: list[list[Change]], run_id: str, incident: str,
-                   progress: PlanProgress | None) -> None:
+                   progress: PlanProgress | None, began: list[float]) -> None:
     """One observation worker of one backend: observes the targets in ``queue`` (indexes of
-    ``jobs``) one after the other, storing each target's changes in ``results``."""
+    ``jobs``) one after the other, storing each target's changes in ``results`` and the
+    ``time.monotonic()`` its observation began in ``began``."""
     while queue:
         i = queue.popleft()
+        began[i] = time.monotonic()
         job = jobs[i]
         assert job is not None
         jobs[i] = None  # the reference fields are not needed once observed
@@ -120,16 +123,19 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                     selectors: list[str], *, incident: str = "",
                     run_id: str | None = None,
                     unlisted: dict[str, list[dict[str, Any]]] | None = None,
-                    progress: PlanProgress | None = None) -> Plan:
+                    progress: PlanProgress | None = None,
+                    observed_at: dict[str, float] | None = None) -> Plan:
     """Observe every target of ``runbook`` on ``integrations`` and return the plan.
 
     Read-only: only adapter ``plan`` calls are made, concurrently under backend limits
     (a few workers per backend, as many as keep its concurrency cap busy, so that planning
     thousands of targets holds a few tasks, not one per target).
     ``unlisted`` adds credential copies found by a scan (marked UNLISTED in the plan).
-    ``progress`` hears each target start and finish (:data:`PlanProgress`). Cancelling the
-    caller cancels every observation still waiting (a blocking SDK call already in its
-    thread ends there; its answer is dropped).
+    ``progress`` hears each target start and finish (:data:`PlanProgress`).
+    ``observed_at``, when given, receives each change's op id -> the ``time.monotonic()``
+    its target's observation began (how old the observation is when the change applies).
+    Cancelling the caller cancels every observation still waiting (a blocking SDK call
+    already in its thread ends there; its answer is dropped).
     """
     unlisted = unlisted or {}
     run_id = run_id or new_run_id()
@@ -164,8 +170,9 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                 if progress is not None:
                     progress("started", backend)
     results: list[list[Change]] = [[] for _ in jobs]
+    began = [0.0] * len(jobs)
     workers = [asyncio.create_task(_tracked(rt, jobs, queue, results, run_id, incident,
-                                            progress))
+                                            progress, began))
                for backend, queue in queues.items()
                for _ in range(_worker_count(rt, backend, len(queue)))]
     try:
@@ -176,12 +183,14 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
         raise
     changes: list[Change] = []
     counters: dict[tuple[str, str], int] = {}
-    for key, found in zip(keys, results, strict=True):
+    for key, found, when in zip(keys, results, began, strict=True):
         for change in found:
             n = counters.get(key, 0)
             counters[key] = n + 1
             change.op_id = f"{key[0]}/{key[1]}/{n}"
             changes.append(change)
+            if observed_at is not None:
+                observed_at[change.op_id] = when
     del results, jobs
     steps = [StepInfo(s.id, s.action, list(s.needs), s.on_error, s.timeout)
              for s in runbook.steps]

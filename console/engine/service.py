@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-import time
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,8 +81,9 @@ class Session:
         self.cancel: asyncio.Event | None = None
         self.cancel_requested = False
         """:meth:`request_cancel` was called: the next run executes already cancelled."""
-        self._observed: dict[str, tuple[float, Plan]] = {}
-        """run id -> (monotonic time its observation began, the plan) for plans made here."""
+        self._observed: dict[str, tuple[dict[str, float], Plan]] = {}
+        """run id -> (op id -> monotonic time its target's observation began, the plan) for
+        the plan last made here."""
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -178,20 +178,23 @@ class Session:
             notes = [f"scan: {p}" for p in report.problems]
         rt = self.runtime.view(run_id=run_id or new_run_id())
         rt.operator, rt.runbook = self.operator, runbook.name
-        began = time.monotonic()
+        observed_at: dict[str, float] = {}
         plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
-                               run_id=rt.run_id, unlisted=unlisted, progress=progress)
+                               run_id=rt.run_id, unlisted=unlisted, progress=progress,
+                               observed_at=observed_at)
         plan.notes.extend(notes)
-        self._observed = {plan.run_id: (began, plan)}
+        self._observed = {plan.run_id: (observed_at, plan)}
         return plan
 
-    def _fresh_until(self, plan: Plan) -> float:
-        """Monotonic deadline before which ``plan``'s observation may stand in for the read
-        before each change (``drift_read_after``); 0 for a plan not observed here just now."""
-        began, observed = self._observed.pop(plan.run_id, (0.0, None))
+    def _fresh_until(self, plan: Plan) -> dict[str, float]:
+        """Per op id, the monotonic deadline before which the plan's observation of its
+        target may stand in for the read before the change (``drift_read_after`` after that
+        target was observed); empty for a plan not observed in this session."""
+        observed_at, observed = self._observed.pop(plan.run_id, ({}, None))
         if observed is not plan:
-            return 0.0
-        return began + self.config.settings.drift_read_after
+            return {}
+        window = self.config.settings.drift_read_after
+        return {op: when + window for op, when in observed_at.items()}
 
     async def rederive(self, saved: Plan) -> Plan:
         """The plan to run for a saved (untrusted) plan, re-derived from what is true now.
@@ -370,7 +373,7 @@ class Session:
             await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.STARTED,
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
                                          "reason": reason, "restore_of": plan.restore_of})
-            fresh = 0.0 if saved else self._fresh_until(plan)
+            fresh = {} if saved else self._fresh_until(plan)
             return await self._execute(plan, journal, None, progress, locks, fresh)
         finally:
             await journal.aclose()
@@ -379,7 +382,7 @@ class Session:
     async def _execute(self, plan: Plan, journal: Journal,
                        previous: dict[str, OpResult] | None,
                        progress: ProgressHook | None, locks: LockTable,
-                       fresh_until: float = 0.0) -> RunResult:
+                       fresh_until: Mapping[str, float] | None = None) -> RunResult:
         rt = self.runtime.view(run_id=plan.run_id)
         renewer = asyncio.create_task(self._renew(locks, plan.run_id))
         self.cancel = asyncio.Event()
