@@ -101,7 +101,6 @@ def run_cli(config: Path, out: Path) -> tuple[float, float]:
 
 def phases(config: str, out: str, profile: str | None) -> None:
     """Child: the CLI's plan work, phase by phase; prints one JSON line of figures."""
-    import asyncio
 
     def rss() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -130,7 +129,7 @@ def phases(config: str, out: str, profile: str | None) -> None:
         return await session._observe("bench", list(cfg.integrations), [SELECTOR],
                                       include_unlisted=False)
 
-    plan = asyncio.run(observe())  # type: ignore[arg-type]
+    plan = session.sync(observe())  # as the CLI runs it (not asyncio.run: see Session.sync)
     figures["observe"] = [time.perf_counter() - t, rss()]
     t = time.perf_counter()
     session.record_plan(plan, "plan")  # type: ignore[arg-type]

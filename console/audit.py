@@ -42,7 +42,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +181,10 @@ _HASHED = [(name, FIELDS.index(name)) for name in sorted(FIELDS) if name != "has
 """The hashed fields in RFC 8785 key order (all ASCII names) and their column index."""
 _PREFIXED = [(f'"{name}":', idx) for name, idx in _HASHED]
 _DETAIL_PREFIX = '"detail":'
+_FIELD_SET = frozenset(FIELDS)
+_REPEATED = frozenset(("run_id", "incident", "operator", "host", "mode", "step", "phase",
+                       "action", "outcome"))
+"""Text fields whose values recur across a batch (a run's events): scrubbed once a batch."""
 
 
 def _stored_body(row: Sequence[Any]) -> bytes:
@@ -200,6 +204,15 @@ def _stored_body(row: Sequence[Any]) -> bytes:
     except UnicodeEncodeError:  # a lone surrogate: the canonical encoder says what it hashes
         return canonical_bytes({name: (json.loads(row[idx]) if name == "detail" else row[idx])
                                 for name, idx in _HASHED})
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    """:func:`canonical_json` of a scrubbed detail (a fresh dict), the same text, without
+    the normalising copy when it is plain JSON data already (almost every event): see
+    :func:`console.engine.planfile.canonical_plan_bytes`."""
+    from console.engine.planfile import canonical_plan_bytes
+
+    return canonical_plan_bytes(detail).decode("utf-8")
 
 
 def checkpoint_mac(key: bytes, body: bytes) -> str:
@@ -437,6 +450,51 @@ class AuditLog:
         event[_DETAIL_TEXT] = text
         return event
 
+    def _prepare_row(self, raw: Mapping[str, Any],
+                     memo: dict[str, str] | None = None) -> tuple[Any, ...]:
+        """:meth:`_prepare` as a compact row in :data:`FIELDS` order, for
+        :meth:`append_batch`: ``detail`` is the canonical text (what is stored; it is not
+        parsed back), ``seq`` the one asked for (None: any), ``prev_hash`` and ``hash`` None.
+        Same checks, same scrubbing, same stored values; ``memo`` (one batch's, so one
+        fingerprint key) shares the scrubbed text of fields that repeat from event to event.
+        """
+        for name in raw:
+            if name not in _FIELD_SET:
+                unknown = set(raw) - _FIELD_SET
+                raise UsageError(f"unknown audit event fields: {', '.join(sorted(unknown))}")
+        if raw.get("prev_hash") is not None or raw.get("hash") is not None:
+            name = "prev_hash" if raw.get("prev_hash") is not None else "hash"
+            raise UsageError(f"audit event field {name!r} is assigned by the audit log")
+        fp_key = self._fp_key
+        values: list[Any] = [raw.get("seq")]
+        same = memo if memo is not None else {}
+        for name in _TEXT_FIELDS:
+            value = raw.get(name)
+            if value is None:
+                values.append(None)
+                continue
+            if isinstance(value, datetime):
+                value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if name in _REPEATED:  # one scrubbed string for a value every event repeats
+                text = str(value)
+                done = same.get(text)
+                if done is None:
+                    done = same[text] = scrub(text, key=fp_key)
+                values.append(done)
+            else:
+                values.append(scrub(str(value), key=fp_key))
+        if not values[1]:  # ts
+            values[1] = utc_now()
+        if not values[5]:  # host
+            values[5] = scrub(self._host, key=fp_key)
+        detail = raw.get("detail")
+        if detail is None:
+            detail = {}
+        if not isinstance(detail, Mapping):
+            raise UsageError("audit event detail must be a dict")
+        values += (_detail_text(scrub(dict(detail), key=fp_key)), None, None)
+        return tuple(values)
+
     # -- writing ----------------------------------------------------------------------------
 
     def _insert(self, events: list[dict[str, Any]],
@@ -537,6 +595,79 @@ class AuditLog:
                     conn.execute("ROLLBACK")
                 raise
         return stored
+
+    def append_batch(self, events: Iterable[Mapping[str, Any]]) -> tuple[int, str] | None:
+        """Like :meth:`append_many` (one transaction: all stored, or none; the same stored
+        rows and hashes), for large batches whose stored events the caller does not need:
+        ``events`` may be any iterable (a generator: the events are never all held), each is
+        kept only as its compact stored row, and nothing is parsed back or returned but the
+        new head.
+
+        Returns:
+            ``(seq, hash)`` of the last event appended, or None when ``events`` is empty.
+
+        Raises:
+            UsageError: An event has unknown fields, a non-dict detail or a set hash.
+            AuditError: The events could not be written (nothing was written).
+        """
+        if self.readonly:
+            raise AuditError("this audit trail was opened read-only", where=str(self.path))
+        prepared: list[tuple[Any, ...]] = []
+        memo: dict[str, str] = {}
+        repaired = False
+        for raw in events:
+            if not repaired:  # the first event: the fingerprint key must be known first
+                with self._lock, self._errors("append to the audit trail"):
+                    if self._damage or self._fp_key is None:
+                        self._repair()
+                repaired = True
+            prepared.append(self._prepare_row(raw, memo))
+        if not prepared:
+            return None
+        with self._lock, self._errors("append to the audit trail"):
+            conn = self._conn
+            self._begin_write()
+            try:
+                head = self._insert_rows(prepared)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return head
+
+    def _insert_rows(self, prepared: list[tuple[Any, ...]]) -> tuple[int, str]:
+        """Chain and insert rows from :meth:`_prepare_row` inside the caller's write
+        transaction (rows are hashed as SQLite takes them); the new head."""
+        conn = self._conn
+        meta = self._meta()
+        self._check_key_for_write(meta)
+        schema = meta.get("schema_version", SCHEMA_VERSION)
+        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        head: list[Any] = [last[0], last[1]] if last else [0, GENESIS_HASH]
+        mac = self._mac
+
+        def chained() -> Iterator[tuple[Any, ...]]:
+            seq, prev = head
+            for row in prepared:
+                seq += 1
+                wanted = row[_SEQ]
+                if wanted is not None and wanted != seq:
+                    raise UsageError(f"audit event seq {wanted} given, next is {seq}")
+                row = (seq, *row[1:_PREV], prev, None)
+                if schema == SCHEMA_VERSION:
+                    prev = mac(_stored_body(row))
+                else:
+                    event = dict(zip(FIELDS, row, strict=True))
+                    event["detail"] = json.loads(row[_DETAIL])
+                    prev = self._digest(event, schema)
+                head[0], head[1] = seq, prev
+                yield (*row[:_HASH], prev)
+
+        conn.executemany(
+            f"INSERT INTO events ({', '.join(FIELDS)}) "
+            f"VALUES ({', '.join('?' for _ in FIELDS)})", chained())
+        return head[0], head[1]
 
     def _begin_write(self) -> None:
         """``BEGIN IMMEDIATE``: take the trail's write lock, waiting up to ``busy_timeout``.

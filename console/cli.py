@@ -62,7 +62,11 @@ def _opts() -> dict[str, Any]:
 def _config() -> Config:
     from console.config import load_config
 
-    return load_config(_opts().get("config"))
+    config = load_config(_opts().get("config"))
+    import gc
+
+    gc.freeze()  # the config lives as long as the command: keep full collections off it
+    return config
 
 
 def _json() -> bool:
@@ -306,11 +310,13 @@ def inventory_lint() -> None:
 
 
 # -- plan / run ----------------------------------------------------------------------------
-def _emit_plan(plan: Plan, out: str | None, dry_run: bool) -> None:
-    """Print (and save) a plan; exit 1 when some target could not be observed."""
+def _emit_plan(plan: Plan, out: str | None, dry_run: bool, digest: str | None = None) -> None:
+    """Print (and save) a plan; exit 1 when some target could not be observed.
+
+    ``digest``: the plan's hash, when it was just computed for this very plan."""
     from console.render import render_plan
 
-    digest = plan.hash  # once: hashing 10,000 integrations' changes takes about 0.5 s
+    digest = digest or plan.hash  # once: hashing 40,000 changes takes about 0.5 s
     if out:
         from console.privfile import write_private
 
@@ -342,7 +348,7 @@ def plan(runbook: str, selectors: tuple[str, ...], out: str | None,
     session = _session(incident)
     result = session.sync(session.plan(runbook, list(selectors),
                                        include_unlisted=include_unlisted))
-    _emit_plan(result, out, dry_run=False)
+    _emit_plan(result, out, dry_run=False, digest=session.recorded_hashes.get(result.run_id))
 
 
 def _confirm(plan: Plan, yes: bool, reason: str | None) -> str:

@@ -10,7 +10,7 @@ import asyncio
 import getpass
 import os
 import weakref
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -81,6 +81,9 @@ class Session:
         self.cancel: asyncio.Event | None = None
         self.cancel_requested = False
         """:meth:`request_cancel` was called: the next run executes already cancelled."""
+        self.recorded_hashes: dict[str, str] = {}
+        """run id -> hash of the plan last recorded by :meth:`record_plan` (to print it
+        without hashing a big plan again)."""
         self._observed: dict[str, tuple[dict[str, float], Plan]] = {}
         """run id -> (op id -> monotonic time its target's observation began, the plan) for
         the plan last made here."""
@@ -128,10 +131,20 @@ class Session:
 
     @staticmethod
     def sync(coro: Awaitable[T]) -> T:
-        """Run a coroutine to completion from synchronous code."""
-        async def wrap() -> T:
-            return await coro
-        return asyncio.run(wrap())
+        """Run a coroutine to completion from synchronous code.
+
+        The result is handed over outside the main task: Python 3.11's ``asyncio.run``
+        formats ``repr(main_task)`` when it restores the SIGINT handler (the ``signal``
+        module's enum lookup builds a ValueError message), and a finished task's repr holds
+        its result's: for a plan of 40,000 changes that was a string of some 100 MB and
+        half a second, for nothing.
+        """
+        box: list[T] = []
+
+        async def wrap() -> None:
+            box.append(await coro)
+        asyncio.run(wrap())
+        return box[0]
 
     # -- plan ---------------------------------------------------------------------------
     async def plan(self, runbook_name: str, selectors: list[str], *,
@@ -273,22 +286,28 @@ class Session:
             hint="plan again (`killswitch plan ... --out FILE`) and review the new plan")
 
     def record_plan(self, plan: Plan, mode: str) -> None:
-        """Write the plan to the trail: one summary event and one event per change."""
-        journal = self._journal(plan.run_id, mode)
-        events: list[dict[str, Any]] = [{
-            **journal.base, "phase": Phase.PLAN, "action": plan.runbook,
-            "outcome": Outcome.PLANNED,
-            "detail": {"plan_hash": plan.hash, "selectors": plan.selectors,
-                       "integrations": plan.integrations, "changes": len(plan.changes),
-                       "notes": plan.notes}}]
-        for c in plan.changes:
-            events.append({**journal.base, "integration": c.integration, "step": c.step,
-                           "op_id": c.op_id, "phase": Phase.PLAN, "action": c.action,
-                           "target": c.target, "outcome": c.status,
-                           "detail": {"before": c.before, "after": c.after,
-                                      "reversible": c.reversible, "note": c.note,
-                                      "error": c.error}})
-        self.audit.append_many(events)
+        """Write the plan to the trail: one summary event and one event per change, in one
+        transaction (:meth:`AuditLog.append_batch`: the events are made one at a time and
+        only their stored rows are held, which matters for a plan of 40,000 changes)."""
+        base = self._journal(plan.run_id, mode).base
+        digest = plan.hash
+        self.recorded_hashes = {plan.run_id: digest}
+
+        def events() -> Iterator[dict[str, Any]]:
+            yield {**base, "phase": Phase.PLAN, "action": plan.runbook,
+                   "outcome": Outcome.PLANNED,
+                   "detail": {"plan_hash": digest, "selectors": plan.selectors,
+                              "integrations": plan.integrations, "changes": len(plan.changes),
+                              "notes": plan.notes}}
+            for c in plan.changes:
+                yield {**base, "integration": c.integration, "step": c.step,
+                       "op_id": c.op_id, "phase": Phase.PLAN, "action": c.action,
+                       "target": c.target, "outcome": c.status,
+                       "detail": {"before": c.before, "after": c.after,
+                                  "reversible": c.reversible, "note": c.note,
+                                  "error": c.error}}
+
+        self.audit.append_batch(events())
 
     # -- guards -------------------------------------------------------------------------
     def check_guards(self, plan: Plan, *, allow_irreversible: bool,
@@ -372,7 +391,8 @@ class Session:
             body = plan.body()
             await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.STARTED,
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
-                                         "reason": reason, "restore_of": plan.restore_of})
+                                         "reason": reason, "restore_of": plan.restore_of,
+                                         "allow_irreversible": allow_irreversible})
             fresh = {} if saved else self._fresh_until(plan)
             return await self._execute(plan, journal, None, progress, locks, fresh)
         finally:
