@@ -114,13 +114,13 @@ class Executor:
             try:
                 res.undo = await self._apply_call(change, change.before, timeout)
             except AdapterError as exc:
-                # a surprise: from now on read first; an ambiguous failure may have landed
+                # a surprise: an ambiguous failure may have landed (retries read first); a
+                # refusal did not land, and a read tells whether the target had moved
                 maybe_sent[0] = exc.retryable
-                if not exc.retryable:
-                    res.attempts += 1  # straight to a read-first attempt, no backoff
-                    return await self._attempt(change, res, step, maybe_sent)
-                raise
-            res.outcome = Outcome.APPLIED
+                if exc.retryable or not await self._judged_after_refusal(change, res, timeout):
+                    raise
+            else:
+                res.outcome = Outcome.APPLIED
             return True
         state = await self.rt.call(backend, lambda a: a.read(change), timeout)
         now = fingerprint(state)
@@ -141,6 +141,26 @@ class Executor:
         res.undo = await self._apply_call(change, state, timeout)
         res.outcome = Outcome.APPLIED
         return True
+
+    async def _judged_after_refusal(self, change: Change, res: OpResult,
+                                    timeout: float) -> bool:
+        """After the provider refused a change applied from the plan's observation: read the
+        target; True (and ``res`` set) when it is already as planned (noop: someone else did
+        it) or drifted (refused); False when it is as observed and the refusal stands."""
+        try:
+            state = await self.rt.call(change.backend, lambda a: a.read(change), timeout)
+        except AdapterError:
+            return False
+        now = fingerprint(state)
+        if now == fingerprint(change.after):
+            res.outcome, res.message = Outcome.NOOP, "already as planned"
+            return True
+        if now != change.precondition and not on_the_way(change.before, state, change.after):
+            res.outcome = Outcome.REFUSED
+            drift = drift_summary(change.before, state)
+            res.message = f"precondition drifted since planning: {drift}"
+            return True
+        return False
 
     async def _apply_call(self, change: Change, state: dict[str, Any],
                           timeout: float) -> dict[str, Any]:
