@@ -411,6 +411,73 @@ def _finish(result: RunResult) -> None:
     sys.exit(result.exit_code())
 
 
+def _rehearse(runbook: str | None, selectors: list[str], plan_file: str | None,
+              incident: str | None, reason: str, allow_irreversible: bool,
+              max_targets: int | None, include_unlisted: bool, faults: tuple[str, ...],
+              scenario: str | None, seed: int | None) -> None:
+    """``run --rehearse``: plan (recorded as a rehearsal), then play the run simulated."""
+    from console.engine.model import Plan as PlanModel
+    from console.engine.rehearsal import (
+        HEADER,
+        RehearsalResult,
+        parse_fault_option,
+        parse_faults,
+        rehearsal_json,
+        render_rehearsal,
+        scenario_faults,
+    )
+
+    session = _session(incident, mode="rehearsal")
+    spec: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    if scenario:
+        try:
+            from console.exercise.scenario import load_scenario
+        except ImportError as exc:
+            raise UsageError("exercise scenarios are not available in this installation",
+                             hint="give the faults with --fault BACKEND:field=value,...") from exc
+        spec, notes = scenario_faults(load_scenario(scenario, session.config))
+    for text in faults:
+        backend, settings = parse_fault_option(text)
+        spec.setdefault(backend, {}).update(settings)
+    parse_faults(spec, session.config)  # refuse bad faults before observing anything
+    if plan_file:
+        the_plan = session.sync(session.rederive(PlanModel.load(plan_file, _audit_key())))
+    else:
+        assert runbook is not None
+        the_plan = session.sync(session.plan(runbook, selectors, record_mode="rehearsal",
+                                             include_unlisted=include_unlisted))
+    if not _json():
+        from console.render import render_plan
+
+        click.echo(f"{HEADER}\n{render_plan(the_plan)}\n", err=True)
+
+    async def go() -> RehearsalResult:
+        loop = asyncio.get_running_loop()
+        opts = _opts()
+
+        def on_sigint() -> None:
+            opts["interrupted"] = True
+            if session.cancel is not None and not session.cancel.is_set():
+                click.echo("\ncancelling the rehearsal: no new operations start", err=True)
+                session.cancel.set()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await session.rehearse(plan=the_plan, faults=spec, seed=seed, reason=reason,
+                                          allow_irreversible=allow_irreversible,
+                                          max_targets=max_targets, notes=notes)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    result = session.sync(go())
+    _out(rehearsal_json(result) if _json() else render_rehearsal(result))
+    if _opts().get("interrupted"):
+        click.echo("interrupted: the rehearsal stopped; nothing was changed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(result.exit_code())
+
+
 @cli.command()
 @common
 @click.argument("runbook", required=False, shell_complete=_complete_runbook)
@@ -425,10 +492,32 @@ def _finish(result: RunResult) -> None:
 @click.option("--max-targets", type=int, help="Allow more integrations than max_targets.")
 @click.option("--include-unlisted", is_flag=True,
               help="Scan the stores and include copies the inventory does not list.")
+@click.option("--rehearse", is_flag=True,
+              help="Rehearse: observe the real targets read-only, then play the whole run "
+                   "(progress, retries, verify, proof) against a simulated copy of that "
+                   "state. Nothing is changed; no --yes needed; not with --dry-run.")
+@click.option("--fault", "faults", multiple=True, metavar="BACKEND:FIELD=VALUE,...",
+              help="With --rehearse: inject faults into a backend's simulated calls, e.g. "
+                   "vault:throttle_rate=0.3,retry_after=1 (fields: latency, throttle_rate, "
+                   "retry_after, error_rate, error_status, timeout_rate, hang, down). "
+                   "Repeatable.")
+@click.option("--scenario", metavar="SCENARIO",
+              help="With --rehearse: inject the backend faults of this exercise scenario "
+                   "(all from the start).")
+@click.option("--seed", type=int,
+              help="With --rehearse: seed of the fault dice (the output names the seed used; "
+                   "give it again to replay).")
 def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, dry_run: bool,
         yes: bool, reason: str | None, incident: str | None, allow_irreversible: bool,
-        max_targets: int | None, include_unlisted: bool) -> None:
-    """Run RUNBOOK on SELECTORS (or a saved --plan): plan, confirm, apply, verify."""
+        max_targets: int | None, include_unlisted: bool, rehearse: bool,
+        faults: tuple[str, ...], scenario: str | None, seed: int | None) -> None:
+    """Run RUNBOOK on SELECTORS (or a saved --plan): plan, confirm, apply, verify.
+
+    With --rehearse, the run is a rehearsal: the real targets are observed read-only as a
+    plan does, then the whole run plays against a simulated copy of what was observed, with
+    each backend's latency as measured while planning and any --fault/--scenario faults.
+    Output and trail say REHEARSAL; the exit code is the one a live run would have had.
+    """
     from console.engine.model import Plan as PlanModel
 
     if plan_file and (runbook or selectors):
@@ -436,6 +525,17 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
     if not plan_file and (not runbook or not selectors):
         raise UsageError("missing RUNBOOK and SELECTOR", hint="e.g. killswitch run kill-switch "
                          "support-bot --dry-run")
+    if rehearse or faults or scenario or seed is not None:
+        if not rehearse:
+            raise UsageError("--fault, --scenario and --seed only go with --rehearse",
+                             hint="add --rehearse (a rehearsal changes nothing)")
+        if dry_run:
+            raise UsageError("--rehearse and --dry-run do not go together",
+                             hint="drop --dry-run to rehearse the whole run against a "
+                                  "simulated copy, or drop --rehearse for the read-only plan")
+        _rehearse(runbook, list(selectors), plan_file, incident, reason or "",
+                  allow_irreversible, max_targets, include_unlisted, faults, scenario, seed)
+        return
     session = _session(incident, mode="live")
     if plan_file:
         # untrusted input: signature (with an audit key), then re-derived from a fresh plan
@@ -787,6 +887,92 @@ def sandbox_reset() -> None:
     _show_services(sb.reset(_config()))
 
 
+@sandbox.command("fault")
+@common
+@click.argument("backend", required=False)
+@click.option("--latency", type=click.FloatRange(min=0), help="Seconds added to every call.")
+@click.option("--rate", type=click.FloatRange(0, 1),
+              help="Share of calls (0-1) answered --status: 429 is throttling, 5xx errors.")
+@click.option("--status", "status_code", type=int, default=503, show_default=True,
+              help="Status of the --rate answers: 429 or a 5xx.")
+@click.option("--retry-after", type=click.FloatRange(min=0),
+              help="Retry-After seconds of the 429 answers (default 1).")
+@click.option("--timeout-rate", type=click.FloatRange(0, 1),
+              help="Share of calls (0-1) that hang --hang seconds (client timeouts).")
+@click.option("--hang", type=click.FloatRange(min=0),
+              help="Seconds a --timeout-rate call hangs (default 30).")
+@click.option("--down", is_flag=True,
+              help="Backend unreachable: connection refused (moto, OpenBao, Unleash behind "
+              "the sandbox's fault proxy) or reset unanswered (stand-ins).")
+@click.option("--clear", is_flag=True, help="Faults off (on every sandbox backend without "
+              "BACKEND).")
+def sandbox_fault(backend: str | None, latency: float | None, rate: float | None,
+                  status_code: int, retry_after: float | None, timeout_rate: float | None,
+                  hang: float | None, down: bool, clear: bool) -> None:
+    """Inject faults into sandbox BACKEND (for exercises and facilitators).
+
+    \b
+    killswitch sandbox fault openai-sandbox --latency 2 --rate 0.3 --status 429
+    killswitch sandbox fault aws-sandbox-sm --rate 0.5 --status 503
+    killswitch sandbox fault vault-sandbox --down
+    killswitch sandbox fault vault-sandbox --clear     # this backend's faults off
+    killswitch sandbox fault --clear                   # every sandbox backend's faults off
+    killswitch sandbox fault                           # show what is in effect
+
+    New settings replace the backend's previous faults. Backends sharing a server (the
+    aws-* backends of one moto) share its faults. Only backends marked `sandbox = true` on
+    127.0.0.1 are touched: anything else is refused (exit 2). Prints the faults now in
+    effect (--json: {backend: settings}).
+    """
+    from console.sandbox import faults
+
+    config = _config()
+    settings: dict[str, Any] = {}
+    if latency is not None:
+        settings["latency"] = latency
+    if rate is not None:
+        if status_code == 429:
+            settings["throttle_rate"] = rate
+        elif 500 <= status_code <= 599:
+            settings.update(error_rate=rate, error_status=status_code)
+        else:
+            raise UsageError(f"--status {status_code} cannot be injected", where="--status",
+                             hint="use 429 (throttling, with --retry-after) or a 5xx status")
+    if retry_after is not None:
+        settings["retry_after"] = retry_after
+    if timeout_rate is not None:
+        settings["timeout_rate"] = timeout_rate
+    if hang is not None:
+        settings["hang"] = hang
+    if down:
+        settings["down"] = True
+    if clear and settings:
+        raise UsageError("--clear cannot be combined with fault settings", where="--clear",
+                         hint="clear first, then set the new faults (setting replaces anyway)")
+    if clear:
+        line = faults.clear_faults(config, backend)
+    elif settings:
+        if backend is None:
+            raise UsageError("which backend? name the sandbox BACKEND to inject faults into",
+                             where="BACKEND", hint="killswitch sandbox fault BACKEND --latency 2")
+        line = faults.apply_fault(config, backend, settings)
+    elif backend is not None:
+        raise UsageError(f"no fault given for {backend}", where="BACKEND",
+                         hint="add --latency, --rate, --timeout-rate, --down, or --clear")
+    else:
+        line = ""
+    now = faults.current_faults(config)
+    if _json():
+        _out(json.dumps(now, indent=2, sort_keys=True))
+        return
+    from console.sandbox.faultproxy import describe
+
+    lines = [line] if line else []
+    lines.append("faults in effect:" if now else "faults in effect: none")
+    lines += [f"  {name}: {describe(values)}" for name, values in sorted(now.items())]
+    _out("\n".join(lines))
+
+
 @cli.command()
 @common
 @click.option("--runbook", default="kill-switch", show_default=True,
@@ -857,6 +1043,12 @@ def permissions(runbook: str, selectors: tuple[str, ...]) -> None:
                          hint="see the ids with `killswitch inventory list`")
     needs = least_privilege(config, load_runbook(runbook, config), integrations)
     _out(json.dumps(needs.to_dict(), indent=2) if _json() else render_text(needs))
+
+
+# -- exercise ------------------------------------------------------------------------------
+# `killswitch exercise ...` lives in console/exercise/cli.py, which adds its group to `cli`
+# when imported (click and this module only: --help stays free of SDKs and Textual).
+import console.exercise.cli  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

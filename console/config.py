@@ -101,6 +101,9 @@ class Settings(BaseModel):
     an append-only or synced folder) for a witness an intruder cannot reach as easily."""
     runbook_dirs: list[str] = []
     """User runbook folders, in addition to the shipped ``runbooks/``."""
+    exercise_dirs: list[str] = []
+    """User exercise scenario folders (relative to the config file), in addition to the
+    shipped ``runbooks/exercises/``; a scenario here overrides a shipped one of the same name."""
     max_targets: int = Field(default=10, ge=1)
     """Most integrations one live run may target (blast radius)."""
     operator: str | None = None
@@ -505,6 +508,8 @@ def _check_paths(
         if value:
             paths.append((("settings", name), value))
     paths += [(("settings", "runbook_dirs", i), d) for i, d in enumerate(settings.runbook_dirs)]
+    paths += [(("settings", "exercise_dirs", i), d)
+              for i, d in enumerate(settings.exercise_dirs)]
     if sandbox is not None:
         paths.append((("sandbox", "dir"), sandbox.dir))
     problems: list[Problem] = []

@@ -10,7 +10,7 @@ import asyncio
 import getpass
 import os
 import weakref
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,11 +33,12 @@ from console.errors import (
     UndoUnsupported,
     UsageError,
 )
-from console.vocab import Outcome, Phase
+from console.vocab import Mode, Outcome, Phase
 
 if TYPE_CHECKING:
     from console.audit import AuditLog
     from console.config import Config
+    from console.engine.rehearsal import RehearsalResult
     from console.inventory import Integration
 
 __all__ = ["Session", "default_operator"]
@@ -64,6 +65,8 @@ class Session:
         operator: Who is acting (recorded in every event).
         incident: Incident id (recorded in every event).
         mode: ``live`` or ``exercise`` for runs; dry-runs are recorded as ``dry-run``.
+            A ``rehearsal`` session times every plan's adapter calls (the latency model of
+            :meth:`rehearse`); rehearsals are recorded as ``rehearsal`` whatever the mode.
         runtime: A runtime shared with other sessions (the console's: its clients outlive
             this session and :meth:`close` leaves them open).
     """
@@ -87,6 +90,9 @@ class Session:
         self._observed: dict[str, tuple[dict[str, float], Plan]] = {}
         """run id -> (op id -> monotonic time its target's observation began, the plan) for
         the plan last made here."""
+        self._timings: dict[str, dict[str, list[float]]] = {}
+        """run id -> backend -> seconds of each adapter call, for the plan last made here
+        with timing on (a rehearsal's latency model)."""
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -163,17 +169,20 @@ class Session:
             raise UsageError(f"no integration matches {' '.join(selectors)!r}",
                              hint="check with `killswitch inventory list SELECTOR...`")
         plan = await self._observe(runbook_name, integrations, selectors,
-                                   include_unlisted=include_unlisted, progress=progress)
+                                   include_unlisted=include_unlisted, progress=progress,
+                                   timed=record_mode == Mode.REHEARSAL)
         self.record_plan(plan, record_mode)
         return plan
 
     async def _observe(self, runbook_name: str, integrations: list[Integration],
                        selectors: list[str], *, include_unlisted: bool,
                        run_id: str | None = None,
-                       progress: PlanProgress | None = None) -> Plan:
+                       progress: PlanProgress | None = None, timed: bool = False) -> Plan:
         """Plan ``runbook_name`` over ``integrations`` (read-only, not recorded).
 
         ``run_id`` names the plan (default: a new id); adapters quote it to providers.
+        ``timed`` (or a ``rehearsal`` session): every adapter call is timed, per backend,
+        for :meth:`rehearse`'s latency model.
         """
         from console.runbook import load_runbook
 
@@ -190,6 +199,12 @@ class Session:
             unlisted = {i.id: report.unlisted(i.id) for i in integrations}
             notes = [f"scan: {p}" for p in report.problems]
         rt = self.runtime.view(run_id=run_id or new_run_id())
+        samples: dict[str, list[float]] | None = None
+        if timed or self.mode == Mode.REHEARSAL:
+            from console.engine.rehearsal import TimedRuntime
+
+            samples = {}
+            rt = TimedRuntime.of(rt, samples)
         rt.operator, rt.runbook = self.operator, runbook.name
         observed_at: dict[str, float] = {}
         plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
@@ -197,6 +212,7 @@ class Session:
                                observed_at=observed_at)
         plan.notes.extend(notes)
         self._observed = {plan.run_id: (observed_at, plan)}
+        self._timings = {plan.run_id: samples} if samples is not None else {}
         return plan
 
     def _fresh_until(self, plan: Plan) -> dict[str, float]:
@@ -399,24 +415,133 @@ class Session:
             await journal.aclose()
             locks.release(plan.run_id)
 
+    async def rehearse(self, runbook_name: str | None = None,
+                       selectors: list[str] | None = None, *, plan: Plan | None = None,
+                       include_unlisted: bool = False,
+                       faults: Mapping[str, Mapping[str, Any]] | None = None,
+                       seed: int | None = None, latency: Mapping[str, float] | None = None,
+                       reason: str = "", allow_irreversible: bool = False,
+                       max_targets: int | None = None, notes: list[str] | None = None,
+                       progress: ProgressHook | None = None,
+                       plan_progress: PlanProgress | None = None) -> RehearsalResult:
+        """Rehearse a run: observe the real targets read-only, then play the whole run
+        (the real executor: DAG, retries, verify, proof) against a simulated copy of what
+        was observed (:mod:`console.engine.rehearsal`). No adapter's apply is called, no
+        lock is taken; the trail records it all with mode ``rehearsal``.
+
+        Args:
+            runbook_name: The runbook to plan (with ``selectors``), recorded as a
+                ``rehearsal`` plan whose adapter calls are timed for the latency model.
+            selectors: What to select.
+            plan: Instead of a runbook: rehearse this plan (e.g. one made with
+                ``plan(..., record_mode="rehearsal")``, whose timings are used). A plan not
+                recorded as a rehearsal plan is rehearsed under a new run id (its own id
+                stays free for a live run) and recorded again with mode ``rehearsal``.
+            include_unlisted: Plan unlisted copies too (with ``runbook_name``).
+            faults: ``{backend: {field: value}}`` (:data:`console.engine.rehearsal.FAULT_FIELDS`),
+                injected into the simulated calls.
+            seed: Seed of the fault generator (default: a random one, reported).
+            latency: Seconds per call per backend, overriding the measured medians.
+            reason: Recorded in the run's start event.
+            allow_irreversible, max_targets: The guards a live run would apply: a rehearsal
+                is never refused by them; it notes what a live run would need.
+            notes: Extra lines for the result (e.g. scenario faults not played).
+            progress: The executor's progress hook (as :meth:`apply`'s).
+            plan_progress: The planner's progress hook (as :meth:`plan`'s).
+
+        Raises:
+            UsageError: Bad faults (before anything is observed), or no runbook and no plan.
+        """
+        import random
+
+        from console.engine.rehearsal import (
+            RehearsalResult,
+            RehearsalRuntime,
+            SimulatedProof,
+            SimulatedWorld,
+            latency_model,
+            parse_faults,
+        )
+
+        injected = parse_faults(faults, self.config)
+        if plan is None:
+            if not runbook_name or not selectors:
+                raise UsageError("a rehearsal needs a runbook and selectors, or a plan",
+                                 hint="e.g. killswitch run kill-switch support-bot --rehearse")
+            plan = await self.plan(runbook_name, selectors, record_mode=Mode.REHEARSAL,
+                                   include_unlisted=include_unlisted, progress=plan_progress)
+        fresh = self._fresh_until(plan)
+        timings = self._timings.pop(plan.run_id, None)
+        events = self.audit.events(run_id=plan.run_id)
+        if not events or any(e.get("mode") != Mode.REHEARSAL or e.get("phase") != Phase.PLAN
+                             for e in events):
+            from dataclasses import replace
+
+            plan = replace(plan, run_id=new_run_id())
+            self.record_plan(plan, Mode.REHEARSAL)
+        notes = list(notes or [])
+        try:
+            self.check_guards(plan, allow_irreversible=allow_irreversible,
+                              max_targets=max_targets)
+        except (BlastRadiusExceeded, IrreversibleNotAllowed) as exc:
+            notes.append(f"a live run would be refused: {exc.msg}"
+                         + (f" ({exc.hint})" if exc.hint else ""))
+        backends = {c.backend for c in plan.changes if c.actionable or c.status == "noop"}
+        model = latency_model(timings, latency, backends)
+        measured = [b for b in backends
+                    if timings and timings.get(b) and not (latency and b in latency)]
+        world = SimulatedWorld(plan, model, injected,
+                               seed if seed is not None else random.SystemRandom().randrange(2**31))
+        rt = RehearsalRuntime(self.runtime, world)
+
+        def prover(view: Runtime) -> KeyProof:
+            assert isinstance(view, RehearsalRuntime)
+            return SimulatedProof(view)
+
+        journal = self._journal(plan.run_id, Mode.REHEARSAL)
+        try:
+            body = plan.body()
+            await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.STARTED,
+                                 detail={"plan": body, "plan_hash": plan.hash_of(body),
+                                         "reason": reason, "restore_of": plan.restore_of,
+                                         "allow_irreversible": allow_irreversible,
+                                         "rehearsal": True, "latency": model,
+                                         "faults": {b: f.describe() for b, f in injected.items()},
+                                         "seed": world.seed, "notes": notes})
+            result = await self._execute(plan, journal, None, progress, None, fresh,
+                                         runtime=rt, prover=prover)
+        finally:
+            await journal.aclose()
+        return RehearsalResult.of(result, world, measured=measured, notes=notes)
+
     async def _execute(self, plan: Plan, journal: Journal,
                        previous: dict[str, OpResult] | None,
-                       progress: ProgressHook | None, locks: LockTable,
-                       fresh_until: Mapping[str, float] | None = None) -> RunResult:
-        rt = self.runtime.view(run_id=plan.run_id)
-        renewer = asyncio.create_task(self._renew(locks, plan.run_id))
+                       progress: ProgressHook | None, locks: LockTable | None,
+                       fresh_until: Mapping[str, float] | None = None, *,
+                       runtime: Runtime | None = None,
+                       prover: Callable[[Runtime], KeyProof] | None = None) -> RunResult:
+        """Run the executor over ``plan`` and record the run's end.
+
+        ``runtime``: the runtime to run on instead of the session's (a rehearsal's simulated
+        one); ``prover`` builds its proof of death; ``locks`` None: no leases to renew.
+        """
+        rt = (runtime or self.runtime).view(run_id=plan.run_id)
+        renewer = (asyncio.create_task(self._renew(locks, plan.run_id))
+                   if locks is not None else None)
         self.cancel = asyncio.Event()
         if self.cancel_requested:  # cancelled before the executor existed: start nothing
             self.cancel.set()
         proof = None
         if not plan.restore_of and self._probe_backends(rt, plan):
-            proof = KeyProof(rt, self.config.settings.proof_window,
-                             self.config.settings.proof_interval)
+            proof = (prover(rt) if prover is not None else
+                     KeyProof(rt, self.config.settings.proof_window,
+                              self.config.settings.proof_interval))
         try:
             result = await Executor(rt, journal, self.cancel, progress, proof,
                                     fresh_until=fresh_until).apply(plan, previous)
         finally:
-            renewer.cancel()
+            if renewer is not None:
+                renewer.cancel()
         summary: dict[str, int] = {str(o): result.count(o) for o in
                    (Outcome.APPLIED, Outcome.NOOP, Outcome.FAILED, Outcome.REFUSED,
                     Outcome.SKIPPED, Outcome.UNSUPPORTED)}
@@ -499,6 +624,7 @@ class Session:
             UsageError: No such run, or it already finished.
         """
         plan, events = self.load_run(run_id)
+        self._refuse_rehearsal(run_id, events, "resume")
         self._refuse_finished(run_id, events)
         first = events[0]
         self.incident = self.incident or first.get("incident") or ""
@@ -537,7 +663,7 @@ class Session:
         ends = {Outcome.FINISHED, Outcome.CANCELLED}
         candidates = [r["run_id"] for r in self.audit.runs()
                       if Outcome.STARTED in r["outcomes"] and Outcome.FINISHED not in r["outcomes"]
-                      and r["mode"] not in ("dry-run", "plan")]
+                      and r["mode"] not in ("dry-run", "plan", Mode.REHEARSAL)]
         if not candidates:
             return []
         held: dict[str, list[Any]] = {}
@@ -553,6 +679,17 @@ class Session:
             if all(LockTable.holder_gone(lock) for lock in held.get(run_id, [])):
                 found.append(run_id)
         return found
+
+    @staticmethod
+    def _refuse_rehearsal(run_id: str, events: list[dict[str, Any]], what: str) -> None:
+        """A rehearsal changed nothing: there is nothing to resume or restore (and doing
+        either would act on the real backends)."""
+        if any(e.get("mode") == Mode.REHEARSAL and e.get("phase") == Phase.RUN
+               for e in events):
+            raise UsageError(f"run {run_id} was a rehearsal: it changed nothing, so there is "
+                             f"nothing to {what}",
+                             hint="rehearse again with `killswitch run RUNBOOK SELECTOR "
+                                  "--rehearse`, or run it live without --rehearse")
 
     @staticmethod
     def _refuse_finished(run_id: str, events: list[dict[str, Any]]) -> None:
@@ -580,6 +717,7 @@ class Session:
     def restore_plan(self, run_id: str) -> Plan:
         """The plan that undoes every change ``run_id`` applied, steps in reverse order."""
         plan, events = self.load_run(run_id)
+        self._refuse_rehearsal(run_id, events, "restore")
         results = self.op_results(events)
         undone, by = self._undone_by_earlier_restores(run_id)
         rt = self.runtime

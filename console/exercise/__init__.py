@@ -1,0 +1,1 @@
+"""Tabletop exercises: scenarios, the player, the scorecard and the after-action report."""
