@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import Adapter, Change
+from adapters.base import Adapter, Change, Verdict
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConsoleError
 
@@ -102,13 +102,22 @@ class KeyProof:
             try:
                 verdict = await self.rt.read_call(provider, lambda a: a.probe(value))
             except AdapterError as exc:
-                return Proof(integration, "unknown", f"{provider}: {exc.msg}", checks, fp)
+                verdict = Verdict(False, "unknown", exc.msg)
             if verdict.ok:
                 return Proof(integration, "revoked",
                              f"{provider} rejects the key ({verdict.detail or '401/403'})",
                              checks, fp)
             if verdict.state != "live":
-                return Proof(integration, "unknown", f"{provider}: {verdict.detail}", checks, fp)
+                # no answer about the key (429, 5xx, timeout): ask again until the window
+                # ends; only then is it unknown
+                if time.monotonic() >= deadline:
+                    return Proof(integration, "unknown", f"{provider}: {verdict.detail} "
+                                 f"({checks} checks in {self.window:g}s)", checks, fp)
+                if update is not None:
+                    update(Proof(integration, "unknown", f"{provider}: {verdict.detail}; "
+                                 "rechecking", checks, fp))
+                await asyncio.sleep(self.interval)
+                continue
             if time.monotonic() >= deadline:
                 return Proof(integration, "STILL LIVE",
                              f"{provider} still accepts the key after {self.window:g}s "

@@ -124,9 +124,11 @@ def stop(config: Any) -> list[ServiceStatus]:
 def reset(config: Any) -> list[ServiceStatus]:
     """Put every sandbox backend back to its seeded state (between exercise rounds).
 
-    Stops the sandbox services (in-memory servers lose their state), drops the inventory's
-    flags from the flag files, then starts everything again: servers come back empty and
-    are seeded from the inventory, flags are seeded ``on``. Blocking.
+    Stops the sandbox services (in-memory servers lose their state: deleted provider keys,
+    cancelled batch jobs and faults come back as seeded), has each service forget what a
+    restart keeps (``forget(config)``: Unleash's database), drops the inventory's flags from
+    the flag files, then starts everything again: servers come back empty and are seeded
+    from the inventory, flags are seeded ``on``. Blocking.
 
     Raises:
         UsageError: A backend of the config is not marked ``sandbox = true`` (exit 2):
@@ -142,6 +144,8 @@ def reset(config: Any) -> list[ServiceStatus]:
                          f"{', '.join(real)}; nothing was changed", where=str(config.path),
                          hint="run it on a config whose every backend has `sandbox = true`")
     stop(config)
+    for svc in _services(config):  # state a restart keeps (Unleash's database) is dropped
+        getattr(svc, "forget", lambda _c: None)(config)
     for path, keys in flag_refs(config).values():
         if not path.exists():
             continue

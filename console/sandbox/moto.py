@@ -1,8 +1,11 @@
 """The moto server of the sandbox (AWS): start detached, seed from the inventory, stop.
 
-Runs ``moto_server -H 127.0.0.1 -p P`` (``[sandbox] moto_port``, default 5055) in its own
-session, logging to ``<dir>/moto.log``, pid file ``<dir>/moto.pid`` (see
-:mod:`console.sandbox.process`). Healthy when ``GET /moto-api/`` answers 200. Only started
+Runs ``moto_server -H 127.0.0.1 -p H`` on a private loopback port H (recorded in
+``<dir>/moto.port``) in its own session, logging to ``<dir>/moto.log``, pid file
+``<dir>/moto.pid`` (see :mod:`console.sandbox.process`), behind the sandbox's fault proxy
+(:mod:`console.sandbox.faultproxy`) on ``[sandbox] moto_port`` (default 5055): the address
+the config names. The proxy forwards every request unchanged and injects the faults of
+``killswitch sandbox fault``. Healthy when ``GET /moto-api/`` answers 200. Only started
 when a backend has an ``aws-*`` type (:func:`wanted`).
 
 Seeding (every reference on an ``aws-*`` backend whose ``endpoint_url`` is the sandbox's):
@@ -29,6 +32,14 @@ from typing import Any
 
 from console.errors import ConfigError, ConsoleError
 from console.sandbox import ServiceStatus
+from console.sandbox.faultproxy import (
+    backend_port,
+    free_port,
+    start_proxy,
+    status_line,
+    stop_proxy,
+    write_backend_port,
+)
 from console.sandbox.process import (
     http_ok,
     ours,
@@ -46,7 +57,7 @@ NAME = "moto"
 PROFILE = "killswitch-sandbox"
 """Profile name in ``<dir>/aws-credentials``."""
 HEALTH_TIMEOUT = 20.0
-_FILES = ("aws-credentials", "aws-seed.json")
+_FILES = ("aws-credentials", "aws-seed.json", "moto.port")
 
 
 def _settings(config: Any) -> tuple[Path, int]:
@@ -92,6 +103,7 @@ def _interpreter(script: str) -> list[str]:
 
 
 def _healthy(port: int) -> bool:
+    """moto answers on its private ``port``."""
     return http_ok(f"{_url(port)}/moto-api/")
 
 
@@ -194,15 +206,19 @@ def _write_credentials(state_dir: Path) -> Path:
 
 
 def status(config: Any) -> ServiceStatus:
-    """The moto service as it is now."""
+    """The moto service as it is now (the server and its fault proxy)."""
     state_dir, port = _settings(config)
     pid = ours(state_dir, NAME)
     if pid is None:
         return ServiceStatus(NAME, _url(port), None, False,
                              "not running" if wanted(config) else "no aws-* backend")
-    ok = _healthy(port)
-    return ServiceStatus(NAME, _url(port), pid, ok, "serving" if ok else
-                         f"process {pid} is up but /moto-api/ does not answer")
+    hidden = backend_port(state_dir, NAME)
+    if hidden is None or not _healthy(hidden):
+        return ServiceStatus(NAME, _url(port), pid, False,
+                             f"process {pid} is up but /moto-api/ does not answer")
+    proxy_up, line = status_line(state_dir, NAME)
+    return ServiceStatus(NAME, _url(port), pid, proxy_up, f"serving {line}" if proxy_up
+                         else f"moto serves on 127.0.0.1:{hidden}, but its {line}")
 
 
 def start(config: Any) -> ServiceStatus:
@@ -217,21 +233,31 @@ def start(config: Any) -> ServiceStatus:
     if not wanted(config):
         return ServiceStatus(NAME, url, None, False, "no aws-* backend; not started")
     pid = ours(state_dir, NAME)
-    if pid is not None and _healthy(port):
+    hidden = backend_port(state_dir, NAME)
+    if pid is not None and hidden is not None and _healthy(hidden):
+        start_proxy(state_dir, NAME, port, hidden, "aws")
         _write_credentials(state_dir)
         created = seed(config, url, state_dir)
         return ServiceStatus(NAME, url, pid, True,
                              f"already running; seeded {', '.join(created) or 'nothing new'}")
     if pid is not None:
         terminate(pid)
+    stop_proxy(state_dir, NAME)
     if ports_taken(port):
         raise ConfigError(f"cannot start the moto sandbox: port {port} on 127.0.0.1 is "
                           "already in use",
                           hint="stop whatever listens there, or set [sandbox] moto_port")
-    argv = [*_interpreter(binary_path()), "-H", "127.0.0.1", "-p", str(port)]
+    hidden = free_port()
+    argv = [*_interpreter(binary_path()), "-H", "127.0.0.1", "-p", str(hidden)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    pid = spawn(state_dir, NAME, argv, env, lambda: _healthy(port), HEALTH_TIMEOUT,
-                what=f"moto at {url}/moto-api/")
+    pid = spawn(state_dir, NAME, argv, env, lambda: _healthy(hidden), HEALTH_TIMEOUT,
+                what=f"moto at http://127.0.0.1:{hidden}/moto-api/")
+    write_backend_port(state_dir, NAME, hidden)
+    try:
+        start_proxy(state_dir, NAME, port, hidden, "aws")
+    except Exception:
+        stop_process(state_dir, NAME, _FILES)
+        raise
     creds = _write_credentials(state_dir)
     (state_dir / "aws-seed.json").unlink(missing_ok=True)  # a fresh moto starts empty
     created = seed(config, url, state_dir)
@@ -241,7 +267,8 @@ def start(config: Any) -> ServiceStatus:
 
 
 def stop(config: Any) -> ServiceStatus:
-    """Stop moto if our pid file names a live process running what we started."""
+    """Stop moto and its fault proxy if our pid files name live processes we started."""
     state_dir, port = _settings(config)
+    proxy = stop_proxy(state_dir, NAME)
     detail = stop_process(state_dir, NAME, _FILES)
-    return ServiceStatus(NAME, _url(port), None, False, detail)
+    return ServiceStatus(NAME, _url(port), None, False, f"{detail}; fault proxy: {proxy}")

@@ -1,11 +1,16 @@
 """The OpenBao dev server of the sandbox: start detached, seed, report, stop by pid file.
 
-The server runs ``bao server -dev -dev-listen-address=127.0.0.1:P`` with a fresh random root
-token (passed as ``BAO_DEV_ROOT_TOKEN_ID`` so it does not show in ``ps``), in its own session,
-logging to ``<dir>/openbao.log``. ``<dir>/openbao.pid`` records the pid and the exact argv;
-``stop`` only signals a process whose ``/proc/<pid>/cmdline`` still equals that argv.
-The token is written to ``<dir>/openbao.token`` (mode 0600). Dev mode keeps everything in
-memory, so a restart starts from scratch and is reseeded.
+The server runs ``bao server -dev -dev-listen-address=127.0.0.1:H`` on a private loopback
+port pair H, H+1 (API and cluster listeners; H recorded in ``<dir>/openbao.port``), behind
+the sandbox's fault proxy (:mod:`console.sandbox.faultproxy`) on ``[sandbox] openbao_port``
+P, the address the config names; the proxy's control port is P+1. The proxy forwards every
+request unchanged and injects the faults of ``killswitch sandbox fault``. It runs with a
+fresh random root token (passed as ``BAO_DEV_ROOT_TOKEN_ID`` so it does not show in
+``ps``), in its own session, logging to ``<dir>/openbao.log``. ``<dir>/openbao.pid``
+records the pid and the exact argv; ``stop`` only signals a process whose
+``/proc/<pid>/cmdline`` still equals that argv. The token is written to
+``<dir>/openbao.token`` (mode 0600). Dev mode keeps everything in memory, so a restart
+starts from scratch and is reseeded.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from typing import Any
 
 from console.errors import ConfigError, ConsoleError
 from console.sandbox import ServiceStatus
+from console.sandbox.faultproxy import (
+    backend_port,
+    free_port,
+    start_proxy,
+    status_line,
+    stop_proxy,
+    write_backend_port,
+)
 from console.sandbox.process import (
     http_ok,
     ours,
@@ -70,11 +83,12 @@ def binary_path() -> str:
 
 
 def ports_free(port: int) -> list[int]:
-    """Ports among ``port`` and ``port + 1`` (the cluster listener) that are taken."""
+    """Ports among ``port`` and ``port + 1`` (the fault proxy's control port) that are taken."""
     return ports_taken(port, port + 1)
 
 
 def _healthy(port: int) -> bool:
+    """OpenBao answers on its private ``port``."""
     return http_ok(f"{_url(port)}/v1/sys/health")
 
 
@@ -137,10 +151,15 @@ def status(config: Any) -> ServiceStatus:
     pid = ours(state_dir, NAME)
     if pid is None:
         return ServiceStatus(NAME, _url(port), None, False, "not running")
-    ok = _healthy(port)
-    return ServiceStatus(NAME, _url(port), pid, ok,
-                         f"token in {state_dir / (NAME + '.token')}" if ok
-                         else f"process {pid} is up but /v1/sys/health does not answer")
+    hidden = backend_port(state_dir, NAME)
+    if hidden is None or not _healthy(hidden):
+        return ServiceStatus(NAME, _url(port), pid, False,
+                             f"process {pid} is up but /v1/sys/health does not answer")
+    proxy_up, line = status_line(state_dir, NAME)
+    return ServiceStatus(NAME, _url(port), pid, proxy_up,
+                         f"token in {state_dir / (NAME + '.token')}; serving {line}"
+                         if proxy_up else f"OpenBao serves on 127.0.0.1:{hidden}, but its "
+                         f"{line}")
 
 
 def start(config: Any) -> ServiceStatus:
@@ -154,24 +173,35 @@ def start(config: Any) -> ServiceStatus:
     url = _url(port)
     token_file = state_dir / f"{NAME}.token"
     pid = ours(state_dir, NAME)
-    if pid is not None and _healthy(port) and token_file.exists():
+    hidden = backend_port(state_dir, NAME)
+    if pid is not None and hidden is not None and _healthy(hidden) and token_file.exists():
+        start_proxy(state_dir, NAME, port, hidden, "vault", control=port + 1)
         created = seed(config, url, token_file.read_text().strip())
         return ServiceStatus(NAME, url, pid, True, "already running; seeded "
                              f"{', '.join(created) or 'nothing new'}")
     if pid is not None:
         terminate(pid)
+    stop_proxy(state_dir, NAME)
     taken = ports_free(port)
     if taken:
         raise ConfigError(
             f"cannot start the OpenBao sandbox: port {' and '.join(map(str, taken))} on "
-            "127.0.0.1 is already in use (OpenBao needs the API port and the next one)",
+            "127.0.0.1 is already in use (the sandbox needs the API port and the next one, "
+            "the fault proxy's control port)",
             hint="stop whatever listens there, or set [sandbox] openbao_port to a free port")
     token = secrets.token_urlsafe(24)
-    argv = [binary_path(), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}"]
+    hidden = free_port(pair=True)
+    argv = [binary_path(), "server", "-dev", f"-dev-listen-address=127.0.0.1:{hidden}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
     env["BAO_DEV_ROOT_TOKEN_ID"] = token
-    pid = spawn(state_dir, NAME, argv, env, lambda: _healthy(port), HEALTH_TIMEOUT,
-                what=f"OpenBao at {url}/v1/sys/health")
+    pid = spawn(state_dir, NAME, argv, env, lambda: _healthy(hidden), HEALTH_TIMEOUT,
+                what=f"OpenBao at http://127.0.0.1:{hidden}/v1/sys/health")
+    write_backend_port(state_dir, NAME, hidden)
+    try:
+        start_proxy(state_dir, NAME, port, hidden, "vault", control=port + 1)
+    except Exception:
+        stop_process(state_dir, NAME, (f"{NAME}.token", f"{NAME}.port"))
+        raise
     write_secret_file(token_file, token)
     created = seed(config, url, token)
     return ServiceStatus(NAME, url, pid, True,
@@ -182,5 +212,6 @@ def start(config: Any) -> ServiceStatus:
 def stop(config: Any) -> ServiceStatus:
     """Stop the server if our pid file names a live process running what we started."""
     state_dir, port = _settings(config)
-    detail = stop_process(state_dir, NAME, (f"{NAME}.token",))
-    return ServiceStatus(NAME, _url(port), None, False, detail)
+    proxy = stop_proxy(state_dir, NAME)
+    detail = stop_process(state_dir, NAME, (f"{NAME}.token", f"{NAME}.port"))
+    return ServiceStatus(NAME, _url(port), None, False, f"{detail}; fault proxy: {proxy}")

@@ -6,13 +6,16 @@ provider from in-memory state, with fault injection an exercise or a test can sw
 * latency (seconds added to every answer),
 * ``throttle_rate``: share of calls answered 429 with ``Retry-After``,
 * ``error_rate``: share answered 500/503,
-* ``timeout_rate``: share that hang for ``hang`` seconds before answering (client timeouts).
+* ``timeout_rate``: share that hang for ``hang`` seconds before answering (client timeouts),
+* ``down``: every provider call is dropped unanswered (the connection is reset), so clients
+  see the backend unreachable; ``/_sandbox/`` still answers, so the fault can be cleared.
 
 Control endpoints, on every stand-in, outside the provider's namespace::
 
     GET  /_sandbox/health             -> {"ok": true, "name": ...}
     GET  /_sandbox/state              -> the in-memory state (sandbox data only)
-    POST /_sandbox/faults   {...}     -> set the faults above
+    GET  /_sandbox/faults             -> the faults in effect
+    POST /_sandbox/faults   {...}     -> set the faults above (unnamed ones off)
     POST /_sandbox/reset              -> state back to the seed, faults off, log cleared
     GET  /_sandbox/requests           -> every request received (method, path, headers)
 
@@ -22,10 +25,13 @@ with :meth:`StandIn.error_body`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Faults", "Request", "Response", "StandIn", "serve"]
+__all__ = ["Faults", "Request", "Response", "StandIn", "drop_connection", "serve"]
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Faults:
     error_status: int = 503
     timeout_rate: float = 0.0
     hang: float = 30.0
+    down: bool = False
 
 
 @dataclass
@@ -134,6 +141,8 @@ class StandIn:
                 return Response(200, self.state)
             if action == "requests":
                 return Response(200, self.requests)
+            if action == "faults" and req.method == "GET":
+                return Response(200, asdict(self.faults))
             if action == "faults" and req.method == "POST":
                 self.faults = Faults(**{**asdict(Faults()), **(req.body or {})})
                 return Response(200, asdict(self.faults))
@@ -183,6 +192,14 @@ class StandIn:
                           "invalid_request_error")
 
 
+def drop_connection(handler: BaseHTTPRequestHandler) -> None:
+    """Close the handler's connection unanswered, with a reset (the ``down`` fault)."""
+    handler.close_connection = True
+    with contextlib.suppress(OSError):
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      struct.pack("ii", 1, 0))
+
+
 def _handler_class(app: StandIn) -> type[BaseHTTPRequestHandler]:
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -192,6 +209,9 @@ def _handler_class(app: StandIn) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             split = urlsplit(self.path)
+            if app.faults.down and not split.path.startswith("/_sandbox/"):
+                drop_connection(self)
+                return
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:

@@ -5,11 +5,14 @@
 1. ``initdb`` a cluster in ``<dir>/pg/data`` (once) and start ``postgres`` on
    ``127.0.0.1:<unleash-pg port>`` (default 5433), socket directory ``<dir>/pg``;
 2. create the ``unleash`` role and database (once);
-3. start ``node <repo>/.cache/unleash/node_modules/unleash-server/dist/server.js`` on
-   ``127.0.0.1:<unleash port>`` (default 4242), ready when ``GET /health`` answers 200;
+3. start ``node <repo>/.cache/unleash/node_modules/unleash-server/dist/server.js`` on a
+   private loopback port (recorded in ``<dir>/unleash.port``), ready when ``GET /health``
+   answers 200, behind the sandbox's fault proxy (:mod:`console.sandbox.faultproxy`) on
+   ``127.0.0.1:<unleash port>`` (default 4242), the address the config names;
 4. create every flag the inventory references on ``unleash`` backends that point at this
    server, enabled in ``production`` and ``development`` (flags that already exist are left
-   as they are, so an exercise's state survives a restart).
+   as they are, so an exercise's state survives a restart; :func:`forget`, called by
+   ``killswitch sandbox reset``, makes the next start begin from a fresh database).
 
 Ports come from ``[sandbox] ports`` keys ``unleash`` and ``unleash-pg``. ``initdb`` and
 ``postgres`` refuse to run as root: when the console runs as root they run as the
@@ -40,6 +43,14 @@ from typing import Any
 
 from console.errors import ConfigError, ConsoleError
 from console.sandbox import ServiceStatus
+from console.sandbox.faultproxy import (
+    backend_port,
+    free_port,
+    start_proxy,
+    status_line,
+    stop_proxy,
+    write_backend_port,
+)
 from console.sandbox.process import (
     http_ok,
     ours,
@@ -55,6 +66,7 @@ __all__ = [
     "UnleashPaths",
     "create_database",
     "flag_refs",
+    "forget",
     "init_cluster",
     "install_dir",
     "pg_bindir",
@@ -348,21 +360,38 @@ def _paths(config: Any) -> UnleashPaths:
 
 
 def status(config: Any) -> ServiceStatus:
-    """The Unleash service (and its PostgreSQL) as they are now."""
+    """The Unleash service (its fault proxy and its PostgreSQL) as they are now."""
     paths = _paths(config)
     pid = ours(paths.state_dir, NAME)
     pg = ours(paths.state_dir, PG_NAME)
     pg_word = f"PostgreSQL pid {pg} on port {paths.pg_port}" if pg else "PostgreSQL not running"
     if pid is None:
         return ServiceStatus(NAME, paths.url, None, False, f"not running; {pg_word}")
-    ok = _healthy(paths.url)
-    return ServiceStatus(NAME, paths.url, pid, ok,
-                         f"{pg_word}; admin token in {paths.state_dir / 'unleash.token'}"
-                         if ok else f"process {pid} is up but /health does not answer")
+    hidden = backend_port(paths.state_dir, NAME)
+    if hidden is None or not _healthy(f"http://127.0.0.1:{hidden}"):
+        return ServiceStatus(NAME, paths.url, pid, False,
+                             f"process {pid} is up but /health does not answer")
+    proxy_up, line = status_line(paths.state_dir, NAME)
+    return ServiceStatus(NAME, paths.url, pid, proxy_up,
+                         f"{pg_word}; admin token in {paths.state_dir / 'unleash.token'}; "
+                         f"serving {line}" if proxy_up else
+                         f"Unleash serves on 127.0.0.1:{hidden}, but its {line}")
+
+
+_FRESH = "unleash.fresh"
+"""Marker file: the next start drops and recreates the Unleash database."""
+
+
+def forget(config: Any) -> None:
+    """Make the next :func:`start` begin from a fresh, reseeded database (sandbox reset)."""
+    paths = _paths(config)
+    if wanted(config) and (paths.pg_dir / "data" / "PG_VERSION").is_file():
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        (paths.state_dir / _FRESH).write_text("drop the unleash database at the next start\n")
 
 
 def start(config: Any) -> ServiceStatus:
-    """Start PostgreSQL and Unleash unless they run, then seed missing flags.
+    """Start PostgreSQL, Unleash and its fault proxy unless they run, then seed missing flags.
 
     Raises:
         ConfigError: A port is taken, or node / PostgreSQL / unleash-server is missing.
@@ -372,17 +401,36 @@ def start(config: Any) -> ServiceStatus:
     if not wanted(config):
         return ServiceStatus(NAME, paths.url, None, False, "no unleash backend configured")
     server_js()  # fail early, before starting PostgreSQL, when the npm install is missing
-    already = ours(paths.state_dir, NAME) is not None and _healthy(paths.url)
+    hidden = backend_port(paths.state_dir, NAME)
+    fresh = (paths.state_dir / _FRESH).is_file()
+    already = (not fresh and ours(paths.state_dir, NAME) is not None and hidden is not None
+               and _healthy(f"http://127.0.0.1:{hidden}"))
+    if not already:
+        stop_server(paths)
+        stop_proxy(paths.state_dir, NAME)
+        if ports_taken(paths.port):
+            raise ConfigError(f"cannot start Unleash: port {paths.port} on 127.0.0.1 is in use",
+                              hint='set [sandbox] ports = {"unleash" = <free port>}')
+        hidden = free_port()
+    assert hidden is not None
     paths.state_dir.mkdir(parents=True, exist_ok=True)
     new_cluster = init_cluster(paths)
     start_postgres(paths)
-    database_url = create_database(paths.pg_port)
-    pid = start_server(paths, database_url)
+    database_url = create_database(paths.pg_port, fresh=fresh)
+    (paths.state_dir / _FRESH).unlink(missing_ok=True)
+    backend = UnleashPaths(paths.state_dir, hidden, paths.pg_port)
+    pid = start_server(backend, database_url)
+    write_backend_port(paths.state_dir, NAME, hidden)
+    try:
+        start_proxy(paths.state_dir, NAME, paths.port, hidden, "unleash")
+    except Exception:
+        stop_server(paths)
+        raise
     write_secret_file(paths.state_dir / "unleash.token", ADMIN_TOKEN)
     write_secret_file(paths.state_dir / "unleash-client.token", CLIENT_TOKENS["production"])
     created = seed_flags(paths.url, flag_refs(config, paths.url))
     word = "already running" if already else \
-        f"started{' (new database)' if new_cluster else ''}"
+        f"started{' (new database)' if new_cluster or fresh else ''}"
     return ServiceStatus(NAME, paths.url, pid, True,
                          f"{word}; PostgreSQL on 127.0.0.1:{paths.pg_port}; seeded "
                          f"{', '.join(created) or 'nothing new'}; admin token in "
@@ -390,8 +438,11 @@ def start(config: Any) -> ServiceStatus:
 
 
 def stop(config: Any) -> ServiceStatus:
-    """Stop Unleash, then its PostgreSQL, if they are ours (the database is kept)."""
+    """Stop the fault proxy, Unleash, then its PostgreSQL, if ours (the database is kept)."""
     paths = _paths(config)
+    proxy = stop_proxy(paths.state_dir, NAME)
     detail = stop_server(paths)
+    (paths.state_dir / f"{NAME}.port").unlink(missing_ok=True)
     pg = stop_postgres(paths)
-    return ServiceStatus(NAME, paths.url, None, False, f"{detail}; PostgreSQL: {pg}")
+    return ServiceStatus(NAME, paths.url, None, False,
+                         f"{detail}; fault proxy: {proxy}; PostgreSQL: {pg}")

@@ -9,6 +9,7 @@ Keys (app-wide):
 | i        | inventory                               |
 | A        | audit trail                             |
 | ctrl+l   | switch mode (type the mode's name)      |
+| f2       | facilitator's view (sandbox configs)    |
 | q        | quit (asks first while a run is going)  |
 
 The top-level sections (inventory, audit, help) are Textual modes (:attr:`KillswitchApp.MODES`),
@@ -20,6 +21,10 @@ run would be left unwatched). Screens say what the operator asked for with the m
 
 Screens live in ``screens/`` and are imported when first opened, so start-up loads only the
 inventory. Engine calls run in workers; nothing here talks to a backend directly.
+
+A tabletop exercise (``scenario=``, or the palette's "exercise: start scenario…") is played by
+:class:`console.tui.exercise.ExercisePlay`: while it plays, every session is the exercise's
+(mode ``exercise``, incident = the exercise id) and the banner shows its scenario and clock.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ if TYPE_CHECKING:
     from console.engine.model import Plan
     from console.engine.runtime import Runtime
     from console.engine.service import Session
+    from console.exercise.scenario import Scenario
+    from console.tui.exercise import ExercisePlay
     from console.tui.guard import RunGuard
     from console.tui.observed import ObservedStates
 
@@ -74,7 +81,9 @@ SECTIONS: dict[str, str | Callable[[], Screen[Any]]] = {
 }
 """The top-level sections, as Textual modes: name -> their first screen."""
 
-WORKER_TITLES = {"report": "Report", "restore": "Restore", "sandbox-reset": "Sandbox reset"}
+WORKER_TITLES = {"report": "Report", "restore": "Restore", "sandbox-reset": "Sandbox reset",
+                 "exercise": "Exercise", "exercise-end": "Exercise",
+                 "exercise-list": "Exercise scenarios"}
 """App workers whose failure is shown as a notification with this title."""
 
 
@@ -96,6 +105,11 @@ class KillswitchApp(App[int]):
         exercise: ``--exercise``: refuse (exit 2) unless every backend is a sandbox backend.
         incident: Incident id shown in the banner and recorded.
         operator: Who is acting (default from config / environment).
+        scenario: Play a tabletop exercise (implies ``exercise``): a scenario name or
+            ``.toml`` path, loaded and checked against the config here (a bad one is a
+            :class:`~console.errors.ConsoleError`, exit 2), started once the console is up;
+            ``""``: open the scenario picker first. None (default): no exercise.
+        speed: Scenario seconds per real second for that exercise (> 0).
     """
 
     TITLE = "Killswitch"
@@ -114,6 +128,9 @@ class KillswitchApp(App[int]):
                 tooltip="The audit trail: search, chain status, reports, restore"),
         Binding("ctrl+l", "toggle_live", "Mode", id="app.toggle-live",
                 tooltip="Switch mode (DRY-RUN <-> EXERCISE or LIVE): type its name"),
+        Binding("f2", "facilitator", "Facilitator", id="app.facilitator", show=False,
+                tooltip="During an exercise: the briefing, upcoming and fired injects; "
+                "e there ends the exercise"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
     ]
 
@@ -123,14 +140,21 @@ class KillswitchApp(App[int]):
     """Incident id."""
     marked: reactive[frozenset[str]] = reactive(frozenset())
     """Ids of the integrations marked on the inventory screen."""
+    drill_banner: reactive[str] = reactive("")
+    """The banner's exercise / rehearsal segment (``leaked-key T+01:05``); "" when none."""
 
     def __init__(self, config: Config, *, mode: str = "dry-run", exercise: bool = False,
-                 incident: str = "", operator: str | None = None) -> None:
+                 incident: str = "", operator: str | None = None,
+                 scenario: str | None = None, speed: float = 1.0) -> None:
         super().__init__()
         from console.engine.service import default_operator
 
         if mode not in OPERATING_MODES:
             raise ValueError(f"mode must be one of {', '.join(OPERATING_MODES)}, not {mode!r}")
+        if not speed > 0:
+            raise UsageError(f"speed must be more than 0, not {speed}",
+                             hint="e.g. --speed 4 plays four scenario seconds per second")
+        exercise = exercise or scenario is not None
         real = config.real_backends
         if (exercise or mode == "exercise") and real:
             raise UsageError(
@@ -143,6 +167,15 @@ class KillswitchApp(App[int]):
                              "is a sandbox backend", where=str(config.path),
                              hint="use EXERCISE on a sandbox config")
         self.config = config
+        self.speed = float(speed)
+        """Scenario seconds per real second of an exercise played here."""
+        self._scenario: Scenario | None = None
+        self._pick_scenario = scenario == ""
+        if scenario:
+            from console.exercise.scenario import check_against, load_scenario
+
+            self._scenario = load_scenario(scenario, config)
+            check_against(self._scenario, config)
         self.exercise = not real
         """Every backend is a sandbox backend: the applying mode is EXERCISE, never LIVE."""
         self.operator = operator or default_operator(config)
@@ -156,11 +189,21 @@ class KillswitchApp(App[int]):
 
     # -- engine --------------------------------------------------------------------------
     def session(self) -> Session:
-        """A fresh engine session in the current mode."""
+        """A fresh engine session in the current mode; while an exercise is played, the
+        exercise's (mode ``exercise``, incident = the exercise id)."""
         from console.engine.service import Session
 
-        return Session(self.config, operator=self.operator, incident=self.incident or None,
-                       mode=self.applying_mode, runtime=self.runtime)
+        kw: dict[str, Any] = {"incident": self.incident or None, "mode": self.applying_mode}
+        if "exercise_play" in self.__dict__:
+            kw.update(self.exercise_play.session_args())
+        return Session(self.config, operator=self.operator, runtime=self.runtime, **kw)
+
+    @cached_property
+    def exercise_play(self) -> ExercisePlay:
+        """The tabletop exercise played in this console (see :mod:`console.tui.exercise`)."""
+        from console.tui.exercise import ExercisePlay
+
+        return ExercisePlay(self)
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -194,6 +237,10 @@ class KillswitchApp(App[int]):
         self.screen_change_signal.subscribe(self, self._banner_on_every_screen)
         self.guard.install()
         self.run_worker(self.guard.offer_resume(), group="resume-offer", exit_on_error=False)
+        if self._scenario is not None:
+            self.exercise_play.begin(self._scenario)
+        elif self._pick_scenario:
+            self.exercise_play.pick()
 
     def _banner_on_every_screen(self, screen: Screen[Any]) -> None:
         """A screen that composes no mode banner (the palette, a dialog) gets one on top."""
@@ -318,6 +365,16 @@ class KillswitchApp(App[int]):
     def action_help(self) -> None:
         """Show every key."""
         self.show_section("help", "opening the help")
+
+    def action_facilitator(self) -> None:
+        """During an exercise: the briefing, the upcoming and the fired injects."""
+        self.exercise_play.show_facilitator()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The facilitator key exists only on a sandbox config (where exercises play)."""
+        if action == "facilitator":
+            return self.exercise
+        return True
 
     def _screen(self, module: str, name: str) -> Any:
         """Import a screen class on first use; a missing one is a notification, not a crash."""

@@ -7,6 +7,9 @@
 | report: run RUN_ID               | recent runs                                           |
 | mode: switch to MODE             | always (the typed-word dialog, never silently)        |
 | sandbox: reset                   | every backend is a sandbox backend                    |
+| exercise: start scenario…        | a sandbox config, no exercise playing (the picker)    |
+| exercise: facilitator view, end  | an exercise is playing (f2; the scorecard)            |
+| plan: rehearse this plan         | the plan review is open (nothing is applied)          |
 | inventory: ..., runbook: pick    | the inventory is open                                 |
 | audit: open, help: keys, app: quit | always                                              |
 
@@ -187,6 +190,41 @@ def _sandbox_reset(app: KillswitchApp) -> None:
     app.run_worker(reset(), group="sandbox-reset", exit_on_error=False)
 
 
+def _under_palette(app: KillswitchApp) -> object:
+    """The screen the operator was on when the palette opened."""
+    from textual.command import CommandPalette
+
+    return next((s for s in reversed(app.screen_stack) if not isinstance(s, CommandPalette)),
+                None)
+
+
+def _exercise_commands(app: KillswitchApp) -> Iterator[Command]:
+    """Rehearse the plan under review; start a tabletop exercise (sandbox configs), or, while
+    one plays, its view and end."""
+    from console.tui.screens.plan import PlanScreen
+
+    screen = _under_palette(app)
+    if isinstance(screen, PlanScreen) and not screen.plan.restore_of:
+        yield ("plan: rehearse this plan", "Play this plan against a simulated copy of what it "
+               "observed: progress, retries, verify and a report, REHEARSAL in the banner; "
+               "nothing is applied anywhere",
+               _guarded(app, "rehearsing a plan",
+                        partial(app.exercise_play.rehearse, screen.plan)))
+    if app.config.real_backends:
+        return
+    play = app.exercise_play
+    if play.active:
+        yield ("exercise: facilitator view", "The briefing, the upcoming and the fired "
+               "injects (f2)", play.show_facilitator)
+        yield ("exercise: end", "End the exercise: faults cleared, the scorecard from the "
+               "trail, then the offer of a sandbox reset",
+               _guarded(app, "ending the exercise", play.end))
+    else:
+        yield ("exercise: start scenario…", "Pick a scenario and play it: EXERCISE, its "
+               "clock in the banner, injects as notices, faults on the sandbox",
+               _guarded(app, "starting an exercise", play.pick))
+
+
 def commands(app: KillswitchApp, data: PaletteData | None = None) -> Iterator[Command]:
     """The commands that can run now, in palette order.
 
@@ -237,6 +275,7 @@ def commands(app: KillswitchApp, data: PaletteData | None = None) -> Iterator[Co
     target = app.applying_mode if app.mode == "dry-run" else "dry-run"
     yield (f"mode: switch to {target}", f"{mode_sentence(target)} (type {target.upper()})",
            app.action_toggle_live)
+    yield from _exercise_commands(app)
     if not app.config.real_backends:
         yield ("sandbox: reset", "Every sandbox backend back to its seeded state: services "
                "restarted and seeded again, the inventory's flags on (between exercise rounds)",

@@ -35,10 +35,19 @@ SCREENS: tuple[tuple[str, str], ...] = (
 )
 """(module, class) of every screen whose keys are listed, in the order shown."""
 
+EXERCISE_SCREENS: tuple[tuple[str, str], ...] = (
+    ("console.tui.screens.exercise", "ScenarioPicker"),
+    ("console.tui.screens.exercise", "FacilitatorModal"),
+    ("console.tui.screens.exercise", "ScorecardModal"),
+)
+"""The exercise's dialogs: listed (before the help's own keys) on a sandbox config only, the
+one kind of config an exercise plays on."""
 
-def _classes() -> list[type[DOMNode]]:
+
+def _classes(exercise: bool = False) -> list[type[DOMNode]]:
     out: list[type[DOMNode]] = []
-    for module, name in SCREENS:
+    screens = [*SCREENS[:-1], *EXERCISE_SCREENS, SCREENS[-1]] if exercise else SCREENS
+    for module, name in screens:
         try:
             out.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):  # a screen not written yet lists no keys
@@ -54,7 +63,7 @@ def key_rows(app: App[object]) -> list[tuple[str, str, str, str]]:
     """
     rows: list[tuple[str, str, str, str]] = []
     keymap = getattr(app, "_keymap", {}) or {}
-    for cls in _classes():
+    for cls in _classes(exercise=getattr(app, "exercise", False) is True):
         bindings: list[BindingType] = list(getattr(cls, "BINDINGS", []))
         title = getattr(cls, "BINDING_GROUP_TITLE", None) or cls.__name__
         if issubclass(cls, App):
@@ -68,6 +77,8 @@ def key_rows(app: App[object]) -> list[tuple[str, str, str, str]]:
         for _key, binding in bmap:
             if binding.system or (binding.id or binding.action, binding.key) in seen:
                 continue
+            if cls is type(app) and app.check_action(binding.action, ()) is False:
+                continue  # a key this console does not offer (f2 without a sandbox)
             seen.add((binding.id or binding.action, binding.key))
             rows.append((title, app.get_key_display(binding), binding.description or
                          binding.action, binding.tooltip or ""))

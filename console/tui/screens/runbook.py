@@ -289,7 +289,8 @@ class RunbookScreen(KeyBufferScreen):
         session = app.session()
         worker = get_current_worker()
         plan = await session.plan(name, list(self.integration_ids),
-                                  record_mode="plan" if app.live else "dry-run",
+                                  record_mode=("exercise" if session.mode == "exercise"
+                                               else "plan" if app.live else "dry-run"),
                                   progress=self._progress)
         if not worker.is_cancelled:  # cancelled while the plan was being recorded
             self.post_message(PlanReady(plan))

@@ -11,6 +11,10 @@ composes one, modals included, so the mode is never hidden.
 LIVE is bold on the theme's ``$error`` background; DRY-RUN and EXERCISE have their own
 colours (see ``app.tcss``). The environments of the marked integrations follow the marks; a
 prod target gets its own highlighted segment.
+
+While a tabletop exercise or a rehearsal plays, a segment after the mode says which and its
+clock (the app's ``drill_banner``: ``leaked-key T+01:05``, ``REHEARSAL revoke-credentials``);
+otherwise that segment is hidden and the banner is exactly as before.
 """
 
 from __future__ import annotations
@@ -32,13 +36,23 @@ MODE_TEXT = {m.value: f" {mode_sentence(m)} " for m in (Mode.DRY_RUN, Mode.EXERC
 class ModeBanner(Horizontal):
     """Mode (LIVE in red / DRY-RUN / EXERCISE), target environments, incident, operator.
 
-    Follows the app's ``mode``, ``marked`` and ``incident`` reactives; carries the state class
-    ``-live``, ``-dry-run`` or ``-exercise``.
+    Follows the app's ``mode``, ``marked``, ``incident`` and ``drill_banner`` reactives;
+    carries the state class ``-live``, ``-dry-run`` or ``-exercise``.
+    """
+
+    DEFAULT_CSS = """
+    ModeBanner #banner-drill {
+        text-style: bold reverse;
+        margin-left: 1;
+    }
     """
 
     def compose(self) -> ComposeResult:
         """Mode, prod targets, other targets, incident, operator."""
         yield Label(id="banner-mode")
+        drill = Label(id="banner-drill")
+        drill.display = False  # shown only while an exercise or a rehearsal plays
+        yield drill
         yield Label(id="banner-prod")
         yield Label(id="banner-targets")
         yield Label(id="banner-incident")
@@ -49,6 +63,8 @@ class ModeBanner(Horizontal):
         self.watch(self.app, "mode", self._refresh_text)
         self.watch(self.app, "marked", self._refresh_text)
         self.watch(self.app, "incident", self._refresh_text)
+        if hasattr(self.app, "drill_banner"):
+            self.watch(self.app, "drill_banner", self._refresh_text)
 
     @property
     def text(self) -> str:
@@ -64,6 +80,10 @@ class ModeBanner(Horizontal):
         prod_label = self.query_one("#banner-prod", Label)
         prod_label.update(f" PROD {prod} " if prod else "")
         prod_label.display = bool(prod)
+        drill = str(getattr(app, "drill_banner", "") or "")
+        drill_label = self.query_one("#banner-drill", Label)
+        drill_label.update(f" {drill} " if drill else "")
+        drill_label.display = bool(drill)
         total = prod + sum(envs.values())
         others = " . ".join(f"{env} {n}" for env, n in sorted(envs.items()))
         if not total:
