@@ -245,9 +245,23 @@ def _handler(proxy: FaultProxy, public: bool) -> type[BaseHTTPRequestHandler]:
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
+            self._end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
+            self._close_first()
+
+        def _end_headers(self) -> None:
+            if self.close_connection:  # the client sent `Connection: close`
+                self.send_header("Connection", "close")
+            self.end_headers()
+
+        def _close_first(self) -> None:
+            """After the answer to a `Connection: close` request, close our side at once,
+            as the servers behind the proxy do (the server's port keeps the TIME-WAIT)."""
+            if self.close_connection:
+                with contextlib.suppress(OSError):
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_WR)
 
         def _serve(self) -> None:
             path = urlsplit(self.path).path
@@ -312,7 +326,7 @@ def _handler(proxy: FaultProxy, public: bool) -> type[BaseHTTPRequestHandler]:
                     self.send_header(key, value)
             if chunked:
                 self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
+            self._end_headers()
             if chunked:
                 while piece := resp.read1(65536):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -323,6 +337,7 @@ def _handler(proxy: FaultProxy, public: bool) -> type[BaseHTTPRequestHandler]:
             if resp.will_close and self.upstream is not None:
                 self.upstream.close()
                 self.upstream = None
+            self._close_first()
 
         do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = do_HEAD = do_OPTIONS = _serve
         do_LIST = _serve  # Vault's LIST verb
