@@ -123,9 +123,11 @@ def test_a_stopped_sandbox_starts_again_at_once(world: tuple[Path, int, int]) ->
             resp.read()
     ks("sandbox", "stop")
 
-    # nothing listens any more, but the old check (a bind without SO_REUSEADDR) refused it
-    assert _time_wait(bao) and _time_wait(anthropic)
-    assert _plain_bind_fails(bao) and _plain_bind_fails(anthropic)
+    # nothing listens any more, but the old check (a bind without SO_REUSEADDR) refused it.
+    # (OpenBao's configured port is now its fault proxy's, which closes first too, but the
+    # race with the client's close is not ours to win every time: checked on the stand-in.)
+    assert _time_wait(anthropic)
+    assert _plain_bind_fails(anthropic)
 
     out = ks("sandbox", "start")
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:]

@@ -89,6 +89,8 @@ async def test_screens_post_what_the_operator_asked_for_and_the_app_opens_it(
         inventory.post_message(DetailRequested("app-0"))  # bubbles from the screen
         await wait_screen(pilot, "DetailScreen")
         assert app.screen.integration_id == "app-0"
+        # the detail observes the integration on open; Escape would first cancel that
+        await wait_for(pilot, lambda: not app.observed.busy, what="the detail's observation")
         await pilot.press("escape")
         await wait_screen(pilot, "InventoryScreen")
 
