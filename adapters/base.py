@@ -34,6 +34,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from adapters.canonical import canonical_bytes, canonical_json
+from adapters.evidence import EvidenceSink
 from adapters.options import AdapterOptions
 from console.errors import AdapterError, ConfigError, UndoUnsupported
 
@@ -68,6 +69,9 @@ KILL_POINTS: Mapping[str, str] = {
     "credential.disable": "credentials",
     "credential.enable": "credentials",
     "credential.destroy": "credentials",
+    "credential.issue": "credentials",
+    "credential.write": "credentials",
+    "credential.retire": "credentials",
     "evidence.preserve": "credentials",
     "notify": "contacts",
 }
@@ -279,6 +283,8 @@ class Adapter(ABC):
     """Secret stores: can read a stored key value (in memory only) and scan for copies."""
     CAN_PROBE: ClassVar[bool] = False
     """Providers: can test a key value the way an application would (proof of death)."""
+    CAN_PRESERVE: ClassVar[bool] = False
+    """Can copy what it knows about a reference into an evidence bundle (:meth:`preserve`)."""
     _run_id: str = ""
 
     @property
@@ -376,6 +382,16 @@ class Adapter(ABC):
 
         Returns ``Verdict(True, "revoked")`` on 401/403, ``Verdict(False, "live")`` when the
         call succeeds, ``Verdict(False, "unknown", reason)`` otherwise.
+        """
+        raise NotImplementedError
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: hand everything the backend knows about ``ref`` to ``sink``, read-only
+        (see :mod:`adapters.evidence`). Only when :attr:`CAN_PRESERVE` is True.
+
+        Each source (key metadata, batch jobs, usage, version history...) is written or
+        reported failed on its own; only a failure before any source (e.g. the client cannot
+        be built) may raise :class:`~console.errors.AdapterError`.
         """
         raise NotImplementedError
 
