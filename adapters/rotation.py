@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from collections.abc import Mapping
 
 __all__ = ["ISSUE", "KEYRING", "RETIRE", "ROTATION_ACTIONS", "WRITE", "Keyring", "NewKey",
            "key_fingerprint"]
