@@ -202,6 +202,8 @@ class PlanContext:
     """The inventory reference being planned."""
     reversible: bool = True
     """Whether the action can be undone, from the adapter's :class:`ActionSpec`."""
+    cause: str = "other"
+    """Why the run happens: leak, cost, data, abuse, exercise or other (notifications say it)."""
 
     def op_id(self, index: int) -> str:
         """The op id of the ``index``-th change planned in this context."""

@@ -141,7 +141,7 @@ def message_fields(ctx: Any, ref: Mapping[str, Any], secrets: Iterable[str] = ()
     Returns:
         ``integration``, ``name``, ``environment``, ``provider``, ``owner``,
         ``kill_switch_owner``, ``incident``, ``run_id``, ``operator``, ``runbook``,
-        ``contact``, ``when`` (missing facts are empty strings).
+        ``contact``, ``when``, ``cause`` (missing facts are empty strings).
     """
     secrets = [s for s in secrets if s]
     facts = ctx.facts or {}
@@ -153,6 +153,7 @@ def message_fields(ctx: Any, ref: Mapping[str, Any], secrets: Iterable[str] = ()
         "owner": facts.get("owner") or "",
         "kill_switch_owner": _owner(facts.get("kill_switch_owner")),
         "incident": ctx.incident or "",
+        "cause": getattr(ctx, "cause", "") or "other",
         "run_id": ctx.run_id or "",
         "operator": ctx.operator or "",
         "runbook": ctx.runbook or "",
@@ -173,6 +174,8 @@ def _lines(f: Mapping[str, str]) -> list[str]:
     elif f.get("owner"):
         lines.append(f"Owner: {f['owner']}")
     lines.append(f"Incident: {f['incident'] or 'none given'}")
+    if f.get("cause"):
+        lines.append(f"Cause: {f['cause']}")
     return lines
 
 

@@ -25,6 +25,7 @@ from console.errors import (
     EXIT_INTERRUPTED,
     EXIT_REFUSED,
     EXIT_USAGE,
+    EXIT_VERIFY,
     ConsoleError,
     NotConfirmed,
     UsageError,
@@ -73,10 +74,21 @@ def _json() -> bool:
     return bool(_opts().get("json_out"))
 
 
-def _session(incident: str | None = None, mode: str = "live") -> Session:
+def _session(incident: str | None = None, mode: str = "live",
+             cause: str | None = None) -> Session:
     from console.engine.service import Session
 
-    return Session(_config(), incident=incident, mode=mode)
+    return Session(_config(), incident=incident, mode=mode, cause=cause)
+
+
+CAUSE_CHOICES = ("leak", "cost", "data", "abuse", "exercise", "other")
+"""``--cause`` values (:data:`console.vocab.CAUSES`; literal here so --help imports nothing)."""
+
+cause_option = click.option(
+    "--cause", type=click.Choice(CAUSE_CHOICES), default=None,
+    help="Why this run happens: leak, cost, data, abuse, exercise or other (the default). "
+         "Recorded in the trail, the plan, the report and notifications; after a leak, "
+         "restore will not re-enable the leaked key.")
 
 
 def _audit_key() -> bytes | None:
@@ -342,10 +354,11 @@ def _emit_plan(plan: Plan, out: str | None, dry_run: bool, digest: str | None = 
 @click.option("--incident", help="Incident id, recorded.")
 @click.option("--include-unlisted", is_flag=True,
               help="Scan the stores and plan copies of each key the inventory does not list.")
+@cause_option
 def plan(runbook: str, selectors: tuple[str, ...], out: str | None,
-         incident: str | None, include_unlisted: bool) -> None:
+         incident: str | None, include_unlisted: bool, cause: str | None) -> None:
     """Observe every target read-only and show what RUNBOOK would do to SELECTORS."""
-    session = _session(incident)
+    session = _session(incident, cause=cause)
     result = session.sync(session.plan(runbook, list(selectors),
                                        include_unlisted=include_unlisted))
     _emit_plan(result, out, dry_run=False, digest=session.recorded_hashes.get(result.run_id))
@@ -411,12 +424,24 @@ def _finish(result: RunResult) -> None:
     sys.exit(result.exit_code())
 
 
+def _saved_plan(path: str, cause: str | None) -> Plan:
+    """A saved plan file, loaded (hash, signature); ``--cause`` must agree with its cause,
+    which is part of what was reviewed (and of its hash)."""
+    from console.engine.model import Plan as PlanModel
+
+    saved = PlanModel.load(path, _audit_key())
+    if cause is not None and cause != saved.cause:
+        raise UsageError(f"the saved plan's cause is {saved.cause!r}, not {cause!r}",
+                         where=path, hint="drop --cause (the plan's own is used), or plan "
+                                          f"again with --cause {cause}")
+    return saved
+
+
 def _rehearse(runbook: str | None, selectors: list[str], plan_file: str | None,
               incident: str | None, reason: str, allow_irreversible: bool,
               max_targets: int | None, include_unlisted: bool, faults: tuple[str, ...],
-              scenario: str | None, seed: int | None) -> None:
+              scenario: str | None, seed: int | None, cause: str | None = None) -> None:
     """``run --rehearse``: plan (recorded as a rehearsal), then play the run simulated."""
-    from console.engine.model import Plan as PlanModel
     from console.engine.rehearsal import (
         HEADER,
         RehearsalResult,
@@ -427,7 +452,7 @@ def _rehearse(runbook: str | None, selectors: list[str], plan_file: str | None,
         scenario_faults,
     )
 
-    session = _session(incident, mode="rehearsal")
+    session = _session(incident, mode="rehearsal", cause=cause)
     spec: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     if scenario:
@@ -442,7 +467,7 @@ def _rehearse(runbook: str | None, selectors: list[str], plan_file: str | None,
         spec.setdefault(backend, {}).update(settings)
     parse_faults(spec, session.config)  # refuse bad faults before observing anything
     if plan_file:
-        the_plan = session.sync(session.rederive(PlanModel.load(plan_file, _audit_key())))
+        the_plan = session.sync(session.rederive(_saved_plan(plan_file, cause)))
     else:
         assert runbook is not None
         the_plan = session.sync(session.plan(runbook, selectors, record_mode="rehearsal",
@@ -507,10 +532,12 @@ def _rehearse(runbook: str | None, selectors: list[str], plan_file: str | None,
 @click.option("--seed", type=int,
               help="With --rehearse: seed of the fault dice (the output names the seed used; "
                    "give it again to replay).")
+@cause_option
 def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, dry_run: bool,
         yes: bool, reason: str | None, incident: str | None, allow_irreversible: bool,
         max_targets: int | None, include_unlisted: bool, rehearse: bool,
-        faults: tuple[str, ...], scenario: str | None, seed: int | None) -> None:
+        faults: tuple[str, ...], scenario: str | None, seed: int | None,
+        cause: str | None) -> None:
     """Run RUNBOOK on SELECTORS (or a saved --plan): plan, confirm, apply, verify.
 
     With --rehearse, the run is a rehearsal: the real targets are observed read-only as a
@@ -518,8 +545,6 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
     each backend's latency as measured while planning and any --fault/--scenario faults.
     Output and trail say REHEARSAL; the exit code is the one a live run would have had.
     """
-    from console.engine.model import Plan as PlanModel
-
     if plan_file and (runbook or selectors):
         raise UsageError("give either RUNBOOK SELECTOR... or --plan FILE, not both")
     if not plan_file and (not runbook or not selectors):
@@ -534,12 +559,13 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
                              hint="drop --dry-run to rehearse the whole run against a "
                                   "simulated copy, or drop --rehearse for the read-only plan")
         _rehearse(runbook, list(selectors), plan_file, incident, reason or "",
-                  allow_irreversible, max_targets, include_unlisted, faults, scenario, seed)
+                  allow_irreversible, max_targets, include_unlisted, faults, scenario, seed,
+                  cause)
         return
-    session = _session(incident, mode="live")
+    session = _session(incident, mode="live", cause=cause)
     if plan_file:
         # untrusted input: signature (with an audit key), then re-derived from a fresh plan
-        the_plan = session.sync(session.rederive(PlanModel.load(plan_file, _audit_key())))
+        the_plan = session.sync(session.rederive(_saved_plan(plan_file, cause)))
         if dry_run:
             _emit_plan(the_plan, None, dry_run=True)
             return
@@ -579,12 +605,35 @@ def resume(run_id: str) -> None:
 @click.option("--reason", help="Why (recorded).")
 @click.option("--incident", help="Incident id, recorded.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the restore plan here.")
+@click.option("--reenable-leaked", is_flag=True,
+              help="The run's cause was leak: re-enable the leaked credentials anyway "
+                   "(needs --reason; recorded). Without it they stay disabled: rotate instead.")
+@click.option("--reenable-old-key", is_flag=True,
+              help="The run rotated keys: bring the old key back anyway (needs --reason).")
 def restore(run_id: str, dry_run: bool, yes: bool, reason: str | None,
-            incident: str | None, out: str | None) -> None:
-    """Undo RUN_ID: plan the recorded inverses, confirm, apply, verify."""
+            incident: str | None, out: str | None, reenable_leaked: bool,
+            reenable_old_key: bool) -> None:
+    """Undo RUN_ID: plan the recorded inverses, confirm, apply, verify.
+
+    After a run whose cause was leak, the credentials are not re-enabled (exit 3, rotate
+    instead) unless --reenable-leaked is given with --reason; flags, egress and everything
+    else restore as usual. The undo of a rotation likewise needs --reenable-old-key.
+    """
+    from console.engine.service import held_back
+
+    if (reenable_leaked or reenable_old_key) and not (reason or "").strip():
+        flag = "--reenable-leaked" if reenable_leaked else "--reenable-old-key"
+        raise UsageError(f"{flag} needs a reason", hint=f"add --reason '...' to {flag}: it is "
+                         "recorded in the audit trail")
+    if (reenable_leaked or reenable_old_key) and out:
+        raise UsageError("a restore that brings a leaked or retired key back cannot be saved "
+                         "for later: consent is given when it runs",
+                         hint="drop --out and run the restore now")
     session = _session(incident, mode="live")
-    the_plan = session.restore_plan(run_id)
+    the_plan = session.restore_plan(run_id, reenable_leaked=reenable_leaked,
+                                    reenable_old_key=reenable_old_key)
     session.record_plan(the_plan, "dry-run" if dry_run else "plan")
+    held = held_back(the_plan.changes)
     if dry_run or out:
         _emit_plan(the_plan, out, dry_run=dry_run)
         return
@@ -592,8 +641,27 @@ def restore(run_id: str, dry_run: bool, yes: bool, reason: str | None,
         from console.render import render_plan
 
         click.echo(render_plan(the_plan), err=True)
+    if held and not any(c.actionable for c in the_plan.changes):
+        _refuse_held(held)
     the_reason = _confirm(the_plan, yes, reason)
-    _finish(_run_live(session, the_plan, the_reason, False, None, saved=True))
+    result = _run_live(session, the_plan, the_reason, False, None, saved=True)
+    if held and not result.failed and result.exit_code() != EXIT_VERIFY:
+        from console.render import render_result, result_json
+
+        _out(result_json(result) if _json() else render_result(result))
+        _refuse_held(held)
+    _finish(result)
+
+
+def _refuse_held(held: list[Any]) -> None:
+    """Exit 3 naming the credential changes a restore held back (leak or rotation)."""
+    from console.engine.service import LEAK_ADVICE, OLD_KEY_ADVICE, OLD_KEY_HELD
+
+    rotation = all(OLD_KEY_HELD in c.note for c in held)
+    click.echo(f"refused: {len(held)} credential change(s) were not restored: "
+               + ", ".join(sorted({c.target for c in held}))
+               + f"; {OLD_KEY_ADVICE if rotation else LEAK_ADVICE}", err=True)
+    sys.exit(EXIT_REFUSED)
 
 
 # -- credentials ---------------------------------------------------------------------------

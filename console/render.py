@@ -93,7 +93,7 @@ def render_plan(plan: Plan, *, dry_run: bool = False, plan_hash: str | None = No
     head = "DRY-RUN — nothing will be changed" if dry_run else "PLAN"
     digest = plan_hash or plan.hash
     lines = [f"{head}: runbook {plan.runbook}  run {plan.run_id}  hash {digest[:12]}",
-             f"targets: {', '.join(plan.integrations) or 'none'}"]
+             f"targets: {', '.join(plan.integrations) or 'none'}  cause: {plan.cause}"]
     if plan.restore_of:
         lines.append(f"restores run {plan.restore_of}")
     changes = plan.changes

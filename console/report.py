@@ -242,6 +242,9 @@ def build_report(
     header = [
         ("Run(s)", _distinct(events, "run_id")),
         ("Incident", _distinct(events, "incident")),
+        ("Cause", ", ".join(sorted({str((e.get("detail") or {}).get("cause"))
+                                    for e in events if e.get("phase") in ("run", "plan")
+                                    and (e.get("detail") or {}).get("cause")})) or "other"),
         ("Operator", _distinct(events, "operator")),
         ("Host", _distinct(events, "host")),
         ("Mode", _distinct(events, "mode")),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["FINAL_OUTCOMES", "MODE_MEANING", "NOT_DONE", "Mode", "Outcome", "Phase", "ProofState",
-           "mode_sentence"]
+__all__ = ["CAUSES", "DEFAULT_CAUSE", "FINAL_OUTCOMES", "MODE_MEANING", "NOT_DONE", "Mode",
+           "Outcome", "Phase", "ProofState", "mode_sentence"]
 
 
 class Phase(StrEnum):
@@ -84,3 +84,11 @@ FINAL_OUTCOMES = frozenset({Outcome.APPLIED, Outcome.NOOP, Outcome.FAILED, Outco
 
 NOT_DONE = frozenset({Outcome.FAILED, Outcome.REFUSED, Outcome.SKIPPED, Outcome.PENDING})
 """Operations that did not end as planned (a retry or a resume picks them up)."""
+
+
+CAUSES: tuple[str, ...] = ("leak", "cost", "data", "abuse", "exercise", "other")
+"""Why a run happened (``--cause``): recorded in the trail, shown in the banner, the report and
+notifications. ``leak`` also makes ``restore`` refuse to re-enable the leaked credentials."""
+
+DEFAULT_CAUSE = "other"
+"""The cause of a run that was not given one."""

@@ -13,7 +13,7 @@ from typing import Any
 from adapters.base import UNSUPPORTED, Change
 from adapters.canonical import legacy_json
 from console.errors import EXIT_FAILED, EXIT_OK, EXIT_VERIFY, PlanUntrusted, UsageError
-from console.vocab import NOT_DONE, Outcome
+from console.vocab import DEFAULT_CAUSE, NOT_DONE, Outcome
 
 __all__ = ["PLAN_VERSION", "Plan", "StepInfo", "OpResult", "RunResult", "new_run_id",
            "plan_counts", "utcnow"]
@@ -67,6 +67,10 @@ class Plan:
         restore_of: For restore plans, the run being undone.
         created: UTC time of planning.
         config: Path of the config the plan was made with.
+        cause: Why the run happens (:data:`console.vocab.CAUSES`). Part of the hash, so a
+            plan approved for a cost spike cannot be run as something else; left out of the
+            hashed body when it is the default ``other`` (plans saved before causes existed
+            keep their hash).
     """
 
     run_id: str
@@ -80,10 +84,13 @@ class Plan:
     created: str = field(default_factory=utcnow)
     config: str = ""
     version: int = PLAN_VERSION
+    cause: str = DEFAULT_CAUSE
 
     def body(self) -> dict[str, Any]:
         """The plan without its hash, as JSON-ready data."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if data["cause"] == DEFAULT_CAUSE:
+            del data["cause"]
         data["steps"] = [asdict(s) for s in self.steps]
         data["changes"] = [c.to_dict() for c in self.changes]
         return data
@@ -104,7 +111,8 @@ class Plan:
         ``plan_hash``: :attr:`hash`, when the caller has just computed it for this very plan
         (it is not checked)."""
         body = self.body()
-        data: dict[str, Any] = {**body, "hash": plan_hash or self.hash_of(body)}
+        data: dict[str, Any] = {**body, "cause": self.cause,
+                                "hash": plan_hash or self.hash_of(body)}
         if key:
             data["signature"] = self.signature_of(body, key)
         from console.engine.planfile import plan_text  # json.dumps(indent=2, sort_keys), faster

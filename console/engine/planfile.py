@@ -104,6 +104,8 @@ class _PlanShape(_Strict):
     restore_of: str = ""
     created: str = ""
     config: str = ""
+    cause: Literal["leak", "cost", "data", "abuse", "exercise", "other"] = "other"
+    """``console.vocab.CAUSES``."""
     hash: str
     signature: str | None = None
 

@@ -36,8 +36,8 @@ def ref_target(ref: dict[str, Any]) -> str:
 
 async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
                     run_id: str, incident: str, is_unlisted: bool = False,
-                    facts: dict[str, Any] | None = None) -> list[Change]:
-    changes = await _observe_ref(rt, integ, step, ref, run_id, incident, facts)
+                    facts: dict[str, Any] | None = None, cause: str = "other") -> list[Change]:
+    changes = await _observe_ref(rt, integ, step, ref, run_id, incident, facts, cause)
     if is_unlisted:
         for c in changes:
             c.target = f"{c.target} (UNLISTED)"
@@ -57,7 +57,8 @@ def _facts(integ: Integration) -> dict[str, Any]:
 
 async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, Any],
                        run_id: str, incident: str,
-                       facts: dict[str, Any] | None = None) -> list[Change]:
+                       facts: dict[str, Any] | None = None,
+                       cause: str = "other") -> list[Change]:
     backend = str(ref.get("backend", ""))
     try:
         adapter = rt.adapter(backend)
@@ -68,7 +69,7 @@ async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[st
                       rt.operator, rt.runbook, dict(facts) if facts else _facts(integ),
                       action=step.action, backend=backend,
                       adapter=adapter.name if adapter is not None else "?", ref=dict(ref),
-                      reversible=spec.reversible if spec else adapter is None)
+                      reversible=spec.reversible if spec else adapter is None, cause=cause)
     if adapter is None:
         return [replace(ctx.change(ref_target(ref), {}, {}, status=ERROR), error=problem)]
     if spec is None:
@@ -96,7 +97,8 @@ backoff leaves its slot idle meanwhile."""
 
 async def _tracked(rt: Runtime, jobs: list[_Job | None], queue: deque[int],
                    results: list[list[Change]], run_id: str, incident: str,
-                   progress: PlanProgress | None, began: list[float]) -> None:
+                   progress: PlanProgress | None, began: list[float],
+                   cause: str = "other") -> None:
     """One observation worker of one backend: observes the targets in ``queue`` (indexes of
     ``jobs``) one after the other, storing each target's changes in ``results`` and the
     ``time.monotonic()`` its observation began in ``began``."""
@@ -108,7 +110,7 @@ async def _tracked(rt: Runtime, jobs: list[_Job | None], queue: deque[int],
         jobs[i] = None  # the reference fields are not needed once observed
         integ, step, fields, is_unlisted, facts = job
         results[i] = await _plan_ref(rt, integ, step, fields, run_id, incident,
-                                     is_unlisted, facts)
+                                     is_unlisted, facts, cause)
         if progress is not None:
             progress("finished", str(fields.get("backend", "")))
 
@@ -124,7 +126,8 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                     run_id: str | None = None,
                     unlisted: dict[str, list[dict[str, Any]]] | None = None,
                     progress: PlanProgress | None = None,
-                    observed_at: dict[str, float] | None = None) -> Plan:
+                    observed_at: dict[str, float] | None = None,
+                    cause: str = "other") -> Plan:
     """Observe every target of ``runbook`` on ``integrations`` and return the plan.
 
     Read-only: only adapter ``plan`` calls are made, concurrently under backend limits
@@ -134,6 +137,7 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
     ``progress`` hears each target start and finish (:data:`PlanProgress`).
     ``observed_at``, when given, receives each change's op id -> the ``time.monotonic()``
     its target's observation began (how old the observation is when the change applies).
+    ``cause`` (leak, cost, ...) is the plan's and every adapter's (notifications say it).
     Cancelling the caller cancels every observation still waiting (a blocking SDK call
     already in its thread ends there; its answer is dropped).
     """
@@ -172,7 +176,7 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
     results: list[list[Change]] = [[] for _ in jobs]
     began = [0.0] * len(jobs)
     workers = [asyncio.create_task(_tracked(rt, jobs, queue, results, run_id, incident,
-                                            progress, began))
+                                            progress, began, cause))
                for backend, queue in queues.items()
                for _ in range(_worker_count(rt, backend, len(queue)))]
     try:
@@ -196,4 +200,4 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
              for s in runbook.steps]
     return Plan(run_id=run_id, runbook=runbook.name, selectors=list(selectors),
                 integrations=[i.id for i in integrations], steps=steps, changes=changes,
-                notes=notes, config=str(rt.config.path))
+                notes=notes, config=str(rt.config.path), cause=cause)

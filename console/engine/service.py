@@ -10,7 +10,7 @@ import asyncio
 import getpass
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +33,7 @@ from console.errors import (
     UndoUnsupported,
     UsageError,
 )
-from console.vocab import Mode, Outcome, Phase
+from console.vocab import DEFAULT_CAUSE, Mode, Outcome, Phase
 
 if TYPE_CHECKING:
     from console.audit import AuditLog
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from console.engine.rehearsal import RehearsalResult
     from console.inventory import Integration
 
-__all__ = ["Session", "default_operator"]
+__all__ = ["LEAK_ADVICE", "OLD_KEY_ADVICE", "Session", "default_operator", "held_back"]
 
 T = TypeVar("T")
 
@@ -57,6 +57,40 @@ def default_operator(config: Config) -> str:
             or os.environ.get("USER") or getpass.getuser())
 
 
+LEAK_HELD = "held back: the run's cause was leak"
+"""How a restore row held back after a leak starts its note (after ``cannot be restored: ``)."""
+OLD_KEY_HELD = "held back: undoing a rotation brings the old key back"
+"""How a restore row held back after a rotation starts its note."""
+LEAK_ADVICE = ("re-enabling a leaked key re-arms whoever holds it; rotate instead "
+               "(`killswitch run rotate INTEGRATION`), or restore with --reenable-leaked "
+               "--reason '...' to bring it back anyway")
+OLD_KEY_ADVICE = ("the old key was retired on purpose; restore with --reenable-old-key "
+                  "--reason '...' to bring it back anyway")
+_CREDENTIAL_UNDO = ("credential.disable", "credential.retire", "credential.write",
+                    "credential.issue")
+"""Original actions whose undo brings an old key back into use (or, for a rotation's
+``credential.issue``, disables the new key that replaced it: held back with the rest, so a
+half-undone rotation never leaves the integration with no working key)."""
+
+
+def _hold_back(c: Change, cause: str, *, reenable_leaked: bool, reenable_old_key: bool) -> str:
+    """The note of the restore row when the undo of ``c`` must be held back, else ``""``."""
+    if c.action not in _CREDENTIAL_UNDO:
+        return ""
+    if cause == "leak":
+        return "" if reenable_leaked else f"cannot be restored: {LEAK_HELD}: {LEAK_ADVICE}"
+    if c.action == "credential.disable" or reenable_old_key:
+        return ""
+    return f"cannot be restored: {OLD_KEY_HELD}: {OLD_KEY_ADVICE}"
+
+
+def held_back(changes: Iterable[Change]) -> list[Change]:
+    """The rows of a restore plan held back because they would bring a leaked or retired
+    key back (see :meth:`Session.restore_plan`)."""
+    return [c for c in changes if c.status == UNSUPPORTED
+            and (LEAK_HELD in c.note or OLD_KEY_HELD in c.note)]
+
+
 class Session:
     """One operator's use of the engine against one config.
 
@@ -64,6 +98,8 @@ class Session:
         config: The loaded config.
         operator: Who is acting (recorded in every event).
         incident: Incident id (recorded in every event).
+        cause: Why the runs happen (:data:`console.vocab.CAUSES`; default ``other``):
+            planned into every plan (hashed), recorded in the trail.
         mode: ``live`` or ``exercise`` for runs; dry-runs are recorded as ``dry-run``.
             A ``rehearsal`` session times every plan's adapter calls (the latency model of
             :meth:`rehearse`); rehearsals are recorded as ``rehearsal`` whatever the mode.
@@ -73,10 +109,11 @@ class Session:
 
     def __init__(self, config: Config, *, operator: str | None = None,
                  incident: str | None = None, mode: str = "live",
-                 runtime: Runtime | None = None) -> None:
+                 runtime: Runtime | None = None, cause: str | None = None) -> None:
         self.config = config
         self.operator = operator or default_operator(config)
         self.incident = incident or config.settings.incident or ""
+        self.cause = cause or DEFAULT_CAUSE
         self.mode = mode
         self._audit: AuditLog | None = None
         self._runtime: Runtime | None = runtime
@@ -177,7 +214,8 @@ class Session:
     async def _observe(self, runbook_name: str, integrations: list[Integration],
                        selectors: list[str], *, include_unlisted: bool,
                        run_id: str | None = None,
-                       progress: PlanProgress | None = None, timed: bool = False) -> Plan:
+                       progress: PlanProgress | None = None, timed: bool = False,
+                       cause: str | None = None) -> Plan:
         """Plan ``runbook_name`` over ``integrations`` (read-only, not recorded).
 
         ``run_id`` names the plan (default: a new id); adapters quote it to providers.
@@ -209,7 +247,7 @@ class Session:
         observed_at: dict[str, float] = {}
         plan = await make_plan(rt, runbook, integrations, selectors, incident=self.incident,
                                run_id=rt.run_id, unlisted=unlisted, progress=progress,
-                               observed_at=observed_at)
+                               observed_at=observed_at, cause=cause or self.cause)
         plan.notes.extend(notes)
         self._observed = {plan.run_id: (observed_at, plan)}
         self._timings = {plan.run_id: samples} if samples is not None else {}
@@ -261,7 +299,7 @@ class Session:
             fresh = await self._observe(
                 saved.runbook, integrations, saved.selectors,
                 include_unlisted=any(c.target.endswith("(UNLISTED)") for c in saved.changes),
-                run_id=saved.run_id)
+                run_id=saved.run_id, cause=saved.cause)
         if [asdict(s) for s in fresh.steps] != [asdict(s) for s in saved.steps]:
             problems.append(f"the steps of runbook {saved.runbook!r} are not the ones the plan "
                             "was made with (the runbook or the file changed)")
@@ -292,7 +330,7 @@ class Session:
         return Plan(run_id=saved.run_id, runbook=fresh.runbook, selectors=saved.selectors,
                     integrations=list(saved.integrations), steps=fresh.steps, changes=matched,
                     notes=notes, restore_of=fresh.restore_of, created=saved.created,
-                    config=str(self.config.path))
+                    config=str(self.config.path), cause=saved.cause)
 
     @staticmethod
     def _untrusted(problems: list[str]) -> PlanUntrusted:
@@ -313,6 +351,7 @@ class Session:
             yield {**base, "phase": Phase.PLAN, "action": plan.runbook,
                    "outcome": Outcome.PLANNED,
                    "detail": {"plan_hash": digest, "selectors": plan.selectors,
+                              "cause": plan.cause,
                               "integrations": plan.integrations, "changes": len(plan.changes),
                               "notes": plan.notes}}
             for c in plan.changes:
@@ -408,7 +447,8 @@ class Session:
             await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.STARTED,
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
                                          "reason": reason, "restore_of": plan.restore_of,
-                                         "allow_irreversible": allow_irreversible})
+                                         "allow_irreversible": allow_irreversible,
+                                         "cause": plan.cause})
             fresh = {} if saved else self._fresh_until(plan)
             return await self._execute(plan, journal, None, progress, locks, fresh)
         finally:
@@ -505,7 +545,7 @@ class Session:
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
                                          "reason": reason, "restore_of": plan.restore_of,
                                          "allow_irreversible": allow_irreversible,
-                                         "rehearsal": True, "latency": model,
+                                         "cause": plan.cause, "rehearsal": True, "latency": model,
                                          "faults": {b: f.describe() for b, f in injected.items()},
                                          "seed": world.seed, "notes": notes})
             result = await self._execute(plan, journal, None, progress, None, fresh,
@@ -714,10 +754,24 @@ class Session:
                 by.append(restore_id)
         return undone, by
 
-    def restore_plan(self, run_id: str) -> Plan:
-        """The plan that undoes every change ``run_id`` applied, steps in reverse order."""
+    def restore_plan(self, run_id: str, *, reenable_leaked: bool = False,
+                     reenable_old_key: bool = False) -> Plan:
+        """The plan that undoes every change ``run_id`` applied, steps in reverse order.
+
+        Knows the run's cause: when it was ``leak``, the undo of every credential change
+        (re-enabling the key, putting the old value back in a store) is held back as a row
+        that will NOT happen, saying to rotate instead, unless ``reenable_leaked`` (the
+        operator's explicit consent, with a reason). The same holds for the undo of a
+        rotation (``credential.retire`` / ``credential.write``: it brings the old key back)
+        without ``reenable_old_key``. Flags, egress and everything else restore as always.
+        :func:`held_back` lists the rows held back.
+        """
         plan, events = self.load_run(run_id)
         self._refuse_rehearsal(run_id, events, "restore")
+        start = next((e for e in events if e.get("phase") == Phase.RUN
+                      and e.get("outcome") == Outcome.STARTED), {})
+        cause = str((start.get("detail") or {}).get("cause") or plan.cause or DEFAULT_CAUSE)
+        consented = 0
         results = self.op_results(events)
         undone, by = self._undone_by_earlier_restores(run_id)
         rt = self.runtime
@@ -729,6 +783,18 @@ class Session:
                 continue
             if f"{c.op_id}:undo" in undone:
                 continue  # an earlier restore undid it already: never undo twice
+            if c.action == "evidence.preserve":
+                continue  # nothing to undo: the bundle is kept
+            held = _hold_back(c, cause, reenable_leaked=reenable_leaked,
+                              reenable_old_key=reenable_old_key)
+            if not held and _hold_back(c, cause, reenable_leaked=False, reenable_old_key=False):
+                consented += 1
+            if held:
+                changes.append(Change(f"{c.op_id}:undo", c.integration, f"undo-{c.step}",
+                                      c.action, c.backend, c.adapter, c.target, c.ref,
+                                      reversible=False, status=UNSUPPORTED, inverse_of=c.op_id,
+                                      note=held))
+                continue
             try:
                 inv = rt.adapter(c.backend).inverse(c, res.undo)
             except (UndoUnsupported, AdapterError) as exc:
@@ -750,6 +816,19 @@ class Session:
                          + (" that is not undone already" if by else ""))
         for integ, lines in Plan(run_id, "", [], [], [], changes).not_restored().items():
             notes.extend(f"{integ}: stays dead: {line}" for line in lines)
+        if any(c.action == "evidence.preserve" for c in plan.changes):
+            notes.append(f"evidence bundle of run {run_id} kept (nothing to undo)")
+        if consented:
+            notes.append(f"CONSENT: {consented} credential change(s) bring "
+                         + ("a LEAKED key back (--reenable-leaked)" if cause == "leak" else
+                            "a retired key back (--reenable-old-key)"))
+        leaked = held_back(changes)
+        if leaked:
+            notes.append(f"run {run_id} was caused by a {cause}" if cause == "leak" else
+                         f"run {run_id} rotated keys")
+            notes.append(f"{len(leaked)} credential change(s) held back: " + LEAK_ADVICE
+                         if cause == "leak" else
+                         f"{len(leaked)} credential change(s) held back: {OLD_KEY_ADVICE}")
         return Plan(run_id=new_run_id(), runbook="restore", selectors=[run_id],
                     integrations=sorted({c.integration for c in changes}), steps=steps,
                     changes=changes, notes=notes, restore_of=run_id,
