@@ -174,6 +174,11 @@ def reference_schemas(spec: AdapterSpec, kill_point: str) -> list[Mapping[str, A
         if "additionalProperties" not in schema:
             props = {"backend": {}, "label": {}, **schema["properties"]}
             schema = {**schema, "properties": props, "additionalProperties": False}
+        if kill_point == "credentials" and schema.get("additionalProperties") is False:
+            # an inventory field of every credential reference (``Integration``), not the
+            # adapter's: what the integration's tools hold, not its provider key
+            schema = {**schema, "properties": {**schema["properties"],
+                                               "role": {"enum": ["downstream"]}}}
         out.append(schema)
     return out
 

@@ -91,6 +91,11 @@ class KillPointRef(BaseModel):
     """Name of a configured backend."""
     label: str | None = None
     """Optional human label shown in plans."""
+    role: Literal["downstream"] | None = None
+    """Credentials only: ``downstream`` marks a credential the integration's tools or agents
+    hold (a database token, a ticketing API key, an OAuth client) rather than its provider
+    key. ``kill-switch`` disables it in the same step as the provider key; plans and reports
+    list it apart, and ``rotate`` leaves it alone."""
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -102,6 +107,8 @@ class KillPointRef(BaseModel):
         out: dict[str, Any] = {"backend": self.backend}
         if self.label is not None:
             out["label"] = self.label
+        if self.role is not None:
+            out["role"] = self.role
         out.update(self.extra)
         return out
 

@@ -307,7 +307,14 @@ def build_report(
                 if any(w in sentence for w in ("outlive", "cannot be undone", "resubmit")):
                     caveats.setdefault(sentence.strip().rstrip(".") + ".", []).append(
                         str(e["target"]))
+    # credentials the integration's tools hold: op id -> its last apply event
+    downstream: dict[Any, dict[str, Any]] = {}
+    for e in events:
+        if e.get("phase") == "apply" and str(e.get("target") or "").endswith("(downstream)"):
+            downstream[e.get("op_id") or e["seq"]] = e
     sections = [
+        *([("Downstream credentials (held by the integration's tools)",
+            [item(e) for e in downstream.values()])] if downstream else []),
         ("Caveats", [f"- {_text(c)} (`{'`, `'.join(sorted(set(t)))}`)"
                      for c, t in caveats.items()]),
         ("Failures", [item(e) for e in failures]),

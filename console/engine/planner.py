@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from console.inventory import Integration
     from console.runbook import Runbook, Step
 
-__all__ = ["PlanProgress", "make_plan", "ref_target"]
+__all__ = ["DOWNSTREAM", "PlanProgress", "make_plan", "ref_target"]
+
+DOWNSTREAM = "(downstream)"
+"""Appended to the target of a change planned from a ``role = "downstream"`` credential: a
+credential the integration's tools hold, listed apart in plans and reports."""
 
 PlanProgress = Callable[[str, str], None]
 """``progress(event, backend)``, called in the planning task's event loop: ``"started"`` once
@@ -38,6 +42,9 @@ async def _plan_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[str, 
                     run_id: str, incident: str, is_unlisted: bool = False,
                     facts: dict[str, Any] | None = None, cause: str = "other") -> list[Change]:
     changes = await _observe_ref(rt, integ, step, ref, run_id, incident, facts, cause)
+    if ref.get("role") == "downstream":
+        for c in changes:
+            c.target = f"{c.target} {DOWNSTREAM}"
     if is_unlisted:
         for c in changes:
             c.target = f"{c.target} (UNLISTED)"
