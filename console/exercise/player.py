@@ -181,7 +181,8 @@ class Exercise:
             from console.engine.service import Session
 
             self._session = Session(self.config, mode=Mode.EXERCISE, incident=self.id,
-                                    operator=self.operator, runtime=self._runtime)
+                                    operator=self.operator, runtime=self._runtime,
+                                    cause="exercise")
         return self._session
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:

@@ -137,6 +137,9 @@ class KillswitchApp(App[int]):
     mode: reactive[str] = reactive("dry-run")
     """Current mode: dry-run / live / exercise."""
     incident: reactive[str] = reactive("")
+    cause: reactive[str] = reactive("other")
+    """Why the runs happen (leak, cost, data, abuse, exercise, other): asked with the incident
+    id, shown in the banner, planned into every plan and recorded."""
     """Incident id."""
     marked: reactive[frozenset[str]] = reactive(frozenset())
     """Ids of the integrations marked on the inventory screen."""
@@ -193,7 +196,8 @@ class KillswitchApp(App[int]):
         exercise's (mode ``exercise``, incident = the exercise id)."""
         from console.engine.service import Session
 
-        kw: dict[str, Any] = {"incident": self.incident or None, "mode": self.applying_mode}
+        kw: dict[str, Any] = {"incident": self.incident or None, "mode": self.applying_mode,
+                              "cause": self.cause}
         if "exercise_play" in self.__dict__:
             kw.update(self.exercise_play.session_args())
         return Session(self.config, operator=self.operator, runtime=self.runtime, **kw)

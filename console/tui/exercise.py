@@ -103,10 +103,11 @@ class ExercisePlay:
         return self.exercise is not None
 
     def session_args(self) -> dict[str, Any]:
-        """What the app's sessions take while an exercise is played: its mode and incident."""
+        """What the app's sessions take while an exercise is played: its mode, incident and
+        cause (``exercise``)."""
         if self.exercise is None:
             return {}
-        return {"mode": "exercise", "incident": self.exercise.id}
+        return {"mode": "exercise", "incident": self.exercise.id, "cause": "exercise"}
 
     # -- starting ------------------------------------------------------------------------
     def _refused(self) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import RadioSet
 
 from console.audit import AuditLog
 from console.tui.app import make_app
@@ -170,3 +171,31 @@ async def test_no_question_when_the_incident_is_known(tmp_path: Path) -> None:
 ])
 def test_what_counts_as_an_incident_id(typed: str, ok: bool) -> None:
     assert (incident_problem(typed) == "") is ok
+
+
+async def test_the_cause_is_asked_with_the_incident_shown_and_recorded(tmp_path: Path) -> None:
+    """Issue 13 §1: the console asks why (leak, cost, ...) with the incident id; the banner
+    says it and the run records it, so that a later restore keeps a leaked key dead."""
+    app = make_app(no_incident_config(tmp_path, 1), mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, "InventoryScreen")
+        app.open_runbooks(["app-0"])
+        await pick_runbook(pilot, "kill-switch")
+        await wait_screen(pilot, "PlanScreen")
+        await pilot.press("a")
+        await confirm_run(pilot, "app-0", "key in a public repo")
+        await wait_screen(pilot, "IncidentPromptModal")
+        assert app.screen.query_one("#incident-cause").region.bottom <= 23  # fits at 80x24
+        await type_text(pilot, "INC-99")
+        await pilot.press("tab")  # to the causes: "other" is chosen, "leak" is the first
+        causes = app.screen.query_one("#incident-cause", RadioSet)
+        assert causes.pressed_button is not None and causes.pressed_button.name == "other"
+        await pilot.press("space")
+        await wait_for(pilot, lambda: causes.pressed_index == 0, what="leak chosen")
+        await pilot.press("enter")
+        await wait_screen(pilot, "RunScreen")
+        assert app.cause == "leak" and "INC-99 leak" in banner(app)
+        await wait_for(pilot, lambda: app.screen.result is not None, what="run result")
+    start = next(e for e in trail(tmp_path)
+                 if e["phase"] == "run" and e["outcome"] == "started")
+    assert start["detail"]["cause"] == "leak" and start["incident"] == "INC-99"

@@ -303,6 +303,10 @@ class RunScreen(Screen[None]):
 
     async def _apply(self) -> None:
         assert self.session is not None
+        cause = str(getattr(self.app, "cause", "") or "")
+        if cause and not self.plan.restore_of and cause != self.plan.cause:
+            # the cause was given with the incident id, after this plan was made
+            self.plan.cause = cause
         try:
             result = await self.session.apply(
                 self.plan, reason=self.reason, allow_irreversible=self.allow_irreversible,

@@ -63,6 +63,8 @@ class ModeBanner(Horizontal):
         self.watch(self.app, "mode", self._refresh_text)
         self.watch(self.app, "marked", self._refresh_text)
         self.watch(self.app, "incident", self._refresh_text)
+        if hasattr(self.app, "cause"):
+            self.watch(self.app, "cause", self._refresh_text)
         if hasattr(self.app, "drill_banner"):
             self.watch(self.app, "drill_banner", self._refresh_text)
 
@@ -92,8 +94,10 @@ class ModeBanner(Horizontal):
             targets = f" {total} marked" + (f": {others}" if others else "")
         self.query_one("#banner-targets", Label).update(targets)
         incident = str(getattr(app, "incident", "") or "")
+        cause = str(getattr(app, "cause", "") or "other")
+        because = f" {cause}" if cause != "other" else ""  # other: said by saying nothing
         self.query_one("#banner-incident", Label).update(
-            f" {incident} " if incident else " no incident ")
+            f" {incident}{because} " if incident else f" no incident{because} ")
         self.query_one("#banner-operator", Label).update(
             f" op {getattr(app, 'operator', '') or '?'} ")
         for m in ("live", "dry-run", "exercise"):

@@ -2,26 +2,39 @@
 
 A console opened without ``--incident`` and without ``settings.incident`` has none. The
 first time the operator switches to LIVE / EXERCISE, or confirms a run in one of them, this
-dialog asks for it; the app keeps it (:attr:`KillswitchApp.incident`), the banner shows it,
-and every run records it. There is no "none": the id is what finds a run again in the
-postmortem (``killswitch report --incident ID``), and a provisional one (the page or alert
-id) can always be typed.
+dialog asks for it, and why the runs happen (the cause: leak, cost, data, abuse, exercise,
+other); the app keeps both (:attr:`KillswitchApp.incident`, ``cause``), the banner shows them,
+and every run records them (after a ``leak``, ``restore`` keeps the leaked key dead). There
+is no "none": the id is what finds a run again in the postmortem
+(``killswitch report --incident ID``), and a provisional one (the page or alert id) can
+always be typed.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Footer, Input, Label, RadioButton, RadioSet, Static
 
 from console.tui.widgets.banner import ModeBanner
 
-__all__ = ["MAX_INCIDENT_LENGTH", "NOT_AN_INCIDENT", "IncidentPromptModal", "incident_problem"]
+__all__ = ["CAUSE_LABELS", "MAX_INCIDENT_LENGTH", "NOT_AN_INCIDENT", "IncidentPromptModal",
+           "incident_problem"]
+
+CAUSE_LABELS: dict[str, str] = {
+    "leak": "leak: a key or secret is exposed",
+    "cost": "cost: spend or usage out of bounds",
+    "data": "data: data sent where it must not go",
+    "abuse": "abuse: misuse of the integration",
+    "exercise": "exercise: a drill",
+    "other": "other",
+}
+"""The causes (``console.vocab.CAUSES``) as the dialog lists them."""
 
 MAX_INCIDENT_LENGTH = 64
 """Longest incident id accepted."""
@@ -56,10 +69,14 @@ def incident_problem(text: str) -> str:
 class IncidentPromptModal(ModalScreen[str | None]):
     """Ask for the incident id; dismiss with it, or with None on Escape.
 
-    | key    | action                                   |
-    |--------|------------------------------------------|
-    | enter  | use the typed id (refused if not an id)  |
-    | escape | cancel: the action that asked is dropped |
+    | key        | action                                         |
+    |------------|------------------------------------------------|
+    | enter      | use the typed id and the chosen cause          |
+    | tab        | to the causes; up/down and space choose one    |
+    | escape     | cancel: the action that asked is dropped       |
+
+    The cause starts at the app's current one (``other`` by default); Enter stores it in
+    ``app.cause`` with the id.
 
     Args:
         mode: The applying mode the action is in: ``live`` or ``exercise``.
@@ -95,6 +112,12 @@ class IncidentPromptModal(ModalScreen[str | None]):
     IncidentPromptModal #incident-error.-shown {
         display: block;
     }
+    IncidentPromptModal #incident-cause {
+        height: auto;
+        border: none;
+        padding: 0;
+        width: 100%;
+    }
     """
 
     BINDING_GROUP_TITLE = "Incident id"
@@ -122,6 +145,11 @@ class IncidentPromptModal(ModalScreen[str | None]):
                 f"({self.cancelled}).", id="incident-text")
             yield Input(placeholder="e.g. INC-4711", id="incident-input",
                         max_length=MAX_INCIDENT_LENGTH)
+            yield Label("Cause (Tab, then up/down and space):", id="incident-cause-label")
+            current = str(getattr(self.app, "cause", "") or "other")
+            with RadioSet(id="incident-cause"):
+                for cause, label in CAUSE_LABELS.items():
+                    yield RadioButton(label, value=cause == current, name=cause)
             yield Label("", id="incident-error")
         yield Footer()
 
@@ -134,6 +162,10 @@ class IncidentPromptModal(ModalScreen[str | None]):
         value = self.query_one("#incident-input", Input).value.strip()
         problem = incident_problem(value)
         if not problem:
+            pressed = self.query_one("#incident-cause", RadioSet).pressed_button
+            if pressed is not None and pressed.name:
+                app: Any = self.app
+                app.cause = pressed.name
             self.dismiss(value)
             return
         error = self.query_one("#incident-error", Label)
