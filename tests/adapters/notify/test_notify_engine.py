@@ -40,7 +40,7 @@ def _no_secret(text: str, r: Receivers) -> None:
 
 async def test_notify_apply_verify_restore(make_config: Callable[..., Config],
                                            receivers: Receivers) -> None:
-    s = Session(make_config(), operator="alice", incident="INC-77", mode="live")
+    s = Session(make_config(), operator="alice", incident="INC-77", mode="live", cause="abuse")
     plan = await s.plan("tell", ["support-bot"])
     assert sorted(c.adapter for c in plan.changes) == ["pagerduty", "slack"]
     assert {c.status for c in plan.changes} == {"observed"}, [c.error for c in plan.changes]
@@ -59,7 +59,7 @@ async def test_notify_apply_verify_restore(make_config: Callable[..., Config],
     assert_chain_head(s, slack.op_id, chain_line.removeprefix("Chain: "))
     assert chain_line.startswith("Chain: seq ")
     for word in ("INC-77", plan.run_id, "alice", "support-bot", "Support bot", "tell",
-                 "Priya Natarajan", "prod", "(UTC)"):
+                 "Priya Natarajan", "prod", "(UTC)", "Cause: abuse"):
         assert word in msg["text"], word
     assert msg["blocks"] and msg["blocks"][0]["type"] == "section"
 
@@ -72,6 +72,7 @@ async def test_notify_apply_verify_restore(make_config: Callable[..., Config],
     assert details["incident"] == "INC-77" and details["run_id"] == plan.run_id
     assert details["operator"] == "alice" and details["integration"] == "support-bot"
     assert details["runbook"] == "tell" and details["environment"] == "prod"
+    assert details["cause"] == "abuse"
     assert event["payload"]["severity"] == "error" and "INC-77" in event["payload"]["summary"]
     assert receivers.pagerduty.state["alerts"][key]["status"] == "triggered"
 
