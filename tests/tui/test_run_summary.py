@@ -14,8 +14,9 @@ from typing import Any
 from console.engine.model import Plan
 from console.render import render_result
 from console.tui.app import make_app
+from console.tui.messages import RestoreRequested
 from tests.tui.flow_helpers import text, wait_for, wait_screen, write_fake_config
-from tests.tui.screen_helpers import LONG_KEY, line_with, write_incident_config
+from tests.tui.screen_helpers import LONG_KEY, line_with, screen_text, write_incident_config
 from tests.tui.test_snapshots_run import fixed_plan
 
 SIZE = (120, 40)
@@ -186,3 +187,22 @@ async def test_restore_of_a_run_that_changed_nothing_says_why(tmp_path: Path) ->
         assert app.screen is audit
         assert notified(app)[-1] == (f"Nothing to restore in {run_id}: it applied no change "
                                      "that can be undone.")
+
+
+async def test_restore_of_a_leak_says_before_it_runs_that_the_key_stays_dead(
+        tmp_path: Path) -> None:
+    """Issue 13 §4: the restore plan of a leak shows the credentials held back, with the
+    advice to rotate, before anything runs; the flag comes back, the key does not."""
+    app = make_app(write_fake_config(tmp_path, 1), mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, "InventoryScreen")
+        app.cause = "leak"
+        killed = await _run(pilot, app, await fixed_plan(app, "kill-switch", ["app-0"]))
+        assert killed.result.exit_code() == 0 and killed.plan.cause == "leak"
+        app.post_message(RestoreRequested(killed.plan.run_id))
+        await wait_screen(pilot, "PlanScreen")
+        await wait_for(pilot, lambda: "held back" in screen_text(app), what="held back row")
+        shown = screen_text(app)
+        assert "rotate" in shown, shown
+        restore = app.screen.plan
+        assert [c.target for c in restore.changes if c.actionable] == ["sim:app-0-flag"]
