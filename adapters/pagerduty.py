@@ -75,8 +75,8 @@ DEFAULT_BASE_URL = "https://events.pagerduty.com"
 DEFAULT_ROUTING_KEY_ENV = "KILLSWITCH_PAGERDUTY_ROUTING_KEY"
 DEFAULT_TIMEOUT = 10.0
 SEVERITIES = ("critical", "error", "warning", "info")
-_DETAILS = ("incident", "cause", "run_id", "operator", "runbook", "integration", "name", "environment",
-            "provider", "kill_switch_owner", "contact")
+_DETAILS = ("incident", "cause", "run_id", "operator", "runbook", "integration", "name",
+            "environment", "provider", "kill_switch_owner", "contact")
 
 # options, reference schema and permissions: adapters/specs/notify.py
 
