@@ -23,7 +23,11 @@ PLAN_VERSION = 2
 
 
 def _canonical_plan(body: dict[str, Any]) -> bytes:
-    """The bytes a plan's hash and signature cover, by the plan's own version."""
+    """The bytes a plan's hash and signature cover, by the plan's own version. The default
+    cause is not covered (plans saved before causes existed keep their hash): a body that
+    says ``"cause": "other"`` hashes as one that does not say it."""
+    if body.get("cause") == DEFAULT_CAUSE:
+        body = {k: v for k, v in body.items() if k != "cause"}
     if body.get("version") == 1:
         return legacy_json(body).encode()
     from console.engine.planfile import canonical_plan_bytes  # the same bytes, faster
