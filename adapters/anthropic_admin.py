@@ -8,6 +8,11 @@ Every request carries ``User-Agent: killswitch/<version> run/<run id>``
 has no delete; ``archived`` is treated as one-way: plan refuses to enable an archived key and
 reports disable as a no-op for it.
 
+Rotation (:mod:`adapters.anthropic_rotation`): the Admin API cannot create keys, so
+``credential.issue`` waits for the key the operator pasted (console prompt, ``--new-key-from
+FILE``) and checks that it is new and works; ``credential.retire`` sets the old key inactive
+as ``credential.disable`` does.
+
 Backend options::
 
     [backends.anthropic-sandbox]
@@ -38,10 +43,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from adapters.anthropic_rotation import (
+    apply_issue,
+    guard_retire,
+    inverse_issue,
+    plan_issue,
+    read_issue,
+    verify_issue,
+)
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import path_option, plan_context, seconds_option
+from adapters.evidence import EvidenceSink
 from adapters.http import url_option
 from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_hints, admin_key, probe_key
+from adapters.rotation import ISSUE, RETIRE
+from adapters.rotation_help import as_disable, retire_changes, retire_inverse
 from adapters.specs.providers import ANTHROPIC, AnthropicAdminOptions
 from console.errors import AdapterError, Conflict, UndoUnsupported
 
@@ -68,6 +84,7 @@ class AnthropicAdminAdapter(Adapter):
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = ANTHROPIC.actions  # specs/providers.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_PROBE: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -107,7 +124,9 @@ class AnthropicAdminAdapter(Adapter):
         return {"status": str(obj.get("status") or "unknown")}
 
     def read(self, change: Change) -> dict[str, Any]:
-        """Current ``{"status": ...}`` of the key."""
+        """Current ``{"status": ...}`` of the key (``{"checked": ...}`` for an issue)."""
+        if change.action == ISSUE:
+            return read_issue(self, change)
         _, path, target = self._ref(change.ref)
         return self._state(path, target)
 
@@ -123,6 +142,10 @@ class AnthropicAdminAdapter(Adapter):
             raise AdapterError(f"the anthropic adapter does not offer {action}: the Admin "
                                "API cannot delete keys", where=self.backend,
                                hint="use credential.disable (status inactive)")
+        if action == ISSUE:  # rotation: the operator pastes the new key
+            return plan_issue(self, ref, ctx)
+        if action == RETIRE:  # rotation: the old key goes inactive, as credential.disable
+            return retire_changes(self.plan("credential.disable", ref, ctx))
         key_id, path, target = self._ref(ref)
         ctx = plan_context(self, action, ref, ctx)
         name = f"{self.backend}:{target}"
@@ -152,13 +175,20 @@ class AnthropicAdminAdapter(Adapter):
 
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """POST the planned status (idempotent: the same status twice is harmless)."""
+        """POST the planned status (idempotent: the same status twice is harmless); for an
+        issue, check the pasted key (:func:`adapters.anthropic_rotation.apply_issue`)."""
+        if change.action == ISSUE:
+            return apply_issue(self, change)
+        if change.action == RETIRE:  # the old key goes only once the pasted one works
+            guard_retire(self, change)
         _, path, target = self._ref(change.ref)
         self.api.request("POST", path, target, body={"status": change.after["status"]})
         return {"status": change.before.get("status")}
 
     def verify(self, change: Change) -> Verdict:
         """GET the key and read ``status``; the probe proves it further where a value is known."""
+        if change.action == ISSUE:
+            return verify_issue(self, change)
         _, path, target = self._ref(change.ref)
         now = self._state(path, target)["status"]
         want = change.after.get("status")
@@ -174,6 +204,10 @@ class AnthropicAdminAdapter(Adapter):
         Raises:
             UndoUnsupported: The change was a no-op.
         """
+        if change.action == ISSUE:
+            return inverse_issue(self, change, applied)
+        if change.action == RETIRE:
+            return retire_inverse(change, self.inverse(as_disable(change), applied))
         if change.status == NOOP or not change.reversible:
             raise UndoUnsupported(f"nothing to undo on {change.target}: it was already in the "
                                   "wanted state before this run", where=change.target)
@@ -195,3 +229,12 @@ class AnthropicAdminAdapter(Adapter):
         """``GET /v1/models`` with the key in ``x-api-key``, exactly as an application would."""
         return probe_key(self.api, "/v1/models",
                          {"x-api-key": value, "anthropic-version": self.version}, value)
+
+    # -- evidence -------------------------------------------------------------------------
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: the key's metadata, its usage over the last 24 h and its workspace's
+        costs (:mod:`adapters.preserve_llm`); never ``partial_key_hint``."""
+        from adapters.preserve_llm import preserve_anthropic
+
+        preserve_anthropic(self, ref, sink)

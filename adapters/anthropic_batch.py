@@ -118,6 +118,10 @@ class AnthropicBatchAdapter(BatchAdapter):
         return job
 
     def _list(self, ref: Mapping[str, Any]) -> JobList:
+        raw = self._raw_jobs(ref)
+        return JobList([self._normal(b) for b in raw], capped=raw.capped, pages=raw.pages)
+
+    def _raw_jobs(self, ref: Mapping[str, Any]) -> JobList:
         self._check_ref(ref)
         out = JobList(pages=self.LIST_PAGES)
         params: dict[str, Any] = {"limit": 100}
@@ -126,7 +130,7 @@ class AnthropicBatchAdapter(BatchAdapter):
             page = self.api.request("GET", "/messages/batches", target, params=params,
                                     headers=self._headers(ref)) or {}
             data = [b for b in page.get("data") or [] if isinstance(b, Mapping)]
-            out += [self._normal(b) for b in data]
+            out += [dict(b) for b in data]
             last = page.get("last_id") or (data[-1].get("id") if data else None)
             if not page.get("has_more") or not last:
                 break

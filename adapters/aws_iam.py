@@ -6,7 +6,9 @@ AWS never shows a secret access key again, restore means issuing a new key). AWS
 returns a secret key, so this adapter cannot reveal or scan.
 
 Backend options: those of :mod:`adapters.aws_common` (IAM is global; region only picks the
-endpoint).
+endpoint), plus for evidence ``cloudtrail_endpoint_url`` (the CloudTrail endpoint, e.g. the
+sandbox's stand-in ``http://127.0.0.1:8397``; default AWS's) and ``cloudtrail_regions``
+(default: the backend's region); see :mod:`adapters.preserve_aws`.
 
 Inventory references (a reference names a user; the sandbox cannot choose key ids, so
 ``access_key_id`` is optional: without it the change covers every key of the user)::
@@ -26,6 +28,11 @@ redacts full access key ids, and restore is planned from the audit trail.
 A key created between plan and apply changes the state, so the engine refuses the stale plan
 rather than leave a new key live.
 
+Rotation (:mod:`adapters.aws_iam_rotation`): ``credential.issue`` creates a new access key
+(its secret in memory only; refused in the plan when the user already has IAM's two keys);
+``credential.retire`` sets the old key(s) Inactive once the new one is in place; ``probe``
+tests a key at STS (``GetCallerIdentity`` signed with it) where option ``probe_keys`` allows.
+
 Example runbook step::
 
     [[steps]]
@@ -40,10 +47,13 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any, ClassVar
 
+from adapters import aws_iam_rotation as rotation
 from adapters.aws_common import AwsClients, finish
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import plan_context
-from adapters.specs.aws import AWS_IAM, AwsOptions
+from adapters.evidence import EvidenceSink
+from adapters.rotation import ISSUE, RETIRE
+from adapters.specs.aws import AWS_IAM, IamOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
 __all__ = ["IamAccessKeyAdapter"]
@@ -73,11 +83,12 @@ class IamAccessKeyAdapter(Adapter):
     """Deactivate (reversible) or delete (irreversible) IAM users' access keys."""
 
     name: ClassVar[str] = "aws-iam"
-    Options: ClassVar[type[AwsOptions]] = AwsOptions
-    OPTIONS: ClassVar[Mapping[str, str]] = AwsOptions.lazy_help()
+    Options: ClassVar[type[IamOptions]] = IamOptions
+    OPTIONS: ClassVar[Mapping[str, str]] = IamOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_IAM.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = False
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -86,6 +97,10 @@ class IamAccessKeyAdapter(Adapter):
         self._key_ids: dict[tuple[str, str], str] = {}
         """``(user, handle) -> access key id`` of every key a read listed: states name keys
         by handle only, and apply, given the state the engine just read, writes by id."""
+        self._run_users: dict[str, dict[str, None]] = {}
+        """Users listed per run, newest last: whose key ids :meth:`probe` signs with."""
+        if rotation.probing(self):  # capabilities are class attributes (see the fake)
+            self.__class__ = _Probing
 
     def open(self) -> None:
         """Build the client (no request is sent)."""
@@ -112,6 +127,7 @@ class IamAccessKeyAdapter(Adapter):
 
     def _list(self, user: str, key: str | None) -> dict[str, tuple[str, str]]:
         """``{handle: (access key id, status)}`` of the user's keys (or the one named)."""
+        self.remember(self.run_id, user)
         pages = self.iam.get_paginator("list_access_keys").paginate(UserName=user)
         out = {}
         for page in pages:
@@ -125,8 +141,26 @@ class IamAccessKeyAdapter(Adapter):
     def _keys(self, user: str, key: str | None) -> dict[str, str]:
         return {h: status for h, (_, status) in self._list(user, key).items()}
 
+    def remember(self, run: str, user: str) -> None:
+        """Note that ``run`` acts on ``user`` (its keys are what :meth:`probe` tries)."""
+        users = self._run_users.setdefault(run, {})
+        users.pop(user, None)
+        users[user] = None
+
+    def candidates(self) -> list[str]:
+        """Access key ids a bare secret may pair with: those of the users listed for the
+        current run, most recently listed first (every user listed, outside a run)."""
+        users = list(self._run_users.get(self.run_id) or
+                     {u: None for run in self._run_users.values() for u in run})
+        return [kid for user in reversed(users)
+                for (u, _), kid in sorted(self._key_ids.items()) if u == user]
+
     def read(self, change: Change) -> dict[str, Any]:
         """Current statuses of the user's (or the one named) access keys."""
+        if change.action == ISSUE:
+            return rotation.read_issue(self, change)
+        if change.action == RETIRE or change.undo.get("rotation") == rotation.UNRETIRE:
+            return rotation.read_retire(self, change)
         user, key, target = self._ids(change.ref)
         with self.aws.errors(target, SERVICE):
             return {"user": user, "keys": self._keys(user, key)}
@@ -138,6 +172,10 @@ class IamAccessKeyAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the aws-iam adapter does not offer {action}",
                                where=self.backend)
+        if action == ISSUE:
+            return rotation.plan_issue(self, ref, ctx)
+        if action == RETIRE:
+            return rotation.plan_retire(self, ref, ctx)
         user, key, target = self._ids(ref)
         ctx = plan_context(self, action, ref, ctx)
         where = f"{self.backend}:{target}"
@@ -189,6 +227,12 @@ class IamAccessKeyAdapter(Adapter):
         """
         from botocore.exceptions import ClientError
 
+        if change.action == ISSUE:
+            return rotation.apply_issue(self, change, current)
+        if change.action == RETIRE or change.undo.get("rotation") == rotation.UNRETIRE:
+            return rotation.apply_retire(self, change, current)
+        if change.undo.get("rotation") == rotation.UNISSUE:
+            rotation.guard_unissue(self, change)
         user, key, target = self._ids(change.ref)
         with self.aws.errors(target, SERVICE):
             now, ids = self._now(user, key, current)
@@ -223,6 +267,10 @@ class IamAccessKeyAdapter(Adapter):
 
     def verify(self, change: Change) -> Verdict:
         """List the keys again: every planned key must have its planned status (or be gone)."""
+        if change.action == ISSUE:
+            return rotation.verify_issue(self, change)
+        if change.action == RETIRE or change.undo.get("rotation") == rotation.UNRETIRE:
+            return rotation.verify_retire(self, change)
         user, key, target = self._ids(change.ref)
         with self.aws.errors(target, SERVICE):
             now = self._keys(user, key)
@@ -253,6 +301,10 @@ class IamAccessKeyAdapter(Adapter):
         Raises:
             UndoUnsupported: delete, and changes that did nothing.
         """
+        if change.action == ISSUE:
+            return rotation.inverse_issue(self, change, applied)
+        if change.action == RETIRE:
+            return rotation.inverse_retire(self, change, applied)
         if not change.reversible or change.action == "credential.destroy":
             raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
                                   "a deleted access key is gone for good",
@@ -271,3 +323,21 @@ class IamAccessKeyAdapter(Adapter):
             note=f"puts back the key statuses of {change.target}: "
             + ", ".join(f"{k} {s}" for k, s in (change.before.get("keys") or {}).items()),
             inverse_of=change.op_id)
+
+    def probe(self, value: str) -> Verdict:
+        """STS ``GetCallerIdentity`` signed with the key, as an application would call
+        (:func:`adapters.aws_iam_rotation.probe`); only where ``probe_keys`` allows."""
+        return rotation.probe(self, value)
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: the user's access keys, when each was last used, and each key's
+        CloudTrail events of the last 24 h (:mod:`adapters.preserve_aws`)."""
+        from adapters.preserve_aws import preserve_iam
+
+        preserve_iam(self, ref, sink)
+
+
+class _Probing(IamAccessKeyAdapter):
+    """The aws-iam adapter of a backend that tests keys at STS (``probe_keys``)."""
+
+    CAN_PROBE: ClassVar[bool] = True

@@ -32,6 +32,9 @@ State shapes (``before`` / ``after`` / :meth:`SecretsManagerAdapter.read`)::
 
 ``stages`` lists only versions that carry a label; values never appear anywhere.
 
+Rotation (:mod:`adapters.aws_secrets_rotation`): ``credential.write`` puts the run's new key
+as a new AWSCURRENT version (the old one becomes AWSPREVIOUS); undo moves AWSCURRENT back.
+
 Example runbook step::
 
     [[steps]]
@@ -47,6 +50,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from adapters import aws_secrets_rotation as rotation
 from adapters.aws_common import (
     AwsClients,
     finish,
@@ -57,6 +61,8 @@ from adapters.aws_common import (
 )
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import plan_context
+from adapters.evidence import EvidenceSink
+from adapters.rotation import WRITE
 from adapters.specs.aws import AWS_SECRETS, SecretsManagerOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
@@ -102,6 +108,7 @@ class SecretsManagerAdapter(Adapter):
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SECRETS.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -195,6 +202,8 @@ class SecretsManagerAdapter(Adapter):
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current state of the secret, in the shape of ``change.before``."""
+        if change.action == WRITE:
+            return rotation.read_write(self, change)
         secret = self._secret(change.ref)
         with self.aws.errors(secret, SERVICE):
             return self._state(secret)
@@ -206,6 +215,8 @@ class SecretsManagerAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the aws-secrets adapter does not offer {action}",
                                where=self.backend)
+        if action == WRITE:
+            return rotation.plan_write(self, ref, ctx)
         secret = self._secret(ref)
         method = self._method(ctx.options.get("method") or ref.get("method") or self.method,
                               self.backend)
@@ -297,6 +308,8 @@ class SecretsManagerAdapter(Adapter):
 
         ``current`` is the state the engine read just before; without it apply reads it.
         """
+        if change.action == WRITE:
+            return rotation.apply_write(self, change, current)
         secret = self._secret(change.ref)
         method = str(change.undo.get("method") or "")
         with self.aws.errors(secret, SERVICE):
@@ -367,6 +380,8 @@ class SecretsManagerAdapter(Adapter):
         plan only tombstones a secret whose AWSCURRENT held no tombstone, and a version's
         value never changes, so the version id tells the tombstone from the old key.
         """
+        if change.action == WRITE:
+            return rotation.verify_write(self, change)
         secret = self._secret(change.ref)
         method = str(change.undo.get("method") or "")
         with self.aws.errors(secret, SERVICE):
@@ -406,6 +421,8 @@ class SecretsManagerAdapter(Adapter):
         Raises:
             UndoUnsupported: destroy, and changes that did nothing.
         """
+        if change.action == WRITE:
+            return rotation.inverse_write(self, change, applied)
         if not change.reversible or change.action == "credential.destroy":
             raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
                                   "force delete is permanent", where=change.target,
@@ -449,3 +466,12 @@ class SecretsManagerAdapter(Adapter):
                 if field is not None:
                     ref["field"] = field
                 yield ref, value
+
+    # -- evidence -------------------------------------------------------------------------
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: ``DescribeSecret`` and every version id with its stages, deprecated
+        ones included (:mod:`adapters.preserve_aws`); never a value."""
+        from adapters.preserve_aws import preserve_secret
+
+        preserve_secret(self, ref, sink)

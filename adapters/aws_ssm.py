@@ -28,6 +28,9 @@ tier, and an Advanced parameter cannot be written back as Standard ("you can't r
 advanced parameter to a standard parameter": botocore ``ssm`` service model, ``PutParameter``
 member ``Tier``; https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
 
+Rotation (:mod:`adapters.aws_ssm_rotation`): ``credential.write`` overwrites the parameter with
+the run's new key (same type, KMS key and tier); undo puts the old value back.
+
 Example runbook step::
 
     [[steps]]
@@ -41,6 +44,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from adapters import aws_ssm_rotation as rotation
 from adapters.aws_common import (
     AwsClients,
     digest,
@@ -51,6 +55,8 @@ from adapters.aws_common import (
 )
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import plan_context
+from adapters.evidence import EvidenceSink
+from adapters.rotation import WRITE
 from adapters.specs.aws import AWS_SSM, AwsOptions
 from console.errors import AdapterError, NotFound, UndoUnsupported
 
@@ -72,6 +78,7 @@ class SsmParameterAdapter(Adapter):
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = AWS_SSM.actions  # adapters/specs/aws.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -146,6 +153,8 @@ class SsmParameterAdapter(Adapter):
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current state of the parameter, in the shape of ``change.before``."""
+        if change.action == WRITE:
+            return rotation.read_write(self, change)
         name = self._name(change.ref)
         with self.aws.errors(name, SERVICE):
             return self._state(name)[0]
@@ -157,6 +166,8 @@ class SsmParameterAdapter(Adapter):
         if action not in self.ACTIONS:
             raise AdapterError(f"the aws-ssm adapter does not offer {action}",
                                where=self.backend)
+        if action == WRITE:
+            return rotation.plan_write(self, ref, ctx)
         name = self._name(ref)
         ctx = plan_context(self, action, ref, ctx)
         target = f"{self.backend}:{name}"
@@ -227,6 +238,8 @@ class SsmParameterAdapter(Adapter):
         ``current`` is the state the engine read just before; a disable or destroy given it
         makes only its write. Putting a prior value back reads the history for that value.
         """
+        if change.action == WRITE:
+            return rotation.apply_write(self, change, current)
         name = self._name(change.ref)
         with self.aws.errors(name, SERVICE):
             if change.action == "credential.destroy":
@@ -267,6 +280,8 @@ class SsmParameterAdapter(Adapter):
         """One read of the parameter's history, decrypted: its newest version is what an
         application's ``GetParameter WithDecryption`` returns, judged against the value of
         the recorded version (fingerprints compared)."""
+        if change.action == WRITE:
+            return rotation.verify_write(self, change)
         name = self._name(change.ref)
         with self.aws.errors(name, SERVICE):
             history = self._history(name)
@@ -300,6 +315,8 @@ class SsmParameterAdapter(Adapter):
         Raises:
             UndoUnsupported: destroy, and changes that did nothing.
         """
+        if change.action == WRITE:
+            return rotation.inverse_write(self, change, applied)
         if not change.reversible or change.action == "credential.destroy":
             raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
                                   "DeleteParameter removes every version",
@@ -357,3 +374,12 @@ class SsmParameterAdapter(Adapter):
                     if field is not None:
                         ref["field"] = field
                     yield ref, value
+
+    # -- evidence -------------------------------------------------------------------------
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: the parameter's version history without values
+        (``WithDecryption=False``, ``Value`` dropped; :mod:`adapters.preserve_aws`)."""
+        from adapters.preserve_aws import preserve_ssm
+
+        preserve_ssm(self, ref, sink)

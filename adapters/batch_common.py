@@ -6,9 +6,10 @@ providers behave alike::
 
     _check_ref(ref)           validate an inventory reference (AdapterError if malformed)
     _scope(ref)               "where the jobs were looked for", for targets and notes
-    _list(ref)                every job of the integration, as a normalised Job; a
+    _raw_jobs(ref)            every job of the integration as the provider shows it, in a
                               :class:`JobList` with ``capped`` set when the listing stopped
                               at ``LIST_PAGES`` pages with more left (the plan says so)
+    _list(ref)                the same jobs normalised (see below)
     _get(ref, job_id)         one job (None when it no longer exists)
     _cancel(ref, job_id)      request the cancel (provider call; may answer 409 when done)
 
@@ -43,6 +44,7 @@ from typing import Any, ClassVar
 
 from adapters.base import NOOP, Adapter, Change, PlanContext, Verdict
 from adapters.common import plan_context, require_key
+from adapters.evidence import EvidenceSink
 from adapters.retry import NotYet, poll
 from console.errors import AdapterError, AuthError, Conflict, PermissionDenied
 
@@ -160,6 +162,9 @@ class BatchAdapter(Adapter):
     def _scope(self, ref: Mapping[str, Any]) -> str:
         raise NotImplementedError
 
+    def _raw_jobs(self, ref: Mapping[str, Any]) -> JobList:
+        raise NotImplementedError
+
     def _list(self, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise NotImplementedError
 
@@ -168,6 +173,17 @@ class BatchAdapter(Adapter):
 
     def _cancel(self, ref: Mapping[str, Any], job_id: str) -> None:
         raise NotImplementedError
+
+    # -- evidence -------------------------------------------------------------------------
+    CAN_PRESERVE: ClassVar[bool] = True
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: every job of the integration (ids, status, request counts, file ids or
+        locations, created, deadlines) and, where the provider serves them, the jobs' own
+        output and error files (:mod:`adapters.preserve_batches`)."""
+        from adapters.preserve_batches import preserve_batches
+
+        preserve_batches(self, ref, sink)
 
     # -- helpers --------------------------------------------------------------------------
     def phase(self, status: str) -> str:

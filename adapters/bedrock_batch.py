@@ -113,6 +113,10 @@ class BedrockBatchAdapter(BatchAdapter):
         return job
 
     def _list(self, ref: Mapping[str, Any]) -> JobList:
+        raw = self._raw_jobs(ref)
+        return JobList([self._normal(j) for j in raw], capped=raw.capped, pages=raw.pages)
+
+    def _raw_jobs(self, ref: Mapping[str, Any]) -> JobList:
         self._check_ref(ref)
         prefix = str(ref["name_prefix"])
         out = JobList(pages=self.LIST_PAGES)
@@ -120,7 +124,7 @@ class BedrockBatchAdapter(BatchAdapter):
         with self.aws.errors(f"{self.backend}:{self._scope(ref)}", SERVICE):
             for _ in range(self.LIST_PAGES):
                 page = self.client.list_model_invocation_jobs(**kw)
-                out += [self._normal(j) for j in page.get("invocationJobSummaries") or []
+                out += [dict(j) for j in page.get("invocationJobSummaries") or []
                         if str(j.get("jobName") or "").startswith(prefix)]
                 token = page.get("nextToken")
                 if not token:

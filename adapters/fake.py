@@ -21,6 +21,9 @@ Backend options::
     probe = ""              # act as a key provider for proof of death: "switch" (the key is
                             # refused once its switch is off), "live", "revoked", "unknown"
     reveal = false          # act as a secret store: a copy's value is derived from its key
+    evidence = ""           # preserve: "" writes the switch's metadata and a usage file;
+                            # "fail-source": the usage source fails (in the manifest);
+                            # "raise": preserve itself fails with a 403
 
 Inventory reference: ``{backend = "sim", key = "support-bot-key"}``.
 
@@ -29,6 +32,10 @@ Example runbook step::
     [[steps]]
     id = "revoke"
     action = "credential.disable"
+
+Evidence (``CAN_PRESERVE``): ``preserve`` writes the switch's metadata (``switch`` source,
+``<key>-switch.json``) and a small usage file (``usage`` source, ``usage.jsonl``, one line of
+which carries the key's fake value under ``api_key``: the bundle must scrub it).
 """
 
 from __future__ import annotations
@@ -56,11 +63,13 @@ from adapters.base import (
     Verdict,
 )
 from adapters.common import plan_context
+from adapters.evidence import EvidenceSink
 from adapters.specs.fake import FAKE, FakeOptions
 from console.errors import (
     AdapterError,
     ConfigError,
     NotFound,
+    PermissionDenied,
     RateLimited,
     Unavailable,
     UndoUnsupported,
@@ -81,6 +90,7 @@ class FakeAdapter(Adapter):
     OPTIONS: ClassVar[Mapping[str, str]] = FakeOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = FAKE.actions  # adapters/specs/fake.py
     SUPPORTS_UNDO: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     _memory: ClassVar[dict[str, dict[str, Any]]] = {}
     _memory_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -101,6 +111,7 @@ class FakeAdapter(Adapter):
         self.gate_file = Path(gate_file) if gate_file else None
         self.calls = 0
         self.probe_mode = str(options.get("probe", "") or "")
+        self.evidence_mode = str(options.get("evidence", "") or "")
         if self.probe_mode not in ("", "switch", "live", "revoked", "unknown"):
             raise ConfigError(f"fake: probe = {self.probe_mode!r} is not one of switch, live, "
                               "revoked, unknown", where=f"backends.{backend}.probe")
@@ -246,6 +257,29 @@ class FakeAdapter(Adapter):
         if mode == "live":
             return Verdict(False, "live", "fake provider accepts the key (200)")
         return Verdict(False, "unknown", "fake provider answered 500")
+
+    # -- evidence ------------------------------------------------------------------------
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """The switch's metadata and the side effects it saw; a usage file (see the module
+        docstring); the ``evidence`` option makes the usage source or the call fail."""
+        self._call()
+        if self.evidence_mode == "raise":
+            raise PermissionDenied("fake: 403 the console may not read this backend's "
+                                   "evidence", where=self.backend, status=403)
+        key = str(ref.get("key") or "")
+        if not key:
+            raise NotFound("fake reference has no 'key'", where=self.backend)
+        with self._state() as data:
+            seen = [dict(a) for a in data["applied"] if a.get("key") == key]
+            switch = str(data["switches"].get(key, "on"))
+        sink.json(f"{key}-switch", {"backend": self.backend, "key": key, "switch": switch,
+                                    "side_effects": seen}, source="switch")
+        if self.evidence_mode == "fail-source":
+            sink.failed("usage", "fake: 503 usage report unavailable")
+            return
+        lines = [json.dumps({"key": key, "requests": 3, "hour": h}) for h in range(2)]
+        lines.append(json.dumps({"key": key, "api_key": self.secret_of(key)}))
+        sink.file("usage.jsonl", (f"{line}\n".encode() for line in lines), source="usage")
 
     @classmethod
     def reset(cls) -> None:

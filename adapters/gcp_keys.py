@@ -43,6 +43,7 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
+from adapters import gcp_keys_rotation
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import (
     parse_retry_after,
@@ -50,8 +51,11 @@ from adapters.common import (
     seconds_option,
     toggle_inverse,
 )
+from adapters.evidence import EvidenceSink
 from adapters.http import STATUS_ERRORS, Credential, HttpApi, StatusRule, classify, url_option
 from adapters.retry import retry_call
+from adapters.rotation import ISSUE, RETIRE
+from adapters.rotation_help import as_disable, retire_inverse
 from adapters.specs.gcp import GCP_KEYS, GcpKeysOptions
 from console.errors import (
     AdapterError,
@@ -254,6 +258,7 @@ class GcpServiceAccountKeyAdapter(Adapter):
     OPTIONS: ClassVar[Mapping[str, str]] = GcpKeysOptions.lazy_help()
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = GCP_KEYS.actions  # adapters/specs/gcp.py
     SUPPORTS_UNDO: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -308,6 +313,8 @@ class GcpServiceAccountKeyAdapter(Adapter):
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current state: ``{"keys": {id: {"disabled": bool} | {"deleted": true}}}``."""
+        if change.action == ISSUE:
+            return gcp_keys_rotation.read_issue(self, change)
         project, sa, key, target = self._ref(change.ref)
         current = self._keys(project, sa, key, target)
         ids = list((change.before.get("keys") or {}).keys()) or list(current)
@@ -321,6 +328,10 @@ class GcpServiceAccountKeyAdapter(Adapter):
             raise AdapterError(f"the gcp-keys adapter does not offer {action}",
                                where=self.backend)
         self.run_id = self.run_id or ctx.run_id  # called outside the engine's runtime
+        if action == ISSUE:
+            return gcp_keys_rotation.plan_issue(self, ref, ctx)
+        if action == RETIRE:
+            return gcp_keys_rotation.plan_retire(self, ref, ctx)
         project, sa, key, target = self._ref(ref)
         ctx = plan_context(self, action, ref, ctx)
         name = f"{self.backend}:{target}"
@@ -362,6 +373,11 @@ class GcpServiceAccountKeyAdapter(Adapter):
         ``current`` (the engine's read just before) says which keys still need the call;
         without it the keys are listed first.
         """
+        if change.action == ISSUE:
+            return gcp_keys_rotation.apply_issue(self, change)
+        if change.action == RETIRE:  # the old key(s) go only once the new one checks out
+            gcp_keys_rotation.guard_retire(self, change)
+        change = as_disable(change)
         project, sa, key, target = self._ref(change.ref)
         ids = [str(k) for k in change.undo.get("keys") or []]
         path = f"projects/{project}/serviceAccounts/{sa}/keys"
@@ -385,6 +401,9 @@ class GcpServiceAccountKeyAdapter(Adapter):
 
     def verify(self, change: Change) -> Verdict:
         """Read the keys back: disabled / deleted keys can no longer mint tokens."""
+        if change.action == ISSUE:
+            return gcp_keys_rotation.verify_issue(self, change)
+        change = as_disable(change)
         state = self.read(change)
         ids = [str(k) for k in change.undo.get("keys") or []] or list(state["keys"])
         if change.action == "credential.destroy":
@@ -411,6 +430,19 @@ class GcpServiceAccountKeyAdapter(Adapter):
         Raises:
             UndoUnsupported: delete (permanent) and changes that did nothing.
         """
+        if change.action == ISSUE:
+            return gcp_keys_rotation.inverse_issue(self, change, applied)
+        if change.action == RETIRE:
+            return retire_inverse(change, self.inverse(as_disable(change), applied))
         return toggle_inverse(change, applied, ids_key="keys", noun="key(s)",
                               irreversible=_DELETE_NOTE,
                               irreversible_hint="create a new key and redistribute it")
+
+    # -- evidence -------------------------------------------------------------------------
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: every key of the service account, metadata only (never
+        ``privateKeyData``; :mod:`adapters.preserve_stores`)."""
+        from adapters.preserve_stores import preserve_gcp_keys
+
+        preserve_gcp_keys(self, ref, sink)

@@ -3,7 +3,9 @@
 ``credential.disable`` disables every ENABLED version of the secret (undo:
 ``credential.enable`` enables exactly those versions); ``credential.destroy`` destroys every
 version still holding data, which is irreversible. Verify reads the way an application does:
-``versions/latest`` and each recorded version must no longer be accessible.
+``versions/latest`` and each recorded version must no longer be accessible. Rotation's
+``credential.write`` adds a version holding the run's new key
+(:mod:`adapters.gcp_secrets_rotation`).
 
 **Regional secrets** (``projects/P/locations/L/secrets/S``) live on the regional endpoint
 ``https://secretmanager.L.rep.googleapis.com``; the global endpoint refuses their names
@@ -63,8 +65,10 @@ import google.api_core.exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.cloud import secretmanager_v1 as sm
 
+from adapters import gcp_secrets_rotation as rotation
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict, map_errors
 from adapters.common import plan_context, seconds_option, toggle_inverse, user_agent
+from adapters.evidence import EvidenceSink
 from adapters.gcp_keys import sandbox_endpoint, with_completion
 from adapters.gcp_secrets_errors import status_name, translate_error
 from adapters.secretvalue import json_object, pick_field
@@ -127,6 +131,7 @@ class GcpSecretManagerAdapter(Adapter):
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = GCP_SECRETS.actions  # adapters/specs/gcp.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -260,7 +265,10 @@ class GcpSecretManagerAdapter(Adapter):
         return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
     def read(self, change: Change) -> dict[str, Any]:
-        """Current state: ``{"versions": {id: "ENABLED" | "DISABLED" | "DESTROYED"}}``."""
+        """Current state: ``{"versions": {id: "ENABLED" | "DISABLED" | "DESTROYED"}}``
+        (a write: :func:`adapters.gcp_secrets_rotation.read_write`)."""
+        if change.action == rotation.WRITE:
+            return rotation.read_write(self, change)
         name = self._name(change.ref)
         with self._errors(name):
             return {"versions": {k: v["state"] for k, v in self._versions(name).items()}}
@@ -273,6 +281,8 @@ class GcpSecretManagerAdapter(Adapter):
             raise AdapterError(f"the gcp-secrets adapter does not offer {action}",
                                where=self.backend)
         self.run_id = self.run_id or ctx.run_id  # called outside the engine's runtime
+        if action == rotation.WRITE:  # rotation: a new version holding the new key
+            return rotation.plan_write(self, ref, ctx)
         name = self._name(ref)
         ctx = plan_context(self, action, ref, ctx)
         target = f"{self.backend}:{name}"
@@ -327,6 +337,8 @@ class GcpSecretManagerAdapter(Adapter):
         Returns:
             ``{"versions": [...]}``: the versions acted on.
         """
+        if change.action == rotation.WRITE:
+            return rotation.apply_write(self, change)
         name = self._name(change.ref)
         ids = [str(v) for v in change.undo.get("versions") or []]
         etags = dict(change.undo.get("etags") or {})
@@ -378,6 +390,8 @@ class GcpSecretManagerAdapter(Adapter):
 
     def verify(self, change: Change) -> Verdict:
         """Access ``latest`` and every recorded version: they must fail (or, for enable, work)."""
+        if change.action == rotation.WRITE:
+            return rotation.verify_write(self, change)
         name = self._name(change.ref)
         ids = [str(v) for v in change.undo.get("versions") or []]
         with self._errors(name):
@@ -407,6 +421,8 @@ class GcpSecretManagerAdapter(Adapter):
         Raises:
             UndoUnsupported: destroy (irreversible) and changes that did nothing.
         """
+        if change.action == rotation.WRITE:
+            return rotation.inverse_write(self, change, applied)
         return toggle_inverse(change, applied, ids_key="versions", noun="version(s)",
                               irreversible=_DESTROY_NOTE,
                               irreversible_hint="issue a new key and add it as a new version",
@@ -457,3 +473,12 @@ class GcpSecretManagerAdapter(Adapter):
                 value = self._value(name, None)
             if value is not None:
                 yield {"backend": self.backend, "name": name}, value
+
+    # -- evidence -------------------------------------------------------------------------
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: the secret's metadata and every version's state and dates; never a
+        payload (:mod:`adapters.preserve_stores`)."""
+        from adapters.preserve_stores import preserve_gcp_secret
+
+        preserve_gcp_secret(self, ref, sink)

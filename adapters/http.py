@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUS_ERRORS",
+    "Body",
     "Credential",
     "HttpApi",
     "StatusRule",
@@ -158,6 +159,30 @@ class Credential:
 
     what: str
     hint: str = ""
+
+
+class Body:
+    """The body of a streamed answer (:meth:`HttpApi.stream`): chunks of bytes, once.
+
+    Iterating reads it to the end and closes the answer; :meth:`close` releases it early
+    (a sink that does not read it, or an error in the caller).
+    """
+
+    def __init__(self, api: HttpApi, response: httpx.Response, target: str) -> None:
+        self.api = api
+        self.response = response
+        self.target = target
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            with self.api.errors(self.target):
+                yield from self.response.iter_bytes()
+        finally:
+            self.response.close()
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+        self.response.close()
 
 
 class HttpApi:
@@ -310,6 +335,33 @@ class HttpApi:
         if resp.status_code >= 400:
             raise self.error(resp, target)
         return self.decode(resp, target)
+
+    def stream(self, method: str, url: str, target: str, *,
+               headers: Mapping[str, str] | None = None, **kw: Any) -> Body:
+        """One request whose answer is a file (a batch job's output), streamed.
+
+        The request is sent and its status checked before this returns, so a refused or
+        missing file raises here, before the caller writes anything; the body then comes in
+        chunks as the returned :class:`Body` is iterated. The caller closes it (iterating
+        to the end closes it too).
+
+        Raises:
+            AdapterError: A typed subclass: here for a non-2xx answer or a transport error;
+                while iterating for a transport error mid-file.
+        """
+        with self.errors(target):
+            client = self._client()
+            request = client.build_request(
+                method, url, headers={"User-Agent": user_agent(self.adapter.run_id),
+                                      **(headers or {})}, **kw)
+            resp = client.send(request, stream=True)
+            if resp.status_code >= 400:
+                try:
+                    resp.read()
+                finally:
+                    resp.close()
+                raise self.error(resp, target)
+        return Body(self, resp, target)
 
     def decode(self, response: httpx.Response, target: str) -> dict[str, Any]:
         """The JSON object of an answer (``{}`` for an empty body, a list as

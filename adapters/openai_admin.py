@@ -8,6 +8,11 @@ OpenAI offers no way to disable a key: the only kill is DELETE, which is permane
 (``reversible=False``); the engine refuses it without ``--allow-irreversible``. The plan's
 note says so and names the containment that stays reversible (flags off, egress block).
 
+Rotation (:mod:`adapters.openai_rotation`): ``credential.issue`` creates a project service
+account ``killswitch-rotation-<run>-<integration>`` with a new key (held in memory, verified
+with ``GET /models``; undo deletes that account); ``credential.retire`` deletes the old key as
+``credential.disable`` does (irreversible, consent required).
+
 Backend options::
 
     [backends.openai-sandbox]
@@ -44,8 +49,19 @@ from typing import Any, ClassVar
 
 from adapters.base import NOOP, ActionSpec, Adapter, Change, PlanContext, Verdict
 from adapters.common import path_option, plan_context, seconds_option
+from adapters.evidence import EvidenceSink
 from adapters.http import url_option
 from adapters.llm_http import DEFAULT_TIMEOUT, ProviderApi, admin_hints, admin_key, probe_key
+from adapters.openai_rotation import (
+    apply_issue,
+    guard_retire,
+    inverse_issue,
+    plan_issue,
+    read_issue,
+    verify_issue,
+)
+from adapters.rotation import ISSUE, RETIRE
+from adapters.rotation_help import retire_changes
 from adapters.specs.providers import OPENAI, OpenAIAdminOptions
 from console.errors import AdapterError, UndoUnsupported
 
@@ -81,6 +97,7 @@ class OpenAIAdminAdapter(Adapter):
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = OPENAI.actions  # specs/providers.py
     SUPPORTS_UNDO: ClassVar[bool] = False
     CAN_PROBE: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -138,6 +155,8 @@ class OpenAIAdminAdapter(Adapter):
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current state of the key or service account (``{"exists": false}`` once deleted)."""
+        if change.action == ISSUE:
+            return read_issue(self, change)
         kind, path, target, _ = self._ref(change.ref)
         return self._state(kind, path, target)
 
@@ -149,6 +168,10 @@ class OpenAIAdminAdapter(Adapter):
             raise AdapterError(f"the openai adapter does not offer {action}: OpenAI keys "
                                "cannot be re-enabled once deleted", where=self.backend,
                                hint="issue a new key and redistribute it to the stores")
+        if action == ISSUE:
+            return plan_issue(self, ref, ctx)
+        if action == RETIRE:  # rotation: the old key dies as credential.disable kills it
+            return retire_changes(self.plan("credential.disable", ref, ctx))
         kind, path, target, ident = self._ref(ref)
         ctx = plan_context(self, action, ref, ctx)
         before = self._state(kind, path, target)
@@ -171,12 +194,18 @@ class OpenAIAdminAdapter(Adapter):
     def apply(self, change: Change,
               current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """DELETE the key or service account; an already-deleted one (404) is fine."""
+        if change.action == ISSUE:
+            return apply_issue(self, change)
+        if change.action == RETIRE:  # the old key dies only once the new one works
+            guard_retire(self, change)
         _, path, target, _ = self._ref(change.ref)
         gone = self.api.request("DELETE", path, target, missing_ok=True)
         return {"deleted": True, "already_gone": gone is None}
 
     def verify(self, change: Change) -> Verdict:
         """GET the key: 404 means it is deleted (an application's key is refused from now)."""
+        if change.action == ISSUE:
+            return verify_issue(self, change)
         kind, path, target, _ = self._ref(change.ref)
         state = self._state(kind, path, target)
         if not state["exists"]:
@@ -184,11 +213,13 @@ class OpenAIAdminAdapter(Adapter):
         return Verdict(False, "live", f"GET {target} still finds it")
 
     def inverse(self, change: Change, applied: Mapping[str, Any]) -> Change:
-        """Deletes cannot be undone.
+        """Deletes cannot be undone; the undo of an issue deletes the rotation's account.
 
         Raises:
-            UndoUnsupported: Always.
+            UndoUnsupported: Always, but for ``credential.issue``.
         """
+        if change.action == ISSUE:
+            return inverse_issue(self, change, applied)
         raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: the "
                               "OpenAI key was deleted", where=change.target,
                               hint="issue a new key (dashboard, or POST .../service_accounts/"
@@ -199,3 +230,12 @@ class OpenAIAdminAdapter(Adapter):
     def probe(self, value: str) -> Verdict:
         """``GET /models`` with the key as a Bearer token, exactly as an application would."""
         return probe_key(self.api, "/models", {"Authorization": f"Bearer {value}"}, value)
+
+    # -- evidence -------------------------------------------------------------------------
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: the key's metadata and the project's usage and costs over the last 24 h
+        (:mod:`adapters.preserve_llm`); never the key value."""
+        from adapters.preserve_llm import preserve_openai
+
+        preserve_openai(self, ref, sink)

@@ -151,6 +151,10 @@ class OpenAIBatchAdapter(BatchAdapter):
                                                  for k, v in want.items())
 
     def _list(self, ref: Mapping[str, Any]) -> JobList:
+        raw = self._raw_jobs(ref)
+        return JobList([self._normal(b) for b in raw], capped=raw.capped, pages=raw.pages)
+
+    def _raw_jobs(self, ref: Mapping[str, Any]) -> JobList:
         out = JobList(pages=self.LIST_PAGES)
         params: dict[str, Any] = {"limit": 100}
         target = f"{self.backend}:{self._scope(ref)}"
@@ -158,7 +162,7 @@ class OpenAIBatchAdapter(BatchAdapter):
             page = self.api.request("GET", "/batches", target, params=params,
                                     headers=self._ref_headers(ref)) or {}
             data = [b for b in page.get("data") or [] if isinstance(b, Mapping)]
-            out += [self._normal(b) for b in data if self._mine(ref, b)]
+            out += [dict(b) for b in data if self._mine(ref, b)]
             last = page.get("last_id") or (data[-1].get("id") if data else None)
             if not page.get("has_more") or not last:
                 break

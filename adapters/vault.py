@@ -25,6 +25,9 @@ State shapes (``before`` / ``after`` / :meth:`VaultAdapter.read`)::
 Token and lease states hold no TTL or lease count, which change on their own and would make
 every plan look stale; the count and TTL are in the change's ``note``.
 
+Rotation (:mod:`adapters.vault_rotation`): ``credential.write`` writes the run's new key as a
+new KV v2 version (check-and-set); undo writes the old data back as a new version.
+
 Example runbook step::
 
     [[steps]]
@@ -43,6 +46,7 @@ import hvac
 import hvac.adapters
 import hvac.exceptions
 
+from adapters import vault_rotation as rotation
 from adapters.base import (
     NOOP,
     ActionSpec,
@@ -53,6 +57,8 @@ from adapters.base import (
     map_errors,
 )
 from adapters.common import path_option, plan_context
+from adapters.evidence import EvidenceSink
+from adapters.rotation import WRITE
 from adapters.secretvalue import pick_value
 from adapters.specs.vault import VAULT, VaultOptions
 from adapters.vault_errors import RetryAfterAdapter, translate_error
@@ -85,6 +91,7 @@ class VaultAdapter(Adapter):
     ACTIONS: ClassVar[Mapping[str, ActionSpec]] = VAULT.actions  # adapters/specs/vault.py
     SUPPORTS_UNDO: ClassVar[bool] = True
     CAN_REVEAL: ClassVar[bool] = True
+    CAN_PRESERVE: ClassVar[bool] = True
 
     def __init__(self, backend: str, options: Mapping[str, Any]) -> None:
         super().__init__(backend, options)
@@ -250,6 +257,8 @@ class VaultAdapter(Adapter):
 
     def read(self, change: Change) -> dict[str, Any]:
         """Current state of the target, in the shape of ``change.before``."""
+        if change.action == WRITE:
+            return rotation.read_write(self, change)
         kind, ids, target = self._ref(change.ref)
         with self._errors(target):
             if kind == "kv":
@@ -264,6 +273,8 @@ class VaultAdapter(Adapter):
         """Observe one reference and return the change ``action`` would make (read-only)."""
         if action not in self.ACTIONS:
             raise AdapterError(f"the vault adapter does not offer {action}", where=self.backend)
+        if action == WRITE:
+            return rotation.plan_write(self, ref, ctx)
         kind, ids, target = self._ref(ref)
         ctx = plan_context(self, action, ref, ctx)
         where = f"{self.backend}:{target}"
@@ -325,6 +336,8 @@ class VaultAdapter(Adapter):
         ``current`` is the state the engine read just before: a soft delete of the version
         it describes does not read the metadata again.
         """
+        if change.action == WRITE:
+            return rotation.apply_write(self, change, current)
         kind, ids, target = self._ref(change.ref)
         with self._errors(target):
             if kind == "token":
@@ -361,6 +374,8 @@ class VaultAdapter(Adapter):
 
     def verify(self, change: Change) -> Verdict:
         """Read as an application would: the secret / token must now fail (or, for enable, work)."""
+        if change.action == WRITE:
+            return rotation.verify_write(self, change)
         kind, ids, target = self._ref(change.ref)
         with self._errors(target):
             if kind == "token":
@@ -406,6 +421,8 @@ class VaultAdapter(Adapter):
         Raises:
             UndoUnsupported: destroy, token and lease revokes, and changes that did nothing.
         """
+        if change.action == WRITE:
+            return rotation.inverse_write(self, change, applied)
         kind = str(change.ref.get("kind") or "kv")
         if not change.reversible or kind != "kv" or change.action == "credential.destroy":
             raise UndoUnsupported(f"{change.action} on {change.target} cannot be undone: "
@@ -428,3 +445,12 @@ class VaultAdapter(Adapter):
             f"version(s) {', '.join(map(str, versions))} of {change.target}",
             inverse_of=change.op_id,
         )
+
+    # -- evidence -------------------------------------------------------------------------
+
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence: KV v2 version metadata (never data), a token's lookup by accessor, or
+        the lease ids under a prefix (:mod:`adapters.preserve_stores`)."""
+        from adapters.preserve_stores import preserve_vault
+
+        preserve_vault(self, ref, sink)

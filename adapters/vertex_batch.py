@@ -184,6 +184,10 @@ class VertexBatchAdapter(BatchAdapter):
         return f"{self.backend}:{self.provider} batch job {short}{label}"
 
     def _list(self, ref: Mapping[str, Any]) -> JobList:
+        raw = self._raw_jobs(ref)
+        return JobList([self._normal(j) for j in raw], capped=raw.capped, pages=raw.pages)
+
+    def _raw_jobs(self, ref: Mapping[str, Any]) -> JobList:
         self._check_ref(ref)
         flt = " AND ".join(f'labels.{k}="{v}"' for k, v in sorted(dict(ref["labels"]).items()))
         params: dict[str, Any] = {"filter": flt, "pageSize": 100}
@@ -193,7 +197,7 @@ class VertexBatchAdapter(BatchAdapter):
             page = self.api.request(
                 "GET", self._url(ref, f"{self._parent(ref)}/batchPredictionJobs"), target,
                 params=params) or {}
-            out += [self._normal(j) for j in page.get("batchPredictionJobs") or []
+            out += [dict(j) for j in page.get("batchPredictionJobs") or []
                     if isinstance(j, Mapping) and self._mine(ref, j)]
             token = page.get("nextPageToken")
             if not token:

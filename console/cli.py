@@ -90,6 +90,33 @@ cause_option = click.option(
          "Recorded in the trail, the plan, the report and notifications; after a leak, "
          "restore will not re-enable the leaked key.")
 
+new_key_option = click.option(
+    "--new-key-from", "new_key_from", type=click.Path(dir_okay=False), metavar="FILE",
+    help="rotate: the new key(s) pasted by the operator, for integrations whose provider "
+         "cannot issue one by API: INTEGRATION_ID=KEY lines, or the bare key when one "
+         "integration needs it. The file must be readable by you only (chmod 600); a key "
+         "equal to the current one is refused (exit 3).")
+
+
+def _paste_keys(session: Session, plan: Plan, path: str | None) -> None:
+    """Hold the plan's pasted keys (``--new-key-from``, or a hidden prompt at a terminal);
+    refuse (exit 3) a plan that needs one and has none. Only fingerprints are printed."""
+    from console.engine import rotation
+
+    needed = rotation.pasted_key_needed(plan)
+    keys: dict[str, str] = {}
+    if path:
+        keys = rotation.parse_key_file(rotation.read_key_file(path), needed,
+                                       plan.integrations, where=path)
+    elif needed and sys.stdin.isatty():
+        keys = {i: click.prompt(f"Paste the new key for {i} (not shown)", hide_input=True,
+                                default="", show_default=False) for i in needed}
+    for integration, value in keys.items():
+        fp = rotation.put_pasted_key(session, plan, integration, value)
+        click.echo(f"new key for {integration}: pasted by the operator ({fp}); it differs "
+                   "from the current key", err=True)
+    rotation.require_pasted_keys(plan)
+
 
 def _audit_key() -> bytes | None:
     """The audit key (signs and checks saved plans), if one is set."""
@@ -355,12 +382,19 @@ def _emit_plan(plan: Plan, out: str | None, dry_run: bool, digest: str | None = 
 @click.option("--include-unlisted", is_flag=True,
               help="Scan the stores and plan copies of each key the inventory does not list.")
 @cause_option
+@new_key_option
 def plan(runbook: str, selectors: tuple[str, ...], out: str | None,
-         incident: str | None, include_unlisted: bool, cause: str | None) -> None:
+         incident: str | None, include_unlisted: bool, cause: str | None,
+         new_key_from: str | None = None) -> None:
     """Observe every target read-only and show what RUNBOOK would do to SELECTORS."""
     session = _session(incident, cause=cause)
     result = session.sync(session.plan(runbook, list(selectors),
                                        include_unlisted=include_unlisted))
+    if new_key_from:  # checked now (file, format, new); the run reads it again
+        from console.engine.rotation import discard
+
+        _paste_keys(session, result, new_key_from)
+        discard(result.run_id)
     _emit_plan(result, out, dry_run=False, digest=session.recorded_hashes.get(result.run_id))
 
 
@@ -533,11 +567,12 @@ def _rehearse(runbook: str | None, selectors: list[str], plan_file: str | None,
               help="With --rehearse: seed of the fault dice (the output names the seed used; "
                    "give it again to replay).")
 @cause_option
+@new_key_option
 def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, dry_run: bool,
         yes: bool, reason: str | None, incident: str | None, allow_irreversible: bool,
         max_targets: int | None, include_unlisted: bool, rehearse: bool,
         faults: tuple[str, ...], scenario: str | None, seed: int | None,
-        cause: str | None) -> None:
+        cause: str | None, new_key_from: str | None = None) -> None:
     """Run RUNBOOK on SELECTORS (or a saved --plan): plan, confirm, apply, verify.
 
     With --rehearse, the run is a rehearsal: the real targets are observed read-only as a
@@ -583,6 +618,7 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
         from console.render import render_plan
 
         click.echo(render_plan(the_plan), err=True)
+    _paste_keys(session, the_plan, new_key_from)  # rotate: before any confirmation
     the_reason = _confirm(the_plan, yes, reason)
     _finish(_run_live(session, the_plan, the_reason, allow_irreversible, max_targets,
                       saved=bool(plan_file)))
@@ -1113,9 +1149,11 @@ def permissions(runbook: str, selectors: tuple[str, ...]) -> None:
     _out(json.dumps(needs.to_dict(), indent=2) if _json() else render_text(needs))
 
 
-# -- exercise ------------------------------------------------------------------------------
-# `killswitch exercise ...` lives in console/exercise/cli.py, which adds its group to `cli`
-# when imported (click and this module only: --help stays free of SDKs and Textual).
+# -- exercise, evidence --------------------------------------------------------------------
+# `killswitch exercise ...` lives in console/exercise/cli.py and `killswitch evidence ...` in
+# console/evidence_cli.py; each adds its group to `cli` when imported (click and this module
+# only: --help stays free of SDKs and Textual).
+import console.evidence_cli  # noqa: E402,F401
 import console.exercise.cli  # noqa: E402,F401
 
 

@@ -99,6 +99,11 @@ class Settings(BaseModel):
     and by `audit checkpoint`); relative to the config file. Empty: next to ``audit_db`` as
     ``<audit_db stem>.witness.jsonl``. Point it outside the database's folder (another disk,
     an append-only or synced folder) for a witness an intruder cannot reach as easily."""
+    evidence_dir: str = ""
+    """Folder of the evidence bundles (``evidence.preserve``: one ``<run_id>/`` folder per
+    run, files ``0600``, a ``manifest.json`` whose SHA-256 is in the audit trail); relative
+    to the config file. Empty: the folder ``evidence`` next to ``audit_db`` (in the state
+    folder by default)."""
     runbook_dirs: list[str] = []
     """User runbook folders, in addition to the shipped ``runbooks/``."""
     exercise_dirs: list[str] = []
@@ -504,7 +509,8 @@ def _check_paths(
 ) -> list[Problem]:
     """File and folder settings that no file system call could use (``~nosuchuser/x``)."""
     paths: list[tuple[Loc, str]] = [(("settings", "audit_db"), settings.audit_db)]
-    for name, value in (("inventory", settings.inventory), ("witness", settings.witness)):
+    for name, value in (("inventory", settings.inventory), ("witness", settings.witness),
+                        ("evidence_dir", settings.evidence_dir)):
         if value:
             paths.append((("settings", name), value))
     paths += [(("settings", "runbook_dirs", i), d) for i, d in enumerate(settings.runbook_dirs)]

@@ -146,7 +146,7 @@ class Setting:
 
 
 # settings whose values are paths, resolved against the config file's folder
-_PATH_SETTINGS = ("audit_db", "witness", "inventory")
+_PATH_SETTINGS = ("audit_db", "witness", "inventory", "evidence_dir")
 
 
 def effective_settings(config_arg: str | Path | None = None) -> tuple[list[Setting], str]:
@@ -221,6 +221,9 @@ def _settings_rows(config: Config, sdir_source: str) -> list[Setting]:
             note = "in the state dir"
         if name == "witness" and not value:
             value, note = str(witness_path(config)), "next to audit_db"
+        if name == "evidence_dir" and not value:
+            value = str(config.resolve(s.audit_db).parent / "evidence")
+            note = "next to audit_db"
         if name == "operator" and name not in given:
             value = s.resolved_operator()
             for var in (ENV_OPERATOR, "USER"):

@@ -23,6 +23,8 @@ Reads count: planning observes every target, verify reads it back, and a run tha
 credentials reads the key from a store copy for the proof of death. ``restore`` needs the
 inverse of every reversible kill the integrations' references can receive. Not included:
 what ``credentials scan`` and ``--include-unlisted`` need (listing whole stores).
+``evidence.preserve`` (on every credential and batch reference) is itemised where an adapter
+declares it as an action; otherwise a note says its reads are not itemised.
 """
 
 from __future__ import annotations
@@ -163,6 +165,8 @@ def least_privilege(config: Config, runbook: Runbook,
         Per backend, the grants and the rendered policy; notes for what is not covered.
     """
     from adapters.base import KILL_POINTS
+    from adapters.evidence import EVIDENCE_ACTION, EVIDENCE_KILL_POINTS
+    from adapters.rotation import ROTATION_ACTIONS
 
     kinds = declared(b.type for b in config.backends.values())
     needs: dict[str, BackendNeeds] = {}
@@ -170,7 +174,9 @@ def least_privilege(config: Config, runbook: Runbook,
     for integ in integrations:
         for action, step_options in _actions(runbook, integ):
             point = KILL_POINTS.get(action, "")
-            for ref in _references(integ, point):
+            refs = ([r for kp in EVIDENCE_KILL_POINTS for r in _references(integ, kp)]
+                    if action == EVIDENCE_ACTION else _references(integ, point))
+            for ref in refs:
                 name = str(ref.get("backend", ""))
                 backend = config.backends.get(name)
                 spec = kinds[backend.type].spec if backend is not None else None
@@ -179,8 +185,17 @@ def least_privilege(config: Config, runbook: Runbook,
                                  "cannot be loaded; not covered")
                     continue
                 wanted = _wanted(spec, action, runbook.is_restore)
+                if wanted is None and action == EVIDENCE_ACTION:
+                    note = (f"{integ.id}: evidence.preserve on backend {name!r}: read-only "
+                            f"calls of the {spec.name} adapter, not itemised (it declares "
+                            "no evidence.preserve action)")
+                    if note not in notes:
+                        notes.append(note)
+                    continue
                 if wanted is None:
-                    if not runbook.is_restore:
+                    # a rotation step's non-targets (a store copy is not issued a key) are
+                    # no gap: the plan skips them with a note of its own
+                    if not runbook.is_restore and action not in ROTATION_ACTIONS:
                         notes.append(f"{integ.id}: the {spec.name} adapter of backend {name!r} "
                                      f"cannot do {action}; nothing needed there")
                     continue

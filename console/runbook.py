@@ -36,6 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from adapters.base import KILL_POINTS, adapter_names
+from adapters.evidence import EVIDENCE_ACTION
 from console.config import Config, expand_user
 from console.errors import ConfigError, RunbookError, RunbookSyntaxError, RunbookValidationError
 from console.tomlsrc import (
@@ -195,15 +196,29 @@ def served_actions() -> dict[str, list[str]]:
 
     Read from the declarations (built-ins from :mod:`adapters.specs`), so loading a runbook
     imports no SDK. An adapter that fails to import is skipped.
+
+    ``evidence.preserve`` is carried out by the engine with any adapter that has
+    ``CAN_PRESERVE`` (a class attribute, not a declaration): it is served by the first such
+    adapter found, looking at the in-process ``fake`` first (no SDK to import), so that the
+    search stops before any cloud SDK is imported.
     """
-    from console.declarations import adapter_names, declared
+    from console.declarations import adapter_names, declared, load_adapter_class
 
     out: dict[str, list[str]] = {}
-    for name, found in declared(adapter_names()).items():
+    names = adapter_names()
+    for name, found in declared(names).items():
         if found.spec is None:
             continue
         for kind in found.spec.actions:
             out.setdefault(kind, []).append(name)
+    for name in sorted(names, key=lambda n: n != "fake"):
+        try:
+            preserves = bool(getattr(load_adapter_class(name), "CAN_PRESERVE", False))
+        except Exception:  # noqa: BLE001, S112 - a broken adapter serves nothing
+            continue
+        if preserves:
+            out.setdefault(EVIDENCE_ACTION, []).append(name)
+            break
     return out
 
 

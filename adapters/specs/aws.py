@@ -13,7 +13,7 @@ made through the service (``kms:ViaService``) and matter only for customer-manag
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field
 
@@ -30,6 +30,7 @@ __all__ = [
     "METHODS",
     "AwsOptions",
     "BedrockBatchOptions",
+    "IamOptions",
     "SecretsManagerOptions",
 ]
 
@@ -54,6 +55,23 @@ class AwsOptions(AdapterOptions):
     """Env var NAME holding the secret access key (with access_key_env)."""
     session_token_env: EnvName = ""
     """Env var NAME holding a session token (optional)."""
+
+
+class IamOptions(AwsOptions):
+    """Options of an ``aws-iam`` backend."""
+
+    probe_keys: Literal["auto", "on", "off"] = "auto"
+    """Test keys at STS (GetCallerIdentity signed with the key): proof that a key is dead and
+    that a rotation's new key works. auto (default): on for AWS itself, off when
+    endpoint_url points elsewhere (moto accepts any signature unless it checks IAM users'
+    keys, as the sandbox's does); on; off."""
+    cloudtrail_endpoint_url: HttpUrl = ""
+    """CloudTrail endpoint for evidence (LookupEvents of each access key), e.g.
+    http://127.0.0.1:8397 for the sandbox's stand-in (default: AWS's own endpoint of each
+    region; endpoint_url is not used for CloudTrail)."""
+    cloudtrail_regions: tuple[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")], ...] = ()
+    """Regions whose CloudTrail event history evidence searches for the keys' events
+    (default: the backend's region, else us-east-1; IAM's own events are in us-east-1)."""
 
 
 class SecretsManagerOptions(AwsOptions):
@@ -145,8 +163,12 @@ def _secrets_grants(action: str, ref: Mapping[str, Any], options: Any,
                  getattr(options, "method", "") or METHODS[0])
     names = list(_SM_READ)
     kms = ["kms:Decrypt"]
-    if action == "credential.destroy" or (action == "credential.disable" and
-                                          method == "schedule-deletion"):
+    if action == "credential.write":  # rotation: a new AWSCURRENT (undo: move it back)
+        names += ["secretsmanager:PutSecretValue", "secretsmanager:RestoreSecret",
+                  "secretsmanager:UpdateSecretVersionStage"]
+        kms.append("kms:GenerateDataKey")
+    elif action == "credential.destroy" or (action == "credential.disable" and
+                                            method == "schedule-deletion"):
         names.append("secretsmanager:DeleteSecret")
     elif action == "credential.enable" and method == "schedule-deletion":
         names.append("secretsmanager:RestoreSecret")
@@ -178,6 +200,11 @@ AWS_SECRETS = AdapterSpec(
         "credential.destroy": ActionSpec(
             "credential.destroy", "credentials", False, "",
             (*_SM_READ, "secretsmanager:DeleteSecret", "kms:Decrypt"), SECRET_REF),
+        "credential.write": ActionSpec(
+            "credential.write", "credentials", True, "credential.write",
+            (*_SM_READ, "secretsmanager:PutSecretValue", "secretsmanager:RestoreSecret",
+             "secretsmanager:UpdateSecretVersionStage", "kms:Decrypt", "kms:GenerateDataKey"),
+            SECRET_REF),
     },
     iam="aws",
     grants=_secrets_grants,
@@ -224,6 +251,9 @@ AWS_SSM = AdapterSpec(
         "credential.destroy": ActionSpec(
             "credential.destroy", "credentials", False, "",
             (*_SSM_READ, "ssm:DeleteParameter"), PARAMETER_REF),
+        "credential.write": ActionSpec(
+            "credential.write", "credentials", True, "credential.write",
+            (*_SSM_READ, "ssm:PutParameter", "kms:Encrypt"), PARAMETER_REF),
     },
     iam="aws",
     grants=_ssm_grants,
@@ -238,13 +268,14 @@ def _iam_grants(action: str, ref: Mapping[str, Any], options: Any,
                 step: Mapping[str, Any]) -> list[Grant]:
     user = str(ref.get("user") or "")
     users = [f"arn:aws:iam::*:user/{user}", f"arn:aws:iam::*:user/*/{user}"]
-    write = "iam:DeleteAccessKey" if action == "credential.destroy" else "iam:UpdateAccessKey"
+    write = {"credential.destroy": "iam:DeleteAccessKey",
+             "credential.issue": "iam:CreateAccessKey"}.get(action, "iam:UpdateAccessKey")
     return [Grant(n, u) for n in ("iam:ListAccessKeys", write) for u in users]
 
 
 AWS_IAM = AdapterSpec(
     name="aws-iam",
-    options=AwsOptions,
+    options=IamOptions,
     actions={
         "credential.disable": ActionSpec(
             "credential.disable", "credentials", True, "credential.enable",
@@ -255,6 +286,13 @@ AWS_IAM = AdapterSpec(
         "credential.destroy": ActionSpec(
             "credential.destroy", "credentials", False, "",
             ("iam:ListAccessKeys", "iam:DeleteAccessKey"), ACCESS_KEY_REF),
+        # rotation: a new access key (undo: deactivate it), then the old one(s) Inactive
+        "credential.issue": ActionSpec(
+            "credential.issue", "credentials", True, "credential.disable",
+            ("iam:ListAccessKeys", "iam:CreateAccessKey"), ACCESS_KEY_REF),
+        "credential.retire": ActionSpec(
+            "credential.retire", "credentials", True, "credential.enable",
+            ("iam:ListAccessKeys", "iam:UpdateAccessKey"), ACCESS_KEY_REF),
     },
     iam="aws",
     grants=_iam_grants,

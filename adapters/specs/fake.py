@@ -37,6 +37,9 @@ class FakeOptions(AdapterOptions):
     """Proof of death: switch / live / revoked / unknown (acts as a provider)."""
     reveal: bool = False
     """True: acts as a secret store whose copies can be read (proof, scan)."""
+    evidence: Literal["", "fail-source", "raise"] = ""
+    """Evidence (``preserve``): "" every source is written; ``fail-source``: the usage
+    source fails (recorded in the manifest); ``raise``: preserve itself fails (403)."""
 
 
 REFERENCE: Mapping[str, Any] = {

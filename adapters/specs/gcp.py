@@ -134,6 +134,12 @@ def secret_name(ref: Mapping[str, Any], options: Any) -> str:
 def _secret_grants(action: str, ref: Mapping[str, Any], options: Any,
                    step: Mapping[str, Any]) -> list[Grant]:
     name = secret_name(ref, options)
+    if action == "credential.write":
+        return [Grant("secretmanager.versions.list", name),
+                Grant("secretmanager.versions.access", name,
+                      note="the copy's current value (its JSON shape is kept) and verify"),
+                Grant("secretmanager.versions.add", name,
+                      note="rotation: a new version holding the new key")]
     verb = {"credential.disable": "disable", "credential.enable": "enable",
             "credential.destroy": "destroy"}.get(action, "")
     out = [Grant("secretmanager.versions.list", name),
@@ -152,7 +158,13 @@ GCP_SECRETS = AdapterSpec(
             ("credential.disable", "credential.enable", "disable"),
             ("credential.enable", "credential.disable", "enable"),
             ("credential.destroy", "", "destroy"))
-    },
+    } | {
+        # rotation: a new version holding the new key; undo writes the previous value back
+        # as a newer version (disabling the new one would break reads of versions/latest)
+        "credential.write": ActionSpec(
+            "credential.write", "credentials", True, "credential.write",
+            ("secretmanager.versions.list", "secretmanager.versions.access",
+             "secretmanager.versions.add"), SECRET_REF)},
     iam="gcp",
     grants=_secret_grants,
 )
@@ -171,8 +183,15 @@ def service_account_name(ref: Mapping[str, Any], options: Any) -> str:
 def _key_grants(action: str, ref: Mapping[str, Any], options: Any,
                 step: Mapping[str, Any]) -> list[Grant]:
     name = service_account_name(ref, options)
+    if action == "credential.issue":
+        return [Grant("iam.serviceAccountKeys.list", name),
+                Grant("iam.serviceAccountKeys.create", name,
+                      note="rotation: a new JSON key file (org policy "
+                      "iam.disableServiceAccountKeyCreation must allow it)"),
+                Grant("iam.serviceAccountKeys.get", name,
+                      note="verify: the new key's published public key")]
     verb = {"credential.disable": "disable", "credential.enable": "enable",
-            "credential.destroy": "delete"}.get(action, "")
+            "credential.destroy": "delete", "credential.retire": "disable"}.get(action, "")
     return [Grant("iam.serviceAccountKeys.list", name)] + (
         [Grant(f"iam.serviceAccountKeys.{verb}", name)] if verb else [])
 
@@ -187,8 +206,15 @@ GCP_KEYS = AdapterSpec(
         for kind, inverse, verb in (
             ("credential.disable", "credential.enable", "disable"),
             ("credential.enable", "credential.disable", "enable"),
-            ("credential.destroy", "", "delete"))
-    },
+            ("credential.destroy", "", "delete"),
+            # rotation: retire disables the old key(s) (undo: enable, with consent)
+            ("credential.retire", "credential.enable", "disable"))
+    } | {
+        # rotation: a new key of the same account (undo disables it)
+        "credential.issue": ActionSpec(
+            "credential.issue", "credentials", True, "credential.disable",
+            ("iam.serviceAccountKeys.list", "iam.serviceAccountKeys.create",
+             "iam.serviceAccountKeys.get"), KEY_REF)},
     iam="gcp",
     grants=_key_grants,
 )

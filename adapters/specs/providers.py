@@ -163,11 +163,24 @@ _OPENAI_PERMS = (
     f"{_OPENAI_KEY}: api.management.write (DELETE /organization/projects/{{project}}/"
     "api_keys|service_accounts/{id})",
 )
+_OPENAI_ISSUE_PERMS = (
+    f"{_OPENAI_KEY}: api.management.read (GET /organization/projects/{{project}}/"
+    "service_accounts)",
+    f"{_OPENAI_KEY}: api.management.write (POST /organization/projects/{{project}}/"
+    "service_accounts: a new account with its key)",
+)
 
 
 def _openai_grants(action: str, ref: Mapping[str, Any], options: Any,
                    step: Mapping[str, Any]) -> list[Grant]:
     project = str(ref.get("project") or "")
+    if action == "credential.issue":
+        accounts = f"/v1/organization/projects/{project}/service_accounts"
+        return [Grant(f"{_OPENAI_KEY}: api.management.read", f"GET {accounts}"),
+                Grant(f"{_OPENAI_KEY}: api.management.write", f"POST {accounts}",
+                      note="creates killswitch-rotation-<run>-<integration> with a new key"),
+                Grant(f"{_OPENAI_KEY}: api.management.write", f"DELETE {accounts}/{{id}}",
+                      note="only an account of the same run whose key was lost")]
     if ref.get("api_key_id"):
         path = f"/v1/organization/projects/{project}/api_keys/{ref['api_key_id']}"
     else:
@@ -186,6 +199,13 @@ OPENAI = AdapterSpec(
                                          _OPENAI_PERMS, OPENAI_KEY_REF),
         "credential.destroy": ActionSpec("credential.destroy", "credentials", False, "",
                                          _OPENAI_PERMS, OPENAI_KEY_REF),
+        # rotation: a new service account and key (undo deletes it); the old key's retire
+        # is the delete above, irreversible
+        "credential.issue": ActionSpec("credential.issue", "credentials", True,
+                                       "credential.destroy", _OPENAI_ISSUE_PERMS,
+                                       OPENAI_KEY_REF),
+        "credential.retire": ActionSpec("credential.retire", "credentials", False, "",
+                                        _OPENAI_PERMS, OPENAI_KEY_REF),
     },
     iam="token",
     grants=_openai_grants,
@@ -200,7 +220,12 @@ _ANTHROPIC_PERMS = (f"{_ANTHROPIC_KEY}: GET /v1/organizations/api_keys/{{id}}",
 def _anthropic_grants(action: str, ref: Mapping[str, Any], options: Any,
                       step: Mapping[str, Any]) -> list[Grant]:
     path = f"/v1/organizations/api_keys/{ref.get('api_key_id', '')}"
-    status = "inactive" if action == "credential.disable" else "active"
+    if action == "credential.issue":
+        return [Grant(_ANTHROPIC_KEY, f"GET {path}", note="the old key's hint: not pasted again"),
+                Grant(_ANTHROPIC_KEY, "GET /v1/organizations/api_keys?status=active",
+                      note="finds the pasted key's id; the key itself is created in the "
+                      "Claude Console")]
+    status = "inactive" if action in ("credential.disable", "credential.retire") else "active"
     return [Grant(_ANTHROPIC_KEY, f"GET {path}"),
             Grant(_ANTHROPIC_KEY, f"POST {path} (status {status})")]
 
@@ -214,6 +239,15 @@ ANTHROPIC = AdapterSpec(
                                          ANTHROPIC_KEY_REF),
         "credential.enable": ActionSpec("credential.enable", "credentials", True,
                                         "credential.disable", _ANTHROPIC_PERMS,
+                                        ANTHROPIC_KEY_REF),
+        # rotation: the new key is pasted (the Admin API cannot create keys) and checked;
+        # undo sets it inactive; retire sets the old one inactive (undo: active, consent)
+        "credential.issue": ActionSpec(
+            "credential.issue", "credentials", True, "credential.disable",
+            (f"{_ANTHROPIC_KEY}: GET /v1/organizations/api_keys (find the pasted key)",
+             f"{_ANTHROPIC_KEY}: GET /v1/organizations/api_keys/{{id}}"), ANTHROPIC_KEY_REF),
+        "credential.retire": ActionSpec("credential.retire", "credentials", True,
+                                        "credential.enable", _ANTHROPIC_PERMS,
                                         ANTHROPIC_KEY_REF),
     },
     iam="token",

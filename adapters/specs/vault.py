@@ -102,8 +102,11 @@ def grants(action: str, ref: Mapping[str, Any], options: Any,
         verb = _KV_VERB.get(action)
         out = [Grant("read", f"{mount}/metadata/{path}", note="plan: versions"),
                Grant("read", f"{mount}/data/{path}", note="verify and proof of death")]
+        if action == "credential.write":
+            return out + [Grant("update", f"{mount}/data/{path}",
+                                note="rotation: the new key as a new version (check-and-set)")]
         return out + ([Grant("update", f"{mount}/{verb}/{path}")] if verb else [])
-    if action == "credential.enable":
+    if action in ("credential.enable", "credential.write"):
         return []
     if kind == "token":
         return [Grant("update", "auth/token/lookup-accessor", note="plan: the token's state"),
@@ -130,6 +133,10 @@ VAULT = AdapterSpec(
         "credential.destroy": ActionSpec(
             "credential.destroy", "credentials", False, "",
             (*_KV_READ, "{mount}/destroy/{path}: update", *_REVOKE), REFERENCE),
+        # rotation: the new key as a new KV v2 version (undo: the previous data, again)
+        "credential.write": ActionSpec(
+            "credential.write", "credentials", True, "credential.write",
+            (*_KV_READ, "{mount}/data/{path}: update"), REFERENCE),
     },
     iam="vault",
     grants=grants,

@@ -18,9 +18,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.base import ERROR, NOOP, OBSERVED, UNSUPPORTED, Change, canonical_json, fingerprint
+from adapters.evidence import EVIDENCE_ACTION
+from console.engine import evidence
 from console.engine.journal import Journal
 from console.engine.model import OpResult, Plan, RunResult, StepInfo
 from console.engine.proof import KeyProof, Proof
+from console.engine.rotation import retired_old_key
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConsoleError
 from console.vocab import FINAL_OUTCOMES, Outcome, Phase
@@ -77,6 +80,8 @@ class Executor:
         self.proof = proof
         self.proofs: dict[str, Proof] = {}
         self.started: set[str] = set()
+        self.plan: Plan | None = None
+        """The plan being applied (the evidence manifest quotes its cause)."""
 
     def _emit(self, phase: str, res: OpResult, **extra: Any) -> None:
         if self.progress is not None:
@@ -107,6 +112,10 @@ class Executor:
         """
         backend, timeout = change.backend, self.rt.timeout(change.backend,
                                                           step.timeout if step else None)
+        if change.action == EVIDENCE_ACTION:  # copies into the bundle: no read, no apply
+            res.undo = await evidence.preserve_op(self, change, timeout)
+            res.outcome = Outcome.APPLIED
+            return True
         if res.attempts == 1 and not maybe_sent[0] and change.status == OBSERVED \
                 and change.precondition \
                 and time.monotonic() < self.fresh_until.get(change.op_id, 0.0):
@@ -255,6 +264,7 @@ class Executor:
             AuditError: The journal could not be written; nothing further was changed.
         """
         started = time.monotonic()
+        self.plan = plan
         results: dict[str, OpResult] = dict(previous or {})
         done = {op for op, r in results.items() if r.outcome in FINAL_OUTCOMES}
         self.started = {op for op, r in results.items() if r.outcome == Outcome.PENDING}
@@ -289,7 +299,8 @@ class Executor:
             if isinstance(item, BaseException):
                 raise item
         await self.verify(changes, results)
-        if self.proof is not None and self.proof.wants(integ):
+        if self.proof is not None and self.proof.wants(integ) \
+                and retired_old_key(changes, results):  # rotate: only once the old key died
             await self._prove(integ)
 
     async def _prove(self, integ: str) -> None:
@@ -316,7 +327,9 @@ class Executor:
         async def one(change: Change) -> None:
             res = results[change.op_id]
             try:
-                verdict = await self.rt.read_call(change.backend, lambda a: a.verify(change))
+                verdict = (await evidence.verify_op(self.rt, change, res.undo)
+                           if change.action == EVIDENCE_ACTION else
+                           await self.rt.read_call(change.backend, lambda a: a.verify(change)))
                 res.verified, res.verdict = verdict.ok, verdict.state
                 detail = verdict.detail
             except (AdapterError, ConsoleError) as exc:

@@ -10,7 +10,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import ERROR, KILL_POINTS, UNSUPPORTED, Change, PlanContext
+from adapters.evidence import EVIDENCE_ACTION, EVIDENCE_KILL_POINTS
+from console.engine.evidence import evidence_change
 from console.engine.model import Plan, StepInfo, new_run_id
+from console.engine.rotation import plan_notes, skip_reason
 from console.engine.runtime import Runtime
 from console.errors import AdapterError, ConfigError
 
@@ -79,6 +82,9 @@ async def _observe_ref(rt: Runtime, integ: Integration, step: Step, ref: dict[st
                       reversible=spec.reversible if spec else adapter is None, cause=cause)
     if adapter is None:
         return [replace(ctx.change(ref_target(ref), {}, {}, status=ERROR), error=problem)]
+    if step.action == EVIDENCE_ACTION:  # the engine copies: the adapter is not asked to plan
+        return [evidence_change(ctx, adapter,
+                                ref_target({k: v for k, v in ref.items() if k != "role"}))]
     if spec is None:
         return [ctx.change(ref_target(ref), {}, {}, status=UNSUPPORTED,
                            note=f"the {adapter.name} adapter cannot do {step.action}; "
@@ -162,16 +168,25 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
                 continue
             kill_point = KILL_POINTS[step.action]
             refs: list[Any] = list(getattr(integ, kill_point, []) or [])
+            if step.action == EVIDENCE_ACTION:  # evidence of every key and batch reference
+                refs = [r for kp in EVIDENCE_KILL_POINTS for r in getattr(integ, kp, []) or []]
             if kill_point == "contacts":  # people to call by hand have no backend
                 refs = [c for c in refs if getattr(c, "backend", None)]
             extra = unlisted.get(integ.id, []) if kill_point == "credentials" else []
             if not refs and not extra:
+                lists = (" or ".join(EVIDENCE_KILL_POINTS) if step.action == EVIDENCE_ACTION
+                         else kill_point)
                 notes.append(f"{integ.id}: step {step.id} has nothing to act on "
-                             f"(no {kill_point} in the inventory)")
+                             f"(no {lists} in the inventory)")
             for ref in [*refs, *extra]:
                 fields = (ref.fields() if hasattr(ref, "fields") else
                           ref.model_dump(exclude_none=True) if hasattr(ref, "model_dump")
                           else dict(ref))
+                skipped = skip_reason(rt, integ.id, step.id, step.action, fields,
+                                      role=getattr(ref, "role", None))
+                if skipped:  # rotation: not this step's target (or downstream): a note
+                    notes.append(skipped)
+                    continue
                 if facts is None:
                     facts = _facts(integ)
                 backend = str(fields.get("backend", ""))
@@ -203,6 +218,7 @@ async def make_plan(rt: Runtime, runbook: Runbook, integrations: list[Integratio
             if observed_at is not None:
                 observed_at[change.op_id] = when
     del results, jobs
+    notes.extend(plan_notes(changes, [i.id for i in integrations]))  # rotate: pasted keys
     steps = [StepInfo(s.id, s.action, list(s.needs), s.on_error, s.timeout)
              for s in runbook.steps]
     return Plan(run_id=run_id, runbook=runbook.name, selectors=list(selectors),

@@ -10,7 +10,9 @@ session's runtime. That runtime never opens or calls a real adapter: every ``rea
 * ``read`` returns the simulated state of the change's target (initially ``change.before``;
   ``change.after`` for a change the plan found already done);
 * ``apply`` sets it to ``change.after``;
-* ``verify`` is ok when it equals ``change.after``.
+* ``verify`` is ok when it equals ``change.after``;
+* ``preserve`` (``evidence.preserve``) fetches and writes nothing: no evidence bundle is
+  opened, the call only waits its latency and rolls its fault.
 
 Each simulated call waits the backend's modelled latency: the median duration of that
 backend's calls while the plan observed it (measured, per backend), else the ``latency``
@@ -55,6 +57,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from adapters.base import NOOP, Adapter, Change, PlanContext, Verdict, canonical_json, fingerprint
+from adapters.evidence import EvidenceSink
 from console.engine.model import Plan, RunResult
 from console.engine.proof import KeyProof, Proof
 from console.engine.runtime import Runtime
@@ -440,6 +443,15 @@ class SimulatedAdapter(Adapter):
         """Never: a rehearsal is not restored."""
         raise AdapterError("a rehearsal changed nothing and is not restored", where=change.target)
 
+    def preserve(self, ref: Mapping[str, Any], sink: EvidenceSink) -> None:
+        """Evidence, simulated: the call's fault is rolled; nothing is fetched or written
+        (the engine hands a rehearsal a sink that writes nothing)."""
+        err, hang = self.world.roll(self.backend, "evidence:" + canonical_json(dict(ref)),
+                                    self.world.limit)
+        if err is not None:
+            raise err
+        self.world.hang = hang
+
 
 @functools.cache
 def _simulated_class(name: str, probe: bool, reveal: bool) -> type[SimulatedAdapter]:
@@ -466,6 +478,8 @@ class RehearsalRuntime(Runtime):
 
     world: SimulatedWorld
     real: Runtime
+    writes_evidence: ClassVar[bool] = False
+    """A rehearsal writes no evidence bundle (:mod:`console.engine.evidence`)."""
 
     def __init__(self, base: Runtime, world: SimulatedWorld) -> None:  # noqa: D107
         self.__dict__.update(base.__dict__)

@@ -21,6 +21,8 @@ from console.engine.locks import LockTable
 from console.engine.model import OpResult, Plan, RunResult, StepInfo, new_run_id, utcnow
 from console.engine.planner import PlanProgress, make_plan
 from console.engine.proof import KeyProof
+from console.engine.rotation import discard as discard_keys
+from console.engine.rotation import require_pasted_keys
 from console.engine.runtime import Runtime
 from console.errors import (
     AdapterError,
@@ -427,6 +429,7 @@ class Session:
             progress: Progress hook for the TUI.
         """
         self.check_guards(plan, allow_irreversible=allow_irreversible, max_targets=max_targets)
+        require_pasted_keys(plan)  # rotation: a key the operator must paste is in memory
         locks = self.locks
         stale = locks.acquire(plan.integrations, plan.run_id, self.operator, utcnow())
         journal = self._journal(plan.run_id, self.mode)
@@ -452,6 +455,7 @@ class Session:
             fresh = {} if saved else self._fresh_until(plan)
             return await self._execute(plan, journal, None, progress, locks, fresh)
         finally:
+            discard_keys(plan.run_id)  # the run's new keys lived in memory for this run only
             await journal.aclose()
             locks.release(plan.run_id)
 

@@ -8,6 +8,8 @@ as anthropic 2.x sends; any ``anthropic-version``; ``?beta=true`` ignored)::
                                                     before_id, limit (1-1000, default 20)
     GET  /v1/organizations/api_keys/{id}            retrieve
     POST /v1/organizations/api_keys/{id}            update {"status"?, "name"?}
+    GET  /v1/organizations/usage_report/messages    usage buckets (paged, next_page)
+    GET  /v1/organizations/cost_report              cost buckets (paged, next_page)
 
 Lists answer ``{data, has_more, first_id, last_id}``. Errors use Anthropic's shape
 ``{"type": "error", "error": {"type", "message"}, "request_id"}``. ``/v1/models`` answers
@@ -21,6 +23,14 @@ answers a write that raced another one. Anthropic documents 409 ``conflict_error
 HTTP errors (https://docs.anthropic.com/en/api/errors) and anthropic-sdk-python retries 409
 (``_should_retry`` in ``_base_client.py``, 2.12.0).
 
+Creating keys: the Admin API has none (anthropic-sdk-python 2.12 ``organization.api_keys``
+offers ``retrieve``, ``update`` and ``list`` only), so ``POST /v1/organizations/api_keys``
+answers 404 here too. Keys are created in the Claude Console (Settings -> API keys, the value
+shown once: https://platform.claude.com/docs/en/get-api-key); the sandbox's stand-in for that
+Console button, outside the provider's namespace, is ``POST /_sandbox/console/api_keys``
+``{name?, workspace_id?}`` -> ``{id, name, status, value}``: an active key that works on
+``/v1/models`` and is listed by the Admin API (the rotation demo pastes its value).
+
 Every request (headers included, ``User-Agent`` too) is in ``GET /_sandbox/requests``.
 """
 
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 from typing import Any
 
 from console.sandbox.seedkeys import (
@@ -37,6 +48,7 @@ from console.sandbox.seedkeys import (
     sandbox_key_value,
 )
 from console.sandbox.standin import Request, Response, StandIn
+from console.sandbox.usagereports import anthropic_routes, seed_usage
 
 __all__ = ["ADMIN_KEY_ENV", "DEFAULT_PORT", "STANDIN", "AnthropicStandIn", "seed", "wanted"]
 
@@ -87,6 +99,7 @@ class AnthropicStandIn(StandIn):
         self.route("GET", r"/v1/organizations/api_keys", self.list_keys)
         self.route("GET", r"/v1/organizations/api_keys/(?P<id>[^/]+)", self.get_key)
         self.route("POST", r"/v1/organizations/api_keys/(?P<id>[^/]+)", self.update_key)
+        anthropic_routes(self)  # usage and cost reports: console/sandbox/usagereports.py
 
     def error_body(self, status: int, message: str, kind: str = "") -> Any:
         """Anthropic's error shape."""
@@ -96,9 +109,25 @@ class AnthropicStandIn(StandIn):
 
     def handle(self, req: Request) -> Response:
         """Check admin auth on ``/v1/organizations/``, then the base dispatch."""
+        if req.path == "/_sandbox/console/api_keys" and req.method == "POST":
+            with self.lock:
+                return self.console_create(req)
         if req.path.startswith("/v1/organizations/") and not self._admin(req):
             return self.error(401, "invalid x-api-key: admin endpoints need an admin key")
         return super().handle(req)
+
+    def console_create(self, req: Request) -> Response:
+        """The Claude Console's "Create key" (sandbox only): a new active key, value once."""
+        body = req.body if isinstance(req.body, dict) else {}
+        kid = f"apikey_01{secrets.token_hex(10)}"
+        value = f"sk-ant-api03-{secrets.token_hex(24)}"
+        name = str(body.get("name") or "pasted-by-operator")[:500]
+        key = key_object(kid, name, value)
+        if isinstance(body.get("workspace_id"), str) and body["workspace_id"]:
+            ws = body["workspace_id"]
+            key["workspace_id"], key["scope"] = ws, {"type": "workspace", "workspace_id": ws}
+        self._keys()[kid] = key
+        return Response(200, {"id": kid, "name": name, "status": "active", "value": value})
 
     def _admin(self, req: Request) -> bool:
         key = req.bearer
@@ -181,7 +210,10 @@ def seed(config: Any) -> dict[str, Any]:
         if kid:
             keys[kid] = key_object(kid, integration,
                                    sandbox_key_value(config, "anthropic", kid))
-    return {"admin_keys": [sandbox_admin_key(config, "anthropic")], "api_keys": keys}
+    usage = seed_usage([(str(k["workspace_id"]), kid) for kid, k in keys.items()],
+                       ("claude-sonnet-4-5", "claude-haiku-4-5"))
+    return {"admin_keys": [sandbox_admin_key(config, "anthropic")], "api_keys": keys,
+            "usage": usage}
 
 
 def wanted(config: Any) -> bool:

@@ -6,6 +6,11 @@ and ``anthropic-beta`` are accepted and ignored)::
     GET  /v1/messages/batches?after_id=&before_id=&limit=   list, newest first (paged)
     GET  /v1/messages/batches/{id}                          retrieve
     POST /v1/messages/batches/{id}/cancel                   cancel -> the batch (canceling)
+    GET  /v1/messages/batches/{id}/results                  an ended batch's results (JSONL)
+
+``results_url`` names the host the request was sent to (the real API names its own host,
+https://api.anthropic.com), so a client following it, as anthropic-sdk-python's
+``messages.batches.results`` does, stays on the stand-in.
 
 Batches are workspace-scoped: the header ``anthropic-workspace-id`` picks the workspace (the
 key must be allowed in it, else 403 ``permission_error``); without it the key's first
@@ -26,6 +31,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from console.sandbox.batchfiles import anthropic_results
 from console.sandbox.batchjobs import (
     JobsStandIn,
     batch_refs,
@@ -65,6 +71,7 @@ class AnthropicBatchesStandIn(JobsStandIn):
         self.route("GET", _ROOT, self.list_batches)
         self.route("GET", _ROOT + r"/(?P<id>[^/]+)", self.get_batch)
         self.route("POST", _ROOT + r"/(?P<id>[^/]+)/cancel", self.cancel)
+        self.route("GET", _ROOT + r"/(?P<id>[^/]+)/results", self.results)
 
     def error_body(self, status: int, message: str, kind: str = "") -> Any:
         """Anthropic's error shape."""
@@ -83,6 +90,9 @@ class AnthropicBatchesStandIn(JobsStandIn):
                 return self.error(403, f"This API key cannot act in workspace {wanted}.",
                                   "permission_error")
             self._local.ws = wanted or (workspaces[0] if workspaces else "")
+            host = req.headers.get("host", "")
+            self._local.host = host if host.split(":")[0] in ("127.0.0.1", "localhost") \
+                else ""
         return super().handle(req)
 
     @property
@@ -146,6 +156,27 @@ class AnthropicBatchesStandIn(JobsStandIn):
         if b["processing_status"] == "in_progress":
             self.move(b, "canceling")
         return Response(200, self.public(b))
+
+
+    def results(self, req: Request) -> Response:
+        """An ended batch's results, JSONL (see :mod:`console.sandbox.batchfiles`)."""
+        b = self._find(req)
+        if b is None:
+            return self.error(404, f"No message batch found with id {req.params['id']}")
+        self.observe(b)
+        if b["processing_status"] != "ended":
+            return self.error(404, f"Results of message batch {b['id']} are not available "
+                              "until it has ended.")
+        return Response(200, anthropic_results(self.state, b),
+                        {"Content-Type": "application/binary"})
+
+    def public(self, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        """The batch as the API shows it: ``results_url`` on the host that was asked."""
+        out = super().public(job)
+        host = getattr(self._local, "host", "")
+        if out.get("results_url") and host:
+            out["results_url"] = f"http://{host}{_ROOT}/{job['id']}/results"
+        return out
 
 
 STANDIN = AnthropicBatchesStandIn

@@ -44,10 +44,23 @@ official client does), as strings otherwise.
 IAM service-account keys (no official REST client ships; raw HTTP; global server only)::
 
     GET    /v1/projects/{p}/serviceAccounts/{sa}/keys?keyTypes=USER_MANAGED
-    GET    /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}
+    GET    /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}?publicKeyType=TYPE_X509_PEM_FILE
+    POST   /v1/projects/{p}/serviceAccounts/{sa}/keys                 create (rotation)
     POST   /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}:disable   -> {}
     POST   /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}:enable    -> {}
     DELETE /v1/projects/{p}/serviceAccounts/{sa}/keys/{key}           -> {}
+
+Key create (https://cloud.google.com/iam/docs/reference/rest/v1/projects.serviceAccounts.keys/
+create): body ``{"privateKeyType"?, "keyAlgorithm"?}`` (defaults ``TYPE_GOOGLE_CREDENTIALS_FILE``,
+``KEY_ALG_RSA_2048``; the sandbox makes no P12 file and no other algorithm: 400), answers a
+``ServiceAccountKey`` with ``privateKeyData``, the base64 of a Google credentials file
+(``type``, ``project_id``, ``private_key_id``, ``private_key``, ``client_email``,
+``client_id``, ``auth_uri``, ``token_uri``, ``auth_provider_x509_cert_url``,
+``client_x509_cert_url``, ``universe_domain``) around a real RSA 2048 key, which google-auth
+loads (:mod:`console.sandbox.gcp_keyfile`). Like Google, the stand-in keeps only the public
+key: ``keys.get`` with ``publicKeyType=TYPE_X509_PEM_FILE`` answers it as ``publicKeyData``
+(base64 of a self-signed X.509 PEM; keys seeded without key material get a public key of a
+throwaway pair).
 
 ``{p}`` may be ``-``; ``{sa}`` is the account's email. ``disabled`` is omitted from a key while
 false, as proto3 JSON omits defaults.
@@ -66,6 +79,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from console.sandbox.gcp_keyfile import crc32c, key_file, keypair
 from console.sandbox.standin import Handler, Request, Response, StandIn
 
 __all__ = ["DEFAULT_PORT", "REGIONAL_PORT", "STANDIN", "GcpRegionalStandIn", "GcpStandIn",
@@ -177,6 +191,7 @@ class GcpStandIn(StandIn):
             return
         r("GET", f"/v1/{_SA}/keys", self.list_keys)
         r("GET", f"/v1/{_KEY}", self.get_key)
+        r("POST", f"/v1/{_SA}/keys", self.create_key)
         r("POST", f"/v1/{_KEY}:(?P<verb>disable|enable)", self.set_key)
         r("DELETE", f"/v1/{_KEY}", self.delete_key)
 
@@ -291,19 +306,34 @@ class GcpStandIn(StandIn):
         return Response(200, {})
 
     def add_version(self, req: Request) -> Response:
-        """``POST .../secrets/{s}:addVersion`` body ``{"payload": {"data": b64}}``."""
+        """``POST .../secrets/{s}:addVersion`` body ``{"payload": {"data": b64, "dataCrc32c"?}}``.
+
+        ``data`` is at most 64 KiB; a ``dataCrc32c`` (int64, sent as a decimal string by the
+        REST transport) is checked against the received data, stored, and returned by
+        ``:access`` (``SecretPayload`` in the Secret Manager v1 reference: "If specified,
+        SecretManagerService will verify the integrity of the received data"); the status
+        of a mismatch is [unconfirmed] (400 INVALID_ARGUMENT here).
+        """
         name = req.params["secret"]
         s = self._secret(name)
         if s is None:
             return self.error(404, f"Secret [{name}] not found.", "NOT_FOUND")
-        data = ((req.body or {}).get("payload") or {}).get("data") or ""
+        payload = (req.body or {}).get("payload") or {}
+        data = payload.get("data") or ""
         try:
-            base64.b64decode(data, validate=True)
+            raw = base64.b64decode(data, validate=True)
         except ValueError:
             return self.error(400, "Invalid payload data: not base64.", "INVALID_ARGUMENT")
+        if len(raw) > 65536:
+            return self.error(400, "Secret payload data must be no larger than 64KiB.",
+                              "INVALID_ARGUMENT")
+        crc = payload.get("dataCrc32c")
+        if crc is not None and str(crc) != str(crc32c(raw)):
+            return self.error(400, "Checksum mismatch: the received payload data does not "
+                              "match data_crc32c.", "INVALID_ARGUMENT")
         vid = str(max((int(k) for k in s["versions"]), default=0) + 1)
         s["versions"][vid] = {"state": "ENABLED", "create_time": _now(), "etag": _etag(),
-                              "data": data}
+                              "data": data, "crc32c": str(crc32c(raw))}
         s["etag"] = _etag()
         return Response(200, self._version_json(req, f"{name}/versions/{vid}", s["versions"][vid]))
 
@@ -348,7 +378,9 @@ class GcpStandIn(StandIn):
             # (provider-apis.md section 9); over REST the client raises BadRequest for it.
             return self.error(400, f"Secret Version [{name}] is in {v['state']} state.",
                               "FAILED_PRECONDITION")
-        return Response(200, {"name": name, "payload": {"data": v["data"]}})
+        payload = {"data": v["data"],
+                   "dataCrc32c": v.get("crc32c") or str(crc32c(base64.b64decode(v["data"])))}
+        return Response(200, {"name": name, "payload": payload})
 
     def set_state(self, req: Request) -> Response:
         """``POST .../versions/{v}:disable|:enable|:destroy`` with optional ``etag``."""
@@ -423,7 +455,38 @@ class GcpStandIn(StandIn):
         if isinstance(found, Response):
             return found
         kid, k, acct = found
-        return Response(200, self._key_json(acct["project"], req.params["sa"], kid, k))
+        out = self._key_json(acct["project"], req.params["sa"], kid, k)
+        kind = req.arg("publicKeyType") or "TYPE_NONE"
+        if kind not in ("TYPE_NONE", "TYPE_X509_PEM_FILE"):
+            return self.error(400, f"publicKeyType {kind} is not served by the sandbox.",
+                              "INVALID_ARGUMENT")
+        if kind == "TYPE_X509_PEM_FILE":
+            if not k.get("public_pem"):
+                k["public_pem"] = keypair(kid, k["valid_before"])[1]
+            out["publicKeyData"] = base64.b64encode(k["public_pem"].encode()).decode()
+        return Response(200, out)
+
+    def create_key(self, req: Request) -> Response:
+        """``POST .../keys``: a new user-managed key and its JSON key file (shown once)."""
+        acct = self._account(req)
+        if isinstance(acct, Response):
+            return acct
+        body = req.body if isinstance(req.body, dict) else {}
+        kind = body.get("privateKeyType") or "TYPE_GOOGLE_CREDENTIALS_FILE"
+        alg = body.get("keyAlgorithm") or "KEY_ALG_RSA_2048"
+        if kind != "TYPE_GOOGLE_CREDENTIALS_FILE" or alg != "KEY_ALG_RSA_2048":
+            return self.error(400, f"The sandbox creates TYPE_GOOGLE_CREDENTIALS_FILE keys with "
+                              f"KEY_ALG_RSA_2048 only, not {kind} / {alg}.", "INVALID_ARGUMENT")
+        sa, project = req.params["sa"], acct["project"]
+        kid = secrets.token_hex(20)
+        key = new_key(project)
+        private, key["public_pem"] = keypair(kid, key["valid_before"])
+        acct["keys"][kid] = key
+        out = self._key_json(project, sa, kid, key)
+        out["privateKeyType"] = kind
+        out["privateKeyData"] = base64.b64encode(
+            key_file(project, sa, kid, private).encode()).decode()
+        return Response(200, out)
 
     def set_key(self, req: Request) -> Response:
         """``POST .../keys/{key}:disable|:enable`` -> empty (idempotent here [unconfirmed])."""

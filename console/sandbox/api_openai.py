@@ -10,6 +10,28 @@ Routes (``Authorization: Bearer`` everywhere; admin routes need a sandbox admin 
     GET    /v1/organization/projects/{p}/service_accounts          list (paged)
     GET    /v1/organization/projects/{p}/service_accounts/{id}     retrieve
     DELETE /v1/organization/projects/{p}/service_accounts/{id}     delete (and its keys)
+    GET    /v1/organization/usage/completions|embeddings           usage buckets (paged)
+    GET    /v1/organization/costs                                  cost buckets (paged)
+
+Usage and costs are served from hourly usage seeded per project key (the last three hours
+a burst): see :mod:`console.sandbox.usagereports` for the parameters and shapes.
+    POST   /v1/organization/projects/{p}/service_accounts          create, with its first key
+    POST   /v1/organization/projects/{p}/service_accounts/{id}/api_keys   a key for an account
+
+Creating a service account (the rotation's ``credential.issue``) takes ``{name,
+create_service_account_only?, expires_in_seconds?}`` and answers the account with its first
+API key unredacted in ``api_key`` (``{object: "organization.project.service_account.api_key",
+id, name, created_at, value, expires_at}``), or ``api_key: null`` and role ``none`` with
+``create_service_account_only``; ``expires_in_seconds`` is 1-31536000 and refused together
+with ``create_service_account_only``. ``POST .../service_accounts/{id}/api_keys`` (``{name?,
+scopes?, expires_in_seconds?}``) answers the key in the same shape. Sources: openai-python
+3.54.0 ``ServiceAccountCreateParams`` / ``ServiceAccountCreateResponse`` and
+``APIKeyCreateParams`` / ``APIKeyCreateResponse`` (``types/admin/organization/projects/``) and
+https://developers.openai.com/api/reference/resources/admin/subresources/organization/
+subresources/projects/subresources/service_accounts/methods/create ("By default, this also
+returns an unredacted API key for the service account"). The new key is listed among the
+project's API keys (owner: the service account), works on ``/v1/models`` at once, and dies with
+its own delete or its account's.
 
 Lists answer ``{object: "list", data, first_id, last_id, has_more}`` and page with ``after``
 and ``limit`` (1-100, default 20). Errors use OpenAI's shape ``{"error": {message, type,
@@ -30,6 +52,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import time
 from typing import Any
 
@@ -40,6 +63,7 @@ from console.sandbox.seedkeys import (
     sandbox_key_value,
 )
 from console.sandbox.standin import Request, Response, StandIn
+from console.sandbox.usagereports import openai_routes, seed_usage
 
 __all__ = ["ADMIN_KEY_ENV", "DEFAULT_PORT", "STANDIN", "OpenAIStandIn", "seed", "wanted"]
 
@@ -93,6 +117,10 @@ class OpenAIStandIn(StandIn):
         self.route("GET", _P + r"/service_accounts", self.list_accounts)
         self.route("GET", _P + r"/service_accounts/(?P<id>[^/]+)", self.get_account)
         self.route("DELETE", _P + r"/service_accounts/(?P<id>[^/]+)", self.delete_account)
+        openai_routes(self)  # usage and costs: console/sandbox/usagereports.py
+        self.route("POST", _P + r"/service_accounts", self.create_account)
+        self.route("POST", _P + r"/service_accounts/(?P<id>[^/]+)/api_keys",
+                   self.create_account_key)
 
     def error_body(self, status: int, message: str, kind: str = "") -> Any:
         """OpenAI's error shape."""
@@ -212,8 +240,73 @@ class OpenAIStandIn(StandIn):
         if busy:
             return busy
         del proj["service_accounts"][req.params["id"]]
+        for kid in [k for k, v in proj["api_keys"].items()
+                    if (v.get("owner") or {}).get("service_account", {}).get("id")
+                    == req.params["id"]]:
+            del proj["api_keys"][kid]  # a created account's keys go with it
         return Response(200, {"object": "organization.project.service_account.deleted",
                               "id": req.params["id"], "deleted": True})
+
+    # -- rotation: new service accounts and keys -------------------------------------------
+    def _expiry(self, body: dict[str, Any]) -> int | None | Response:
+        """``expires_at`` from ``expires_in_seconds`` (1-31536000), or the 400 answer."""
+        secs = body.get("expires_in_seconds")
+        if secs is None:
+            return None
+        if not isinstance(secs, int) or isinstance(secs, bool) or not 1 <= secs <= 31536000:
+            return self.error(400, "expires_in_seconds must be an integer between 1 and "
+                              "31536000", "invalid_request_error")
+        return int(time.time()) + secs
+
+    def _new_key(self, proj: dict[str, Any], sa: dict[str, Any], name: str,
+                 expires_at: int | None) -> dict[str, Any]:
+        """A new key of ``sa``, listed among the project's keys; the created-key answer."""
+        kid, value = f"key_{secrets.token_hex(8)}", f"sk-svcacct-{secrets.token_hex(24)}"
+        obj = key_object(kid, name, value)
+        obj["expires_at"] = expires_at
+        obj["owner"] = {"type": "service_account", "service_account": public(sa)}
+        proj["api_keys"][kid] = obj
+        return {"object": "organization.project.service_account.api_key", "id": kid,
+                "name": name, "created_at": obj["created_at"], "value": value,
+                "expires_at": expires_at}
+
+    def create_account(self, req: Request) -> Response:
+        """Create a service account; by default with its first key, unredacted."""
+        proj = self._project(req)
+        if proj is None:
+            return self._missing("project", req.params["project"])
+        body = req.body if isinstance(req.body, dict) else {}
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            return self.error(400, "Missing required parameter: 'name'.",
+                              "invalid_request_error")
+        only = bool(body.get("create_service_account_only"))
+        expires = self._expiry(body)
+        if isinstance(expires, Response):
+            return expires
+        if only and expires is not None:
+            return self.error(400, "expires_in_seconds cannot be set with "
+                              "create_service_account_only", "invalid_request_error")
+        sid = f"svc_acct_{secrets.token_hex(8)}"
+        sa: dict[str, Any] = {"object": "organization.project.service_account", "id": sid,
+                              "name": name, "role": "none" if only else "member",
+                              "created_at": int(time.time()), "keys": []}
+        proj["service_accounts"][sid] = sa
+        api_key = None if only else self._new_key(proj, sa, "Secret Key", expires)
+        return Response(200, {**public(sa), "api_key": api_key})
+
+    def create_account_key(self, req: Request) -> Response:
+        """Create an API key for an existing service account (its value shown once)."""
+        proj = self._project(req)
+        sa = (proj or {}).get("service_accounts", {}).get(req.params["id"])
+        if proj is None or sa is None:
+            return self._missing("service account", req.params["id"])
+        body = req.body if isinstance(req.body, dict) else {}
+        expires = self._expiry(body)
+        if isinstance(expires, Response):
+            return expires
+        name = body.get("name") if isinstance(body.get("name"), str) else ""
+        return Response(200, self._new_key(proj, sa, str(name or "Secret Key"), expires))
 
 
 STANDIN = OpenAIStandIn
@@ -251,7 +344,10 @@ def seed(config: Any) -> dict[str, Any]:
                 "object": "organization.project.service_account", "id": sid,
                 "name": integration, "role": "member", "created_at": 1700000000,
                 "keys": [sandbox_key_value(config, "openai", sid)]}
-    return {"admin_keys": [sandbox_admin_key(config, "openai")], "projects": projects}
+    usage = seed_usage([(pid, kid) for pid, p in projects.items() for kid in p["api_keys"]],
+                       ("gpt-4o", "gpt-4o-mini"), embeddings="text-embedding-3-small")
+    return {"admin_keys": [sandbox_admin_key(config, "openai")], "projects": projects,
+            "usage": usage}
 
 
 def wanted(config: Any) -> bool:

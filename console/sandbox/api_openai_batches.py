@@ -5,6 +5,7 @@ Routes (OpenAI: ``Authorization: Bearer <key>``; Azure: ``api-key: <key>``)::
     GET  /v1/batches?after=&limit=                 list, newest first (paged)
     GET  /v1/batches/{id}                          retrieve
     POST /v1/batches/{id}/cancel                   cancel -> the batch (now cancelling)
+    GET  /v1/files/{id}/content                    a batch's output / error file (JSONL)
     GET  /openai/v1/batches...                     the same, Azure OpenAI v1 path shape
 
 Batches move on as they are read: ``validating`` -> ``in_progress`` (0.5 s or 2 reads);
@@ -23,6 +24,7 @@ import random
 import time
 from typing import Any, ClassVar
 
+from console.sandbox.batchfiles import openai_file
 from console.sandbox.batchjobs import (
     JobsStandIn,
     batch_refs,
@@ -58,6 +60,7 @@ class OpenAIBatchesStandIn(JobsStandIn):
         self.route("GET", _ROOT, self.list_batches)
         self.route("GET", _ROOT + r"/(?P<id>[^/]+)", self.get_batch)
         self.route("POST", _ROOT + r"/(?P<id>[^/]+)/cancel", self.cancel)
+        self.route("GET", r"(?:/openai)?/v1/files/(?P<id>[^/]+)/content", self.file_content)
 
     def error_body(self, status: int, message: str, kind: str = "") -> Any:
         """OpenAI's error shape."""
@@ -118,6 +121,14 @@ class OpenAIBatchesStandIn(JobsStandIn):
         if b["status"] != "cancelling":
             self.move(b, "cancelling")
         return Response(200, self.public(b))
+
+
+    def file_content(self, req: Request) -> Response:
+        """A batch's output or error file (see :mod:`console.sandbox.batchfiles`)."""
+        text = openai_file(self.state, req.params["id"])
+        if text is None:
+            return self.error(404, f"No such File object: {req.params['id']}")
+        return Response(200, text, {"Content-Type": "application/octet-stream"})
 
 
 STANDIN = OpenAIBatchesStandIn

@@ -14,7 +14,13 @@ Seeding (every reference on an ``aws-*`` backend whose ``endpoint_url`` is the s
 * ``aws-ssm``: a SecureString parameter with the same kind of value;
 * ``aws-iam``: the user and one access key. AWS chooses key ids, so the ids are recorded
   in ``<dir>/aws-seed.json`` (``{"iam": {"<user>": ["AKIA..."]}}``); references name the
-  user, and the adapter acts on every key of that user.
+  user, and the adapter acts on every key of that user. Every store copy of an integration
+  that names the user holds that key (:mod:`console.sandbox.awskeys`), so proof of death and
+  ``rotate`` test the real key at STS.
+
+moto runs with AWS's rule for IAM users' own keys (:mod:`console.sandbox.motoauth`): a
+request signed with a key moto issued must carry its secret and the key must be Active;
+every other request (the console's own credentials) is served as moto always does.
 
 moto keeps everything in memory: a restart starts empty and is reseeded. The console's
 credentials for the sandbox are written to ``<dir>/aws-credentials`` (mode 0600), a shared
@@ -32,6 +38,7 @@ from typing import Any
 
 from console.errors import ConfigError, ConsoleError
 from console.sandbox import ServiceStatus
+from console.sandbox.awskeys import pair_text, users_by_integration, write_vault_copies
 from console.sandbox.faultproxy import (
     backend_port,
     free_port,
@@ -89,19 +96,6 @@ def binary_path() -> str:
                       hint="pip install 'moto[server]' (the sandbox extra installs it)")
 
 
-def _interpreter(script: str) -> list[str]:
-    """``[python, script]`` for a Python entry-point script, so the pid file's argv equals
-    ``/proc/<pid>/cmdline`` (the kernel prepends the shebang interpreter otherwise)."""
-    try:
-        with open(script, "rb") as fh:
-            first = fh.readline().decode(errors="replace").strip()
-    except OSError:
-        return [script]
-    if first.startswith("#!") and "python" in first and " " not in first[2:].strip():
-        return [first[2:].strip(), script]
-    return [script]
-
-
 def _healthy(port: int) -> bool:
     """moto answers on its private ``port``."""
     return http_ok(f"{_url(port)}/moto-api/")
@@ -140,23 +134,30 @@ def seed(config: Any, url: str, state_dir: Path) -> list[str]:
         recorded = {}
     iam_keys: dict[str, list[str]] = dict(recorded.get("iam") or {})
     created: list[str] = []
+    refs = sorted(aws_refs(config, url), key=lambda kr: kr[0] != "aws-iam")  # keys first
+    fresh: dict[str, str] = {}  # user -> the copy text of the key created now
+    users = users_by_integration(refs)
+
+    def value(integration: str) -> str:
+        pair = fresh.get(users.get(integration, ""))
+        return pair if pair is not None else store_value(config, integration)
+
     try:
         sm, ssm, iam = (boto3.client(s, **kw) for s in ("secretsmanager", "ssm", "iam"))
-        for kind, ref in aws_refs(config, url):
+        for kind, ref in refs:
             if kind == "aws-secrets" and ref.get("secret_id"):
                 name = str(ref["secret_id"])
                 try:
                     sm.describe_secret(SecretId=name)
                 except ClientError:
-                    sm.create_secret(Name=name,
-                                     SecretString=store_value(config, ref["_integration"]))
+                    sm.create_secret(Name=name, SecretString=value(ref["_integration"]))
                     created.append(f"secret {name}")
             elif kind == "aws-ssm" and ref.get("name"):
                 name = str(ref["name"])
                 try:
                     ssm.get_parameter(Name=name)
                 except ClientError:
-                    ssm.put_parameter(Name=name, Value=store_value(config, ref["_integration"]),
+                    ssm.put_parameter(Name=name, Value=value(ref["_integration"]),
                                       Type="SecureString")
                     created.append(f"parameter {name}")
             elif kind == "aws-sg" and ref.get("group_name"):
@@ -168,11 +169,14 @@ def seed(config: Any, url: str, state_dir: Path) -> list[str]:
                 except ClientError:
                     iam.create_user(UserName=user)
                 keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
-                if not keys:
-                    iam.create_access_key(UserName=user)  # the secret half is discarded
+                if not keys:  # its secret goes into the integration's store copies
+                    made = iam.create_access_key(UserName=user)["AccessKey"]
+                    fresh[user] = pair_text(made["AccessKeyId"], made["SecretAccessKey"])
                     keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
                     created.append(f"access key of {user}")
                 iam_keys[user] = sorted(k["AccessKeyId"] for k in keys)
+        created += write_vault_copies(config, {i: fresh[u] for i, u in users.items()
+                                               if u in fresh})
     except (ClientError, BotoCoreError) as exc:
         raise ConsoleError(f"seeding the moto sandbox failed: {exc}", where=url) from exc
     seed_file.write_text(json.dumps({"iam": iam_keys}, indent=2, sort_keys=True) + "\n")
@@ -248,7 +252,9 @@ def start(config: Any) -> ServiceStatus:
                           "already in use",
                           hint="stop whatever listens there, or set [sandbox] moto_port")
     hidden = free_port()
-    argv = [*_interpreter(binary_path()), "-H", "127.0.0.1", "-p", str(hidden)]
+    binary_path()  # moto's server is installed (the same package runs below)
+    argv = [sys.executable, "-m", "console.sandbox.motoauth", "-H", "127.0.0.1", "-p",
+            str(hidden)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     pid = spawn(state_dir, NAME, argv, env, lambda: _healthy(hidden), HEALTH_TIMEOUT,
                 what=f"moto at http://127.0.0.1:{hidden}/moto-api/")

@@ -246,6 +246,7 @@ def serve(app: StandIn, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTP
     """Serve ``app`` in a daemon thread; ``server.server_address`` has the real port."""
     server = ThreadingHTTPServer((host, port), _handler_class(app))
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name=f"standin-{app.name}",
+    # a short poll interval: shutdown() waits up to one interval (tests stop many servers)
+    threading.Thread(target=server.serve_forever, args=(0.05,), name=f"standin-{app.name}",
                      daemon=True).start()
     return server

@@ -57,7 +57,7 @@ def test_commands_and_options(cli: Cli) -> None:
 
 def test_runbook_names(cli: Cli) -> None:
     shipped = {"kill-switch", "flags-off", "cancel-batches", "block-egress",
-               "revoke-credentials", "restore"}
+               "revoke-credentials", "restore", "evidence", "rotate"}
     names = complete(cli, f"killswitch --config {cli.config} plan ")
     assert set(names) == shipped | {"contain", "destroy"}  # + settings.runbook_dirs
     assert complete(cli, f"killswitch --config {cli.config} run c") == ["cancel-batches",

@@ -127,8 +127,10 @@ def test_kill_switch_everywhere_then_restore(sandbox: Path) -> None:
     run = json.loads(ks("run", "kill-switch", "review-agent", "--yes", "--reason",
                         "key leaked", "--json"))
     verdicts = {o["op_id"]: (o["outcome"], o["verdict"]) for o in run["operations"]}
-    assert len(verdicts) == 4
-    assert all(v == ("applied", "dead") for v in verdicts.values()), verdicts
+    kills = {op: v for op, v in verdicts.items() if "/preserve-evidence/" not in op}
+    assert len(kills) == 4 and len(verdicts) == 8  # and the evidence of each reference
+    assert all(v == ("applied", "dead") for v in kills.values()), verdicts
+    assert all(v[0] == "applied" for op, v in verdicts.items() if op not in kills), verdicts
     assert [(p["state"], p["integration"]) for p in run["proofs"]] == [
         ("revoked", "review-agent")]
 
@@ -143,6 +145,9 @@ def test_kill_switch_everywhere_then_restore(sandbox: Path) -> None:
     assert "OK" in ks("audit", "verify")
     outputs.append(ks("report", run["run_id"]))
     outputs.append(ks("audit", "export", "--format", "jsonl"))
+    assert "evidence OK" in ks("evidence", "verify", run["run_id"])
+    outputs.extend(f.read_text(errors="replace")
+                   for f in (root / "evidence" / run["run_id"]).rglob("*") if f.is_file())
     blob = "\n".join(outputs)
     assert key not in blob
     assert key.encode() not in (root / "audit.db").read_bytes()

@@ -97,7 +97,8 @@ def test_kill_switch_then_restore_with_no_secret_in_any_output(world) -> None:
     run = json.loads(ks("run", "kill-switch", "support-bot", "--yes", "--reason",
                         "key pasted in a public ticket", "--incident", "INC-42", "--json").stdout)
     verdicts = {o["op_id"].split("/")[1]: o["verdict"] for o in run["operations"]}
-    assert verdicts == {"flags-off": "off", "disable-credentials": "dead"}
+    assert verdicts == {"preserve-evidence": "preserved", "flags-off": "off",
+                        "disable-credentials": "dead"}
     assert app_reads() is None
     flag = json.loads((root / "flags.json").read_text())["flags"]["support-bot-enabled"]
     assert flag["defaultVariant"] == "off"
@@ -112,6 +113,10 @@ def test_kill_switch_then_restore_with_no_secret_in_any_output(world) -> None:
     outputs.append(ks("audit", "export", "--format", "jsonl").stdout)
     outputs.append(ks("audit", "export", "--format", "csv").stdout)
     outputs.append(ks("audit", "show", "--run", run["run_id"], "--json").stdout)
+    assert "evidence OK" in ks("evidence", "verify", run["run_id"]).stdout
+    bundle = [f for f in (root / "evidence" / run["run_id"]).rglob("*") if f.is_file()]
+    assert len(bundle) >= 2  # the manifest and the store copy's version history
+    outputs.extend(f.read_text() for f in bundle)
     blob = "\n".join(outputs)
     assert "support-bot" in blob
     assert canary not in blob

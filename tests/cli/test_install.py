@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 OURS = ("console", "adapters", "runbooks", "killswitch", "__editable__", "_distutils_hack",
         "__pycache__")
 SHIPPED = {"kill-switch", "flags-off", "cancel-batches", "block-egress", "revoke-credentials",
-           "restore"}
+           "restore", "evidence", "rotate"}
 
 CONFIG = """\
 [settings]

@@ -35,9 +35,9 @@ from console.errors import UsageError
 from tests.adapters.aws.conftest import client, moto, moto_url  # noqa: F401 - fixtures
 from tests.servers import BaoServer
 
-FORBIDDEN = ("apply", "inverse", "reveal", "probe")
-"""Adapter methods a rehearsal must never call: the side effect, the undo, and the two calls
-that handle a key value (proof of death is simulated)."""
+FORBIDDEN = ("apply", "inverse", "reveal", "probe", "preserve")
+"""Adapter methods a rehearsal must never call: the side effect, the undo, the two calls
+that handle a key value (proof of death is simulated) and evidence (nothing is written)."""
 
 
 @pytest.fixture
@@ -205,7 +205,9 @@ def test_rehearsal_calls_no_adapter_apply_and_changes_no_real_target(
     changes = [c for c in result.plan.changes if c.actionable]
     backends = {c.backend for c in changes}
     assert backends == {"sim", "flags", "vault", "aws-sm", "aws-ssm", "aws-iam"}
-    assert result.count("applied") == len(changes) == result.simulated_applies
+    kills = [c for c in changes if c.action != "evidence.preserve"]
+    assert result.count("applied") == len(changes) > len(kills) == result.simulated_applies
+    assert not (config.resolve(config.settings.audit_db).parent / "evidence").exists()
     assert all(result.results[c.op_id].verified for c in changes)
     proof = result.proofs["support-bot"]
     assert proof.state == "revoked" and "simulated" in proof.detail
@@ -267,7 +269,10 @@ def test_faults_make_retries_and_failures_in_the_result_and_the_trail(
     assert keys and all(r.outcome == "failed" and r.attempts == 4 for r in keys)
     assert all("502 (rehearsal fault)" in r.message for r in keys)
     assert result.exit_code() == 1
-    assert result.fault_counts["keys"]["error"] == 8
+    # 4 attempts x 2 integrations x (the evidence call and the disable) on the failing backend
+    evidence = [r for op, r in result.results.items() if "/preserve-evidence/" in op]
+    assert len(evidence) == 2 and all(r.outcome == "failed" for r in evidence)
+    assert result.fault_counts["keys"]["error"] == 16
     assert result.fault_counts["flags"]["throttle"] >= 1
     events = session.audit.events(run_id=result.run_id)
     assert {e["mode"] for e in events} == {"rehearsal"}
@@ -275,9 +280,9 @@ def test_faults_make_retries_and_failures_in_the_result_and_the_trail(
     assert any("429" in e["detail"]["message"] for e in retrying)
     assert any("502" in e["detail"]["message"] for e in retrying)
     failed = [e for e in events if e["phase"] == "apply" and e["outcome"] == "failed"]
-    assert len(failed) == 2
+    assert len(failed) == 4
     finished = next(e for e in events if e["outcome"] == "finished")
-    assert finished["detail"]["summary"]["failed"] == 2 and finished["detail"]["exit_code"] == 1
+    assert finished["detail"]["summary"]["failed"] == 4 and finished["detail"]["exit_code"] == 1
 
 
 def test_a_timeout_lands_and_the_retry_reads_it_back(tmp_path: Path, forbid: list[str],

@@ -115,6 +115,7 @@ async def test_whole_flow_kill_verify_audit_restore_on_openbao(world: Any) -> No
         assert verdict.startswith("OK — every change applied and verified"), verdict
         run_rows = cells(app, "#run-table")
         assert {r[3]: (r[0], r[1]) for r in run_rows if r[3] != "proof"} == {
+            "evidence.preserve": ("done (applied)", "preserved"),
             "flag.disable": ("done (applied)", "off"),
             "credential.disable": ("done (applied)", "dead")}
         log = "\n".join(str(line.text) for line in app.screen.query_one("#run-log").lines)
@@ -144,7 +145,7 @@ async def test_whole_flow_kill_verify_audit_restore_on_openbao(world: Any) -> No
         await app.workers.wait_for_complete()
         await wait_for(pilot, lambda: all(r[4] == "applied"
                                           for r in cells(app, "#audit-events")), what="filter")
-        assert len(cells(app, "#audit-events")) == 2
+        assert len(cells(app, "#audit-events")) == 3  # evidence, flag, key
         await pilot.press("enter", "escape")  # leave the filter, then clear it
         await app.workers.wait_for_complete()
 

@@ -56,8 +56,10 @@ def test_every_shipped_runbook_on_the_example_config(
         runbook: str, capsys: pytest.CaptureFixture[str]) -> None:
     data = needs(runbook)
     assert data["runbook"] == runbook and len(data["integrations"]) == 5
-    assert data["backends"], f"{runbook} needs nothing?"
-    assert data["notes"] == []
+    # evidence.preserve is carried out by the engine with each adapter's read-only calls;
+    # until an adapter declares it as an action, its reads are a note, not grants
+    assert [n for n in data["notes"] if "evidence.preserve" not in n] == []
+    assert data["backends"] or runbook == "evidence", f"{runbook} needs nothing?"
     for b in data["backends"]:
         assert b["grants"] and b["actions"]
         if b["iam"] == "aws":

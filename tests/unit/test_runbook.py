@@ -37,12 +37,16 @@ SERVED = {
     "egress.block": ["nftables"],
     "egress.unblock": ["nftables"],
     "notify": ["slack"],
+    "evidence.preserve": ["fake"],
+    "credential.issue": ["aws-iam"],  # the shipped `rotate` runbook's kinds
+    "credential.write": ["vault"],
+    "credential.retire": ["aws-iam"],
 }
 
 
 @pytest.fixture(autouse=True)
 def stub_served(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fixed set of served actions (every kind but evidence.preserve), whatever is installed."""
+    """A fixed set of served actions, whatever is installed."""
     monkeypatch.setattr(runbook_mod, "served_actions", lambda: dict(SERVED))
 
 
@@ -77,10 +81,14 @@ def test_shipped_runbooks_load() -> None:
             "block-egress"} <= set(books)
     ks = books["kill-switch"]
     order = [s.action for s in ks.steps]
-    assert set(order) == {"flag.disable", "batch.cancel", "egress.block",
+    assert set(order) == {"evidence.preserve", "flag.disable", "batch.cancel", "egress.block",
                           "credential.disable", "notify"}
-    # the design's order: flags and batches before egress, egress before credentials
+    # the design's order: evidence first, then flags and batches before egress, egress
+    # before credentials; people are told at once
     steps = {s.action: s for s in ks.steps}
+    assert order[0] == "evidence.preserve" and steps["evidence.preserve"].on_error == "continue"
+    assert steps["flag.disable"].needs == steps["batch.cancel"].needs == ["preserve-evidence"]
+    assert steps["notify"].needs == []
     assert order.index("batch.cancel") < order.index("credential.disable")
     assert steps["egress.block"].needs == ["flags-off", "cancel-batches"]
     assert steps["credential.disable"].needs == ["block-egress"]
@@ -89,6 +97,7 @@ def test_shipped_runbooks_load() -> None:
     assert restore.kind == "restore" and restore.is_restore and restore.steps == []
     assert books["flags-off"].steps[0].action == "flag.disable"
     assert books["revoke-credentials"].steps[0].action == "credential.disable"
+    assert [s.action for s in books["evidence"].steps] == ["evidence.preserve"]
     assert ks.path == SHIPPED_DIR / "kill-switch.toml"
 
 
@@ -230,11 +239,13 @@ def test_unknown_action_suggests(tmp_path: Path, action: str, suggestion: str) -
     assert err.hint.startswith(f"did you mean {suggestion!r}?")
 
 
-def test_action_no_adapter_serves(tmp_path: Path) -> None:
-    p = write(tmp_path, '[[steps]]\nid = "keep"\naction = "evidence.preserve"\n')
+def test_action_no_adapter_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runbook_mod, "served_actions", lambda: {
+        k: v for k, v in SERVED.items() if k != "credential.issue"})
+    p = write(tmp_path, '[[steps]]\nid = "mint"\naction = "credential.issue"\n')
     err = load_bad(p)
     assert err.where == f"{p}:3"
-    assert "step 'keep': no installed adapter serves 'evidence.preserve'" in err.msg
+    assert "step 'mint': no installed adapter serves 'credential.issue'" in err.msg
     assert "flag.disable" in err.hint
 
 
@@ -380,3 +391,24 @@ def test_served_actions_skips_broken_adapters(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(declarations, "adapter_names", lambda: ["broken", "okflags"])
     monkeypatch.setattr(declarations, "load_adapter_class", load)
     assert served_actions() == {"flag.disable": ["okflags"]}
+
+
+def test_evidence_is_served_only_by_an_adapter_that_can_preserve(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    class Keys(Adapter):
+        name = "keys"
+        ACTIONS = {"credential.disable": ActionSpec("credential.disable", "credentials", True)}
+
+    class Keeper(Keys):
+        name = "keeper"
+        CAN_PRESERVE = True
+
+    import console.declarations as declarations
+
+    monkeypatch.undo()
+    classes = {"keys": Keys, "keeper": Keeper}
+    monkeypatch.setattr(declarations, "load_adapter_class", classes.__getitem__)
+    monkeypatch.setattr(declarations, "adapter_names", lambda: ["keys"])
+    assert "evidence.preserve" not in served_actions()
+    monkeypatch.setattr(declarations, "adapter_names", lambda: ["keeper", "keys"])
+    assert served_actions()["evidence.preserve"] == ["keeper"]

@@ -68,7 +68,11 @@ name = "/ai/claims/bedrock"
         opts = dict(config.backends["sm"].options)
         sm = SecretsManagerAdapter("sm", opts)
         value = sm.reveal({"secret_id": "ai/claims/bedrock"})
-        assert value and value.startswith("sk-sandbox-")
+        # the copies hold the IAM user's key (its secret is the field reveal picks)
+        [key_id] = seed["iam"]["claims-summariser-bedrock"]
+        raw = json.loads(sm.sm.get_secret_value(SecretId="ai/claims/bedrock")["SecretString"])
+        assert raw == {"api_key": value, "aws_access_key_id": key_id,
+                       "aws_secret_access_key": value}
         assert SsmParameterAdapter("ssm", opts).reveal({"name": "/ai/claims/bedrock"})
         from adapters.base import PlanContext
 
