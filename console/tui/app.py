@@ -436,9 +436,53 @@ class KillswitchApp(App[int]):
         self.open_plan(message.plan)
 
     def on_run_confirmed(self, message: messages.RunConfirmed) -> None:
-        """Apply the confirmed plan (or resume the run) and watch it."""
-        self.open_run(message.plan, message.reason, message.allow_irreversible,
-                      resume=message.resume, previous=message.previous)
+        """Apply the confirmed plan (or resume the run) and watch it; a rotation whose new
+        key the operator pastes asks for it first (:meth:`_ask_pasted_keys`)."""
+        def go() -> None:
+            self.open_run(message.plan, message.reason, message.allow_irreversible,
+                          resume=message.resume, previous=message.previous)
+
+        if message.resume or not any(s.action == "credential.write" for s in message.plan.steps):
+            go()
+            return
+        from console.engine.rotation import pasted_key_needed
+
+        self._ask_pasted_keys(message.plan, pasted_key_needed(message.plan), go)
+
+    def _ask_pasted_keys(self, plan: Plan, needed: list[str], then: Callable[[], None],
+                         problem: str = "") -> None:
+        """Ask for the pasted new key of each integration in ``needed`` in turn (a password
+        field), hold each in the run's keyring (refused: asked again, with why), then
+        ``then()``. Escape: nothing runs."""
+        if not needed:
+            then()
+            return
+        from console.engine.rotation import put_pasted_key
+        from console.errors import ConsoleError
+        from console.tui.widgets.paste_key import PasteKeyModal
+
+        integ = needed[0]
+        known = {i.id: i for i in self.config.integrations}
+        provider = known[integ].provider if integ in known else ""
+        session = self.session()
+
+        def answered(value: str | None) -> None:
+            if value is None:
+                self.notify("No new key: nothing ran.", title="Rotation", severity="warning")
+                return
+
+            async def hold() -> None:
+                try:
+                    fp = await asyncio.to_thread(put_pasted_key, session, plan, integ, value)
+                except ConsoleError as exc:
+                    self._ask_pasted_keys(plan, needed, then, f"Refused: {exc.msg}")
+                    return
+                self.notify(f"{integ}: new key {fp} held for this run.", title="Rotation")
+                self._ask_pasted_keys(plan, needed[1:], then)
+
+            self.run_worker(hold(), group="paste", exit_on_error=False)
+
+        self.push_screen(PasteKeyModal(integ, provider, problem), answered)
 
     def on_report_requested(self, message: messages.ReportRequested) -> None:
         """Read the run's report in a thread, then show it in the audit section."""
