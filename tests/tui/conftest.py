@@ -93,3 +93,4 @@ def tui_config_down(tmp_path: Path) -> Path:
     """The config plus ``legacy-chat`` on a vault backend at a dead port."""
     FakeAdapter.reset()
     return write_tui_config(tmp_path, dead=dead_port())
+from tests.adapters.llm.conftest import llm  # noqa: E402,F401 - the stand-ins fixture (paste key test)

@@ -13,7 +13,6 @@ import httpx
 from console.tui.app import make_app
 from console.tui.messages import RunConfirmed
 from tests.adapters.llm.conftest import ANTHROPIC_KEY, LLMSandbox
-from tests.adapters.llm.conftest import llm as llm_fixture  # noqa: F401 - the fixture `llm`
 from tests.tui.flow_helpers import type_text, wait_for, wait_screen
 from tests.tui.screen_helpers import screen_text
 
