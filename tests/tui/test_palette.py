@@ -79,7 +79,8 @@ async def test_one_run_verb_per_runbook_that_acts_on_the_marks(tmp_path: Path) -
         await wait_for(pilot, lambda: len(app.marked) == 2, what="two marks")
         names = [n for n in await palette_names(pilot, "run:") if n.startswith("run:")]
         assert sorted(names) == sorted(f"run: {rb} on 2 marked" for rb in (
-            "kill-switch", "revoke-credentials", "flags-off", "destroy-keys")), names
+            "kill-switch", "revoke-credentials", "flags-off", "destroy-keys", "evidence",
+            "rotate")), names
         await wait_screen(pilot, "InventoryScreen")
 
         await palette(pilot, "run: flags", "run: flags-off on 2 marked")
