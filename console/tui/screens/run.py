@@ -445,10 +445,16 @@ class RunScreen(Screen[None]):
             text, kind = (f"NOT VERIFIED — {len(still)} target(s) STILL LIVE or unknown: "
                           + ", ".join(still[:3])), "-failed"
         else:
-            dead = sum(1 for r in result.results.values() if r.verified)
+            action = {c.op_id: c.action for c in result.plan.changes}
+            verified = [action.get(op, "") for op, r in result.results.items() if r.verified]
+            kept = verified.count("evidence.preserve")
+            fresh = sum(1 for a in verified if a in ("credential.issue", "credential.write"))
+            dead = len(verified) - kept - fresh
             word = "restored" if self.plan.restore_of else "dead or off"
+            extra = (f"; evidence preserved from {kept} source(s)" if kept else "") + \
+                (f"; the new key issued and written: {fresh} target(s)" if fresh else "")
             text, kind = (f"OK — every change applied and verified: {dead} target(s) "
-                          f"{word}."), "-ok"
+                          f"{word}{extra}."), "-ok"
         self.set_class(kind == "-failed", "-failed")
         self._verdict(text, kind)
         self._log(text)
