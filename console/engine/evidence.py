@@ -110,6 +110,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PART = ".part"
 _MESSAGE_MAX = 2000
+_HASH_INLINE = 1 << 20  # bytes an operation's verify re-hashes without a thread
 
 
 class EvidenceError(EngineError):
@@ -356,8 +357,8 @@ class EvidenceBundle:
         root: ``settings.evidence_dir``.
         run_id: The run.
         meta: ``incident``, ``cause``, ``mode``, ``operator`` for the manifest.
-        recorded: The manifest SHA-256 the trail recorded last for this run (a resumed run):
-            an existing manifest must match it to be carried on.
+        recorded: The manifest SHA-256s the trail recorded for this run (a resumed run): an
+            existing manifest must be one of them to be carried on.
 
     Raises:
         EvidenceError: The run id is not a safe folder name, or an existing manifest (a
@@ -365,7 +366,7 @@ class EvidenceBundle:
     """
 
     def __init__(self, root: Path, run_id: str, meta: Mapping[str, Any] | None = None,
-                 recorded: str = "") -> None:  # noqa: D107
+                 recorded: Iterable[str] = ()) -> None:  # noqa: D107
         self.root = Path(root)
         self.run_id = check_name(run_id, "run id")
         self.dir = self.root / run_id
@@ -376,23 +377,23 @@ class EvidenceBundle:
         self.failed: dict[str, list[dict[str, Any]]] = {}
         self.created = utcnow()
         self._seal: asyncio.Lock | None = None
-        self._load(recorded)
+        self._load(set(recorded))
 
     @property
     def manifest_path(self) -> Path:
         """``<run>/manifest.json``."""
         return self.dir / MANIFEST
 
-    def _load(self, recorded: str) -> None:
+    def _load(self, recorded: set[str]) -> None:
         """Carry on the manifest of an earlier process of this run (resume), and remove the
         temporary files an interrupted write left."""
         path = self.manifest_path
         if not path.is_file():
             return
         raw = path.read_bytes()
-        if recorded and hashlib.sha256(raw).hexdigest() != recorded:
+        if hashlib.sha256(raw).hexdigest() not in recorded:
             raise EvidenceError(
-                f"the evidence manifest of run {self.run_id} is not the one the audit trail "
+                f"the evidence manifest of run {self.run_id} is not one the audit trail "
                 "recorded: it changed since, so it is not carried on", where=str(path),
                 hint=f"check it with `killswitch evidence verify {self.run_id}`")
         try:
@@ -430,16 +431,15 @@ class EvidenceBundle:
                 "created": self.created, "updated": utcnow(), "files": files,
                 "failed": failed}
 
-    def write_manifest(self) -> tuple[str, int, int]:
-        """Write ``manifest.json`` atomically (temporary file, fsync, rename, fsync of the
-        folder); returns its SHA-256 and the numbers of files and failed sources.
+    def _prepare(self) -> tuple[Path, str, int, int]:
+        """The next manifest in a temporary file (``0600``, fsynced): its path, SHA-256 and
+        the numbers of files and failed sources.
 
         Raises:
             EvidenceError: It cannot be written.
         """
         data = self.manifest()
         body = (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-        path = self.manifest_path
         tmp = self.dir / f".{MANIFEST}.{secrets.token_hex(4)}{_PART}"
         try:
             make_private_dirs(self.dir)
@@ -449,53 +449,95 @@ class EvidenceBundle:
                 fh.write(body)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+        except OSError as exc:
+            _discard(tmp)
+            raise EvidenceError(f"cannot write the evidence manifest: {exc.strerror or exc}",
+                                where=str(self.manifest_path),
+                                hint="check settings.evidence_dir, disk space and permissions"
+                                ) from exc
+        return tmp, hashlib.sha256(body).hexdigest(), len(data["files"]), len(data["failed"])
+
+    def _install(self, tmp: Path) -> None:
+        """Rename a prepared manifest into place and fsync the folder.
+
+        Raises:
+            EvidenceError: It cannot be renamed.
+        """
+        try:
+            os.replace(tmp, self.manifest_path)
             dfd = os.open(self.dir, os.O_RDONLY)
             try:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
         except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _discard(tmp)
             raise EvidenceError(f"cannot write the evidence manifest: {exc.strerror or exc}",
-                                where=str(path),
-                                hint="check settings.evidence_dir, disk space and permissions"
-                                ) from exc
-        return hashlib.sha256(body).hexdigest(), len(data["files"]), len(data["failed"])
+                                where=str(self.manifest_path)) from exc
+
+    def write_manifest(self) -> tuple[str, int, int]:
+        """Write ``manifest.json`` atomically (temporary file, fsync, rename, fsync of the
+        folder), recording nothing; returns its SHA-256 and the numbers of files and failed
+        sources.
+
+        Raises:
+            EvidenceError: It cannot be written.
+        """
+        tmp, digest, files, failed = self._prepare()
+        self._install(tmp)
+        return digest, files, failed
 
     async def seal(self, ex: Executor, change: Change) -> str:
-        """Rewrite the manifest and record its SHA-256 in the trail (durably), one at a time
-        so that the trail's last record is the manifest on disk; returns the hash."""
+        """Rewrite the manifest and record its SHA-256 in the trail, one seal at a time.
+
+        The hash is recorded (durably) after the new manifest is written and fsynced and
+        before it is renamed into place: a crash in between leaves the previous manifest,
+        which the trail recorded too, so a resumed run can always carry on a manifest the
+        trail vouches for. Returns the hash.
+        """
         if self._seal is None:
             self._seal = asyncio.Lock()
         async with self._seal:
-            digest, files, failed = await asyncio.to_thread(self.write_manifest)
-            await ex.journal.record(
-                integration=change.integration, step=change.step, phase=Phase.APPLY,
-                action=MANIFEST_ACTION, target=f"{self.run_id}/{MANIFEST}", outcome=SEALED,
-                detail={"manifest_sha256": digest, "files": files, "failed": failed,
-                        "path": str(self.manifest_path), "after": change.op_id})
+            tmp, digest, files, failed = await asyncio.to_thread(self._prepare)
+            try:
+                await ex.journal.record(
+                    integration=change.integration, step=change.step, phase=Phase.APPLY,
+                    action=MANIFEST_ACTION, target=f"{self.run_id}/{MANIFEST}",
+                    outcome=SEALED,
+                    detail={"manifest_sha256": digest, "files": files, "failed": failed,
+                            "path": str(self.manifest_path), "after": change.op_id})
+            except BaseException:
+                _discard(tmp)
+                raise
+            await asyncio.to_thread(self._install, tmp)
         return digest
+
+
+def _discard(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # one bundle per executor (per run in this process)
 _BUNDLES: weakref.WeakKeyDictionary[Executor, EvidenceBundle] = weakref.WeakKeyDictionary()
 
 
-def _recorded(audit: Any, run_id: str) -> tuple[str, int | None]:
-    """The manifest SHA-256 the trail recorded last for ``run_id``, and its seq."""
+def _seals(audit: Any, run_id: str) -> list[tuple[str, int | None]]:
+    """Every manifest SHA-256 the trail recorded for ``run_id`` with its seq, oldest first."""
     events = getattr(audit, "events", None)
     if audit is None or events is None:
-        return "", None
-    found = [e for e in events(run_id=run_id, outcome=SEALED)
-             if e.get("action") == MANIFEST_ACTION]
-    if not found:
-        return "", None
-    last = found[-1]
-    return str((last.get("detail") or {}).get("manifest_sha256") or ""), last.get("seq")
+        return []
+    return [(str((e.get("detail") or {}).get("manifest_sha256") or ""), e.get("seq"))
+            for e in events(run_id=run_id, outcome=SEALED)
+            if e.get("action") == MANIFEST_ACTION]
+
+
+def _recorded(audit: Any, run_id: str) -> tuple[str, int | None]:
+    """The manifest SHA-256 the trail recorded last for ``run_id``, and its seq."""
+    seals = _seals(audit, run_id)
+    return seals[-1] if seals else ("", None)
 
 
 def _bundle_of(ex: Executor) -> EvidenceBundle:
@@ -509,9 +551,9 @@ def _bundle_of(ex: Executor) -> EvidenceBundle:
             "operator": base.get("operator") or "",
             "cause": getattr(plan, "cause", DEFAULT_CAUSE) or DEFAULT_CAUSE}
     root = evidence_root(ex.rt.config)
-    recorded = ""
+    recorded: list[str] = []
     if (root / run_id / MANIFEST).is_file():  # a resumed run: carry on what the trail vouches
-        recorded, _ = _recorded(ex.journal.audit, run_id)
+        recorded = [digest for digest, _ in _seals(ex.journal.audit, run_id)]
     bundle = EvidenceBundle(root, run_id, meta, recorded)
     _BUNDLES[ex] = bundle
     return bundle
@@ -589,7 +631,11 @@ async def verify_op(rt: Runtime, change: Change, undo: Mapping[str, Any]) -> Ver
     files = list(undo.get("files") or [])
     failed = list(undo.get("failed") or [])
     run_dir = evidence_root(rt.config) / rt.run_id
-    problems = await asyncio.to_thread(_rehash, run_dir, files)
+    size = sum(int(f.get("size") or 0) for f in files)
+    # a few metadata files are hashed at once (verdicts come in a stable order); big
+    # provider files in a thread, not to hold up the event loop
+    problems = (_rehash(run_dir, files) if size <= _HASH_INLINE else
+                await asyncio.to_thread(_rehash, run_dir, files))
     if problems:
         return Verdict(False, "changed", "re-hashed: " + "; ".join(problems))
     detail = f"re-hashed {len(files)} file(s): as written"

@@ -191,10 +191,14 @@ def test_a_resumed_bundle_refuses_a_manifest_the_trail_does_not_vouch_for(
     bundle.sink(change()).json("keys", {"id": "k1"}, source="keys")
     digest, files, failed = bundle.write_manifest()
     assert (files, failed) == (1, 0)
-    again = EvidenceBundle(tmp_path, "r-1", recorded=digest)  # carries on what it wrote
+    # carries on a manifest the trail recorded (the last, or an earlier one: a crash between
+    # recording the next hash and renaming the next manifest into place)
+    again = EvidenceBundle(tmp_path, "r-1", recorded=["0" * 64, digest])
     assert list(again.files) == ["app-0/01-sim/keys.json"]
-    with pytest.raises(EvidenceError, match="not the one the audit trail recorded"):
-        EvidenceBundle(tmp_path, "r-1", recorded="0" * 64)
+    with pytest.raises(EvidenceError, match="not one the audit trail recorded"):
+        EvidenceBundle(tmp_path, "r-1", recorded=["0" * 64])
+    with pytest.raises(EvidenceError, match="not one the audit trail recorded"):
+        EvidenceBundle(tmp_path, "r-1")
 
 
 async def test_dry_run_and_rehearsal_write_no_evidence(
@@ -255,3 +259,15 @@ async def test_export_is_a_reproducible_tarball_of_the_manifest_and_files(
     assert not check.ok
     with tarfile.open(tmp_path / "b2.tar.gz") as tar:
         assert len(tar.getnames()) == len(names)
+
+
+def test_evidence_dir_defaults_next_to_the_audit_db_and_resolves_against_the_config(
+        tmp_path: Path) -> None:
+    from console.config import load_config
+    from tests.engine.conftest import write_config
+
+    path = write_config(tmp_path, n=1)
+    assert evidence_root(load_config(path)) == tmp_path / "evidence"
+    path.write_text(path.read_text().replace('[settings]\n', '[settings]\nevidence_dir = '
+                                             '"vault/bundles"\n', 1))
+    assert evidence_root(load_config(path)) == tmp_path / "vault" / "bundles"

@@ -229,13 +229,14 @@ async def test_cancel_mid_run_keeps_the_journal_consistent_then_resume(tmp_path:
         await wait_screen(pilot, "RunScreen")
         run = app.screen
         await wait_for(pilot, entered.exists, what="first apply held at the gate")
-        assert run.running and not run.final
+        # the evidence came first (copies: no apply, no gate); no kill has ended yet
+        assert run.running and all("/preserve-evidence/" in op for op in run.final)
         await pilot.press("c")
         await wait_screen(pilot, "ConfirmCancelModal")
         await pilot.press("y")
         await wait_screen(pilot, "RunScreen")
         await wait_for(pilot, lambda: run.cancel_requested, what="cancel requested")
-        assert run.running and not run.final  # the first apply is still held
+        assert run.running and all("/preserve-evidence/" in op for op in run.final)
         gate.touch()  # the in-flight apply finishes; nothing else starts
         await wait_for(pilot, lambda: run.result is not None, what="cancelled result")
         assert run.result.cancelled
@@ -259,7 +260,7 @@ async def test_cancel_mid_run_keeps_the_journal_consistent_then_resume(tmp_path:
                        and not run.result.cancelled, what="resumed result")
         assert text(app, "#run-verdict").startswith("OK"), text(app, "#run-verdict")
         ops = [r for r in cells(app, "#run-table") if r[3] != "proof"]
-        assert len(ops) == 6 and {r[0] for r in ops} <= {"done (applied)", "done (noop)"}
+        assert len(ops) == 9 and {r[0] for r in ops} <= {"done (applied)", "done (noop)"}
     assert switches() == {f"app-{i}-{k}": "off" for i in range(3) for k in ("flag", "key")}
     from adapters.fake import FakeAdapter
 

@@ -151,7 +151,8 @@ async def test_planning_shows_what_it_waits_on_and_escape_cancels_it(
         blackhole.close()
         await pilot.press("enter")
         await wait_screen(pilot, "PlanScreen")
-        errors = [c for c in app.screen.plan.changes if c.backend == "vault-slow"]
+        errors = [c for c in app.screen.plan.changes if c.backend == "vault-slow"
+                  and c.action != "evidence.preserve"]  # evidence is planned without a call
         assert errors and all(c.status == "error" for c in errors)
     assert switches() == {}
 
@@ -183,10 +184,11 @@ async def test_make_plan_reports_each_target_start_and_end(tmp_path: Path) -> No
     finally:
         rt.close()
     started = [b for e, b in seen if e == "started"]
-    assert len(started) == len(plan.changes) == 6 and set(started) == {"sim"}
+    # per integration: its key's evidence, its flag, its key
+    assert len(started) == len(plan.changes) == 9 and set(started) == {"sim"}
     first_end = next(i for i, (e, _) in enumerate(seen) if e == "finished")
     assert first_end == len(started)  # every start is known before the first end: a total
-    assert [e for e, _ in seen].count("finished") == 6
+    assert [e for e, _ in seen].count("finished") == 9
 
 
 async def test_cancelling_make_plan_cancels_every_observation(
@@ -202,12 +204,14 @@ async def test_cancelling_make_plan_cancels_every_observation(
             ["app-0"], progress=lambda event, backend: seen.append((event, backend))))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        while [e for e, _ in seen].count("finished") < 2:  # the fake's two, not the vault
+        # the fake's three (evidence, flag, key) and the evidence rows of both vault copies
+        # (planned without a call), not the vault's two disables
+        while [e for e, _ in seen].count("finished") < 5:
             assert loop.time() < deadline, seen
             await asyncio.sleep(0.01)
         observing = [t for t in asyncio.all_tasks()
                      if getattr(t.get_coro(), "__qualname__", "") == "_tracked"]
-        assert len(observing) == 2  # the fake's two ended; both copies in vault are held
+        assert len(observing) == 2  # the others ended; both copies in vault are held
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -217,7 +221,7 @@ async def test_cancelling_make_plan_cancels_every_observation(
     finally:
         blackhole.close()
         rt.close()
-    assert ("finished", "vault-slow") not in seen
+    assert seen.count(("finished", "vault-slow")) == 2  # the two evidence rows only
 
 
 def test_planning_text() -> None:

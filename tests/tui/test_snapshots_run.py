@@ -61,8 +61,9 @@ def test_runbook_picker(snap_compare: Any, tmp_path: Path, mode: str,
         app.open_runbooks(["app-0", "app-1"])
         await wait_screen(pilot, "RunbookScreen")
         await wait_for(pilot, lambda: bool(app.screen.runbooks) and app.screen.ready)
-        # kill-switch (listed first), destroy-keys, flags-off: flags-off's steps on the right
-        await pilot.press("down", "down")
+        # kill-switch (listed first), destroy-keys, evidence, flags-off: flags-off's steps on
+        # the right
+        await pilot.press("down", "down", "down")
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
@@ -197,7 +198,9 @@ def test_report_screen(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.Mo
         await wait_for(pilot, lambda: app.screen.ready and bool(app.screen.runs))
         await pilot.press("o")
         await wait_screen(pilot, "ReportScreen")
-        await pilot.press("down", "down")  # the pane: flag.disable applied
+        # the pane: flag.disable applied (after the evidence's start, seal and end, and the
+        # flag's start)
+        await pilot.press(*["down"] * 5)
         await shown(pilot, "#report-timeline", seen)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -224,6 +224,8 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
 
     # 2. the plan at 80 columns: undo, status, target; DRY-RUN refuses to apply and says why
     plan_rows = (("undo", "status", "action / target"),
+                 ("search-embeddings / preserve-evidence: evidence.pr",),
+                 ("reversible", "observed", "sim:search-batch"),  # its evidence, first
                  ("search-embeddings / cancel-batches: batch.cancel",),
                  ("IRREVERSIBLE", "observed", "sim:search-batch"),
                  ("search-embeddings / block-egress: egress.block",),
@@ -231,7 +233,7 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
     screen = tmux.wait_until(shows(
         "nothing was changed. runbook kill-switch",
         "To apply it, switch to LIVE (ctrl+l, type LIVE).",
-        "1 integration(s), 2 change(s) to apply; 1 IRREVERSIBLE (cannot be undone)",
+        "1 integration(s), 3 change(s) to apply; 1 IRREVERSIBLE (cannot be undone)",
         "a Apply", rows=plan_rows, top=("DRY-RUN",)), "the kill-switch plan")
     assert "LIVE" not in banner(screen)
     tmux.send("a")
@@ -254,7 +256,7 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
     # 4. apply: type the integration id, a reason, consent to the irreversible cancel, run
     tmux.send("a")
     tmux.wait_for("Confirm LIVE run: LIVE applies to real systems",
-                  "runbook kill-switch: 2 change(s) on 1 integration(s): search-embeddings",
+                  "runbook kill-switch: 3 change(s) on 1 integration(s): search-embeddings",
                   "Incident: INC-7",
                   "Type the integration id (search-embeddings) to confirm:",
                   "IRREVERSIBLE changes: 1 — consent: NOT GIVEN",
@@ -273,15 +275,16 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
     tmux.send("Enter")
     screen = tmux.wait_until(shows(
         "— runbook kill-switch — reason: contain leak",
-        "OK — every change applied and verified: 2 target(s) dead or off.",
+        "OK — every change applied and verified:",
         "Run ended (exit code 0, as the CLI reports this run):",
         "search-embeddings: 2 now off · 0 STILL LIVE · 0 not checked · 1 cannot come",
         "now off: sim:search-batch; sim:search-egress",
         "cannot come back: sim:search-batch (batch.cancel)",
         rows=(("state", "verify", "target"),
+              ("done (applied)", "preserved", "sim:search-batch"),
               ("done (applied)", "dead", "sim:search-batch"),
               ("done (applied)", "dead", "sim:search-egress"),
-              ("2/2 done",))), "the end of the run")
+              ("3/3 done",))), "the end of the run")
     assert "STILL LIVE:" not in screen and "FAILED" not in screen
     found = re.search(r"RUN (\S+) — runbook kill-switch", screen)
     assert found and RUN_ID.fullmatch(found[1]), screen
@@ -337,12 +340,17 @@ def test_walkthrough_by_keyboard_alone_in_tmux(tmux: Tmux) -> None:
         f"run {run_id} — finished", "INC-7", "ic-tester", "chain verified", "needs attention:",
         "seq 1 ·", "f Full report", rows=(("time", "outcome", "what"),
               (CLOCK, "planned", "kill-switch"),
+              (CLOCK, "applied", "search-embeddings evidence.preserve sim:search-batch"),
               (CLOCK, "applied", "search-embeddings batch.cancel sim:search-batch"),
-              (CLOCK, "applied", "search-embeddings egress.block sim:search-egress"),
-              (CLOCK, "verified", "search-embeddings batch.cancel sim:search-batch"),
-              (CLOCK, "verified", "search-embeddings egress.block sim:search-egress"),
-              (CLOCK, "finished", "run kill-switch"))), "the report's timeline")
+              (CLOCK, "applied", "search-embeddings egress.block sim:search-egress"))),
+        "the report's timeline")
     assert "Chain OK" not in screen
+    # its end, below the fold at 24 lines: the verdicts and the run's end
+    tmux.send("C-End")
+    tmux.wait_until(shows("f Full report", rows=(
+        (CLOCK, "verified", "search-embeddings batch.cancel sim:search-batch"),
+        (CLOCK, "verified", "search-embeddings egress.block sim:search-egress"),
+        (CLOCK, "finished", "run kill-switch"))), "the end of the report's timeline")
     tmux.send("Escape")
 
     # 7. audit: the chain status and the runs; the chain holds every event of both runs
