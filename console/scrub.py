@@ -177,7 +177,7 @@ _RULES: list[_Rule] = [
 # Every rule above needs one of these; text without any is returned as is (the fast path
 # that keeps the audit writer cheap on the engine's hot path).
 _TRIGGER = re.compile(
-    r"(?i)private key|password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey"
+    r"(?i)private[ _.-]?key|password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey"
     r"|access[_-]?key|credential|bearer|basic|eyj|sk-|akia|asia|[sbr]\.[A-Za-z0-9_-]{24}"
     r"|gh[pousr]_|github_pat_|xox|aiza"
 )

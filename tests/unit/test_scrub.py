@@ -12,7 +12,7 @@ import string
 
 import pytest
 
-from console.scrub import ScrubFilter, fingerprint_secret, scrub, scrub_text
+from console.scrub import REDACTED_PREFIX, ScrubFilter, fingerprint_secret, scrub, scrub_text
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -219,3 +219,14 @@ def test_aws_access_key_ids_are_references_and_kept() -> None:
     out = scrub_text(text)
     assert "AKIAIOSFODNN7EXAMPLE" in out
     assert "wJalrXUtnFEMI" not in out
+
+
+@pytest.mark.parametrize("text", ["private_key=Zx9vQ2LmP4rT7wK1bN8c",
+                                  "private-key: Zx9vQ2LmP4rT7wK1bN8c",
+                                  "PRIVATE_KEY=Zx9vQ2LmP4rT7wK1bN8c",
+                                  "PrivateKey = Zx9vQ2LmP4rT7wK1bN8c"])
+def test_a_value_after_a_private_key_name_is_scrubbed(text: str) -> None:
+    """The fast path once let ``private_key=...`` through: only "private key" (with a
+    space) was a trigger word, so no rule ever looked at the text."""
+    out = scrub_text(text)
+    assert "Zx9vQ2LmP4rT7wK1bN8c" not in out and REDACTED_PREFIX in out
