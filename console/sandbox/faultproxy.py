@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import random
 import signal
 import socket
 import sys
@@ -160,17 +159,10 @@ class FaultProxy:
     def inject(self, req_ctype: str) -> tuple[int, dict[str, str], bytes] | None:
         """Apply the faults to one forwarded request: sleep, or an error answer, or None."""
         f = self.faults
-        if f.latency:
-            time.sleep(f.latency)
-        roll = random.random()
-        if roll < f.timeout_rate:
-            time.sleep(f.hang)
-            return None
-        roll -= f.timeout_rate
-        if roll < f.throttle_rate:
+        kind = f.roll()
+        if kind == "throttle":
             return self.error(429, "Rate exceeded (sandbox fault)", req_ctype, f.retry_after)
-        roll -= f.throttle_rate
-        if roll < f.error_rate:
+        if kind == "error":
             return self.error(f.error_status, "Service unavailable (sandbox fault)", req_ctype)
         return None
 

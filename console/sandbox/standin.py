@@ -56,6 +56,23 @@ class Faults:
     hang: float = 30.0
     down: bool = False
 
+    def roll(self) -> str:
+        """Sleep the latency, then cast the dice for one request: ``hang`` (after sleeping
+        ``hang`` seconds, the answer is dropped), ``throttle`` (a 429), ``error``
+        (``error_status``) or ``""`` (answer normally). Shared by the stand-ins and the
+        fault proxies in front of the real servers."""
+        if self.latency:
+            time.sleep(self.latency)
+        roll = random.random()
+        if roll < self.timeout_rate:
+            time.sleep(self.hang)
+            return "hang"
+        roll -= self.timeout_rate
+        if roll < self.throttle_rate:
+            return "throttle"
+        roll -= self.throttle_rate
+        return "error" if roll < self.error_rate else ""
+
 
 @dataclass
 class Request:
@@ -155,18 +172,11 @@ class StandIn:
 
     def _inject(self) -> Response | None:
         f = self.faults
-        if f.latency:
-            time.sleep(f.latency)
-        roll = random.random()
-        if roll < f.timeout_rate:
-            time.sleep(f.hang)
-            return None
-        roll -= f.timeout_rate
-        if roll < f.throttle_rate:
+        kind = f.roll()
+        if kind == "throttle":
             return self.error(429, "Rate limit reached; slow down", "rate_limit_error",
                               {"Retry-After": f"{f.retry_after:g}"})
-        roll -= f.throttle_rate
-        if roll < f.error_rate:
+        if kind == "error":
             return self.error(f.error_status, "The server had an error; try again later",
                               "api_error")
         return None
