@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/sbin:/sbin
 
 # Debian packages the tests drive directly, as command:package (the sqlite3 CLI tampers with
 # the audit trail; nft blocks egress in network namespaces; squid is the forward proxy).
-SYSTEM_TOOLS := sqlite3:sqlite3 nft:nftables squid:squid tmux:tmux pg_config:postgresql
+SYSTEM_TOOLS := sqlite3:sqlite3 nft:nftables squid:squid tmux:tmux pg_config:postgresql pgbouncer:pgbouncer
 
 $(STAMP): pyproject.toml scripts/install-unleash.sh
 	@for t in $(SYSTEM_TOOLS); do command -v $${t%%:*} >/dev/null || MISSING="$$MISSING $${t##*:}"; done; \

@@ -37,7 +37,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -53,6 +52,7 @@ import sqlite_utils
 from adapters.canonical import canonical_bytes, legacy_json
 from adapters.canonical import canonical_json as _jcs_text
 from console.errors import AuditError, AuditTampered, UsageError
+from console.identity import host_name
 from console.privfile import PRIVATE_FILE, make_private_dirs, open_private
 from console.scrub import (
     fingerprint_key_from_audit_key,
@@ -282,7 +282,7 @@ class AuditLog:
         self._key = key or None
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
-        self._host = socket.gethostname()
+        self._host = host_name()
         self._damage: list[str] = []
         self._fp_key: bytes | None = None
         with self._errors("open the audit trail"):

@@ -28,7 +28,7 @@ import getpass
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -130,6 +130,18 @@ class Settings(BaseModel):
     was observed in this process less than this many seconds ago; otherwise (a confirmation
     that waited, a saved plan, a resumed run, a retry) the target is read again just before
     its change and a drifted one is refused. 0: always read before applying."""
+    store: str = ""
+    """Shared store for several commanders: a ``postgresql://`` URL puts the journal, locks,
+    runs, approvals and the audit trail in PostgreSQL (``$KILLSWITCH_STORE`` overrides it,
+    and is where a password belongs). Empty: the embedded SQLite file ``audit_db``."""
+    lock_lease: float = Field(default=60.0, gt=0)
+    """Seconds a run's integration locks outlive its last renewal (holders renew every third
+    of it). A holder on another host that stops renewing (crash, lost network) loses its
+    locks when the lease ends, and its run can be resumed from here."""
+    two_person: Literal["off", "irreversible", "prod", "all"] = "off"
+    """Live runs that need a second operator's approval (bound to the plan's hash) before
+    they apply: ``irreversible`` (any irreversible change), ``prod`` (any integration whose
+    ``environment`` is ``prod``), ``all`` (every live run), ``off``."""
     keymap: dict[str, str] = {}
     """Console key overrides: binding id -> keys, e.g. ``"inventory.mark" = "x"``."""
 

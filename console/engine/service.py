@@ -7,7 +7,6 @@ rules in one place: blast radius, irreversible consent, per-integration locks, s
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -35,6 +34,7 @@ from console.errors import (
     UndoUnsupported,
     UsageError,
 )
+from console.identity import operator_name
 from console.vocab import DEFAULT_CAUSE, Mode, Outcome, Phase
 
 if TYPE_CHECKING:
@@ -55,8 +55,7 @@ def _identity(c: Change) -> tuple[str, ...]:
 
 def default_operator(config: Config) -> str:
     """Who is acting: config, then $KILLSWITCH_OPERATOR, then the login name."""
-    return (config.settings.operator or os.environ.get("KILLSWITCH_OPERATOR")
-            or os.environ.get("USER") or getpass.getuser())
+    return operator_name(config)
 
 
 LEAK_HELD = "held back: the run's cause was leak"

@@ -1,0 +1,91 @@
+"""One store interface, two implementations: where the journal, locks, runs, approvals and
+the audit trail live.
+
+- **SQLite** (the embedded default): the ``settings.audit_db`` file, exactly as before.
+- **PostgreSQL** (a team's shared store): ``[settings] store = "postgresql://..."`` or
+  ``$KILLSWITCH_STORE`` (the environment wins, and is where a password belongs). Several
+  commanders on several machines then share one trail, one lock table and one list of
+  approvals.
+
+Everything that opens the store goes through :func:`open_audit`, :func:`open_locks` and
+:func:`open_approvals`; nothing else needs to know which one is configured.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from console.errors import ConfigError
+
+if TYPE_CHECKING:
+    from console.config import Config
+
+__all__ = ["STORE_ENV", "describe", "is_postgres", "open_approvals", "open_audit",
+           "open_locks", "store_url"]
+
+STORE_ENV = "KILLSWITCH_STORE"
+"""Environment variable naming the shared store (overrides ``settings.store``)."""
+
+_PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def store_url(config: Config) -> str:
+    """The configured shared-store URL, or "" for the embedded SQLite file.
+
+    Raises:
+        ConfigError: The setting names something that is not a PostgreSQL URL.
+    """
+    url = (os.environ.get(STORE_ENV) or config.settings.store or "").strip()
+    if url and not url.startswith(_PG_SCHEMES):
+        where = STORE_ENV if os.environ.get(STORE_ENV) else "settings.store"
+        raise ConfigError(f"the store {url.split(':', 1)[0]!r} is not supported",
+                          where=where,
+                          hint='use a "postgresql://user@host:port/db" URL, or leave it '
+                               "empty for the embedded SQLite file (settings.audit_db)")
+    return url
+
+
+def is_postgres(config: Config) -> bool:
+    """True when the config (or the environment) names a PostgreSQL store."""
+    return bool(store_url(config))
+
+
+def describe(config: Config) -> str:
+    """Where the store is, for a person: the SQLite path or the URL without its password."""
+    url = store_url(config)
+    if not url:
+        return str(config.resolve(config.settings.audit_db))
+    from console.store.pg import redact_url
+    return redact_url(url)
+
+
+def open_audit(config: Config, *, readonly: bool = False, key: bytes | None = None) -> Any:
+    """The audit trail of the configured store (an :class:`~console.audit.AuditLog` or its
+    PostgreSQL twin, with the same methods)."""
+    url = store_url(config)
+    if url:
+        from console.store.pg_audit import PgAuditLog
+        return PgAuditLog(url, key=key, readonly=readonly)
+    from console.audit import AuditLog
+    return AuditLog(config.resolve(config.settings.audit_db), key=key, readonly=readonly)
+
+
+def open_locks(config: Config) -> Any:
+    """The per-integration lock table of the configured store."""
+    url = store_url(config)
+    if url:
+        from console.store.pg_locks import PgLockTable
+        return PgLockTable(url)
+    from console.engine.locks import LockTable
+    return LockTable(config.resolve(config.settings.audit_db))
+
+
+def open_approvals(config: Config) -> Any:
+    """The two-person-rule approvals of the configured store."""
+    url = store_url(config)
+    if url:
+        from console.store.approvals import PgApprovals
+        return PgApprovals(url)
+    from console.store.approvals import SqliteApprovals
+    return SqliteApprovals(config.resolve(config.settings.audit_db))
