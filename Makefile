@@ -27,10 +27,15 @@ run: $(STAMP)
 	$(BIN)/killswitch --config $(CONFIG) sandbox start
 	$(BIN)/killswitch --config $(CONFIG) --exercise
 
+# The engine, CLI and store suites run twice: on SQLite (the embedded default) and on a real
+# PostgreSQL the tests start themselves (the shared store; see tests/conftest.py).
+PG_SUITES := tests/engine tests/cli tests/store
+
 test: $(STAMP)
 	$(BIN)/ruff check console adapters tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	KILLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_SUITES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check console adapters tests benchmarks

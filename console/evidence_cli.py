@@ -43,13 +43,12 @@ __all__ = ["evidence"]
 @contextlib.contextmanager
 def _trail(config: Config) -> Iterator[AuditLog | None]:
     """The audit trail, read-only (None when there is none yet)."""
-    from console.audit import AuditLog
+    from console.store import has_trail, open_audit
 
-    db = config.resolve(config.settings.audit_db)
-    if not db.is_file():
+    if not has_trail(config):
         yield None
         return
-    log = AuditLog(db, readonly=True)
+    log = open_audit(config, readonly=True)
     try:
         yield log
     finally:

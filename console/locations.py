@@ -200,6 +200,12 @@ def _from_file(config: Config, loc: tuple[str, str], value: Any, is_set: bool,
     return Setting(name, value, "default", default_note)
 
 
+def _redacted(url: str) -> str:
+    """A store URL without its password (never shown)."""
+    from console.store import redact_url
+    return redact_url(url)
+
+
 def _settings_rows(config: Config, sdir_source: str) -> list[Setting]:
     from console.witness import witness_path
 
@@ -224,6 +230,13 @@ def _settings_rows(config: Config, sdir_source: str) -> list[Setting]:
         if name == "evidence_dir" and not value:
             value = str(config.resolve(s.audit_db).parent / "evidence")
             note = "next to audit_db"
+        if name == "store":
+            if os.environ.get("KILLSWITCH_STORE"):
+                rows.append(Setting("settings.store", _redacted(os.environ["KILLSWITCH_STORE"]),
+                                    "env", "$KILLSWITCH_STORE"))
+                continue
+            value = _redacted(value) if value else ""
+            note = "" if value else "embedded SQLite (audit_db)"
         if name == "operator" and name not in given:
             value = s.resolved_operator()
             for var in (ENV_OPERATOR, "USER"):

@@ -14,15 +14,17 @@ Everything that opens the store goes through :func:`open_audit`, :func:`open_loc
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from console.errors import ConfigError
 
 if TYPE_CHECKING:
     from console.config import Config
 
-__all__ = ["STORE_ENV", "describe", "is_postgres", "open_approvals", "open_audit",
-           "open_locks", "store_url"]
+__all__ = ["STORE_ENV", "describe", "has_trail", "is_postgres", "open_approvals",
+           "open_audit", "open_locks", "redact_url", "store_url"]
 
 STORE_ENV = "KILLSWITCH_STORE"
 """Environment variable naming the shared store (overrides ``settings.store``)."""
@@ -56,8 +58,38 @@ def describe(config: Config) -> str:
     url = store_url(config)
     if not url:
         return str(config.resolve(config.settings.audit_db))
-    from console.store.pg import redact_url
     return redact_url(url)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (what messages and screens show)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://<unparsable URL>"
+    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
+    if parts.password is None:
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, query,
+                       parts.fragment))
+
+
+def has_trail(config: Config) -> bool:
+    """True when the store holds a trail already (looking creates nothing).
+
+    Raises:
+        AuditError: The PostgreSQL store cannot be reached.
+    """
+    url = store_url(config)
+    if not url:
+        return config.resolve(config.settings.audit_db).exists()
+    from console.store.pg import connect
+    with connect(url) as conn:
+        row = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+    return bool(row and row[0])
 
 
 def open_audit(config: Config, *, readonly: bool = False, key: bytes | None = None) -> Any:

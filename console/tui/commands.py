@@ -89,6 +89,7 @@ def load_palette_data(config: Config, targets: list[str]) -> PaletteData:
     """
     from console.engine.service import Session
     from console.runbook import load_runbook, runbook_paths
+    from console.store import has_trail
     from console.tui.screens.audit import run_status
     from console.tui.screens.runbook import DEFAULT_RUNBOOK, applicable_runbooks
 
@@ -107,7 +108,12 @@ def load_palette_data(config: Config, targets: list[str]) -> PaletteData:
         chosen = [i for i in config.integrations if i.id in wanted]
         names = [rb.name for rb in applicable_runbooks(loaded, chosen)]
         data.runbooks = sorted(names, key=lambda n: n != DEFAULT_RUNBOOK)
-    if not config.resolve(config.settings.audit_db).exists():
+    try:
+        present = has_trail(config)
+    except Exception as exc:  # noqa: BLE001 - an unreachable shared store: listed
+        data.problems.append(f"audit trail: {error_text(exc)}")
+        return data
+    if not present:
         return data  # nothing ran yet (and looking must not create a trail)
     session = Session(config)
     audit = None

@@ -23,7 +23,8 @@ class Cli:
     config: Path
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KILLSWITCH_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("KILLSWITCH_") or k == "KILLSWITCH_STORE"}
         env["KILLSWITCH_OPERATOR"] = "tester"
         env.update(extra or {})
         return env
@@ -47,6 +48,17 @@ class Cli:
         return self.root / "audit.db"
 
     def rows(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        """Rows of a query on the store under test (SQLite file, or the PostgreSQL schema
+        of ``$KILLSWITCH_STORE``: ``?`` placeholders are translated)."""
+        url = os.environ.get("KILLSWITCH_STORE")
+        if url:
+            import psycopg
+            with psycopg.connect(url, autocommit=True) as pg:
+                exists = pg.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+                if not (exists and exists[0]):
+                    return []
+                return [tuple(r) for r in pg.execute(sql.replace("?", "%s"),
+                                                     params).fetchall()]
         if not self.db.exists():
             return []
         conn = sqlite3.connect(self.db)
