@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 
 from console.errors import AuditError
+from console.store import redact_url
 
 __all__ = ["POOLER_HINT", "advisory_key", "check_pooler", "connect", "redact_url",
            "store_error"]
@@ -32,21 +33,6 @@ POOLER_HINT = ("connect to PostgreSQL directly, or set the pooler's pool_mode = 
 
 _checked: set[str] = set()
 _checked_lock = threading.Lock()
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (what messages and screens show)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "postgresql://<unparsable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query,
-                       parts.fragment))
 
 
 def store_error(url: str, doing: str, exc: BaseException) -> AuditError:
