@@ -10,11 +10,14 @@ export PATH := $(PATH):/usr/sbin:/sbin
 .PHONY: run test lint bench peers sandbox-stop clean
 
 # Debian packages the tests drive directly, as command:package (the sqlite3 CLI tampers with
-# the audit trail; nft blocks egress in network namespaces; squid is the forward proxy).
-SYSTEM_TOOLS := sqlite3:sqlite3 nft:nftables squid:squid tmux:tmux pg_config:postgresql pgbouncer:pgbouncer
+# the audit trail; nft blocks egress in network namespaces; squid is the forward proxy;
+# pgbouncer is the transaction pooler the shared store must refuse). PostgreSQL's server
+# binaries (Unleash's database and the shared store) are checked by their initdb.
+SYSTEM_TOOLS := sqlite3:sqlite3 nft:nftables squid:squid tmux:tmux pgbouncer:pgbouncer
 
 $(STAMP): pyproject.toml scripts/install-unleash.sh
 	@for t in $(SYSTEM_TOOLS); do command -v $${t%%:*} >/dev/null || MISSING="$$MISSING $${t##*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || MISSING="$$MISSING postgresql"; \
 	if [ -n "$$MISSING" ]; then apt-get update -qq && apt-get install -y -qq $$MISSING; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
