@@ -1,4 +1,8 @@
-"""The audit trail: an append-only, hash-chained SQLite table of everything seen and done.
+"""The audit trail: an append-only, hash-chained table of everything seen and done.
+
+:class:`TrailBase` is all of it but the database; :class:`AuditLog` keeps the trail in one
+SQLite file (the embedded default, described below), :class:`console.store.pg_audit.PgAuditLog`
+in a shared PostgreSQL store, with the same rows, hashes and checks.
 
 Each event's ``hash`` is SHA-256 (HMAC-SHA-256 when a key is configured) over the canonical
 JSON of all its other fields, ``prev_hash`` included, so that editing, deleting or reordering
@@ -41,11 +45,13 @@ import sqlite3
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, ClassVar, Literal, Protocol, Self
 
 import sqlite_utils
 
@@ -68,6 +74,7 @@ __all__ = [
     "AuditLog",
     "ChainHead",
     "ChainReport",
+    "TrailBase",
     "WitnessedHead",
     "canonical_json",
     "checkpoint_mac",
@@ -173,6 +180,7 @@ def _chain_bytes(body: Any, schema: str) -> bytes:
     return legacy_json(body).encode() if schema == "1" else canonical_bytes(body)
 
 
+_LAST_SQL = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 _DETAIL_TEXT = "__detail_text"
 """A prepared event's key for the canonical text of its detail (what is stored)."""
 _SEQ, _PREV, _HASH, _DETAIL = (FIELDS.index(n) for n in ("seq", "prev_hash", "hash", "detail"))
@@ -251,129 +259,136 @@ class ChainReport:
     checkpoints: int = 0
 
 
-class AuditLog:
-    """The hash-chained audit trail in one SQLite file; safe to share between threads.
+class TrailBase(ABC):
+    """What every audit trail does, whichever database holds it: scrubbing and preparing
+    events, the canonical bodies and their MAC, chaining, the key rules, reading, the
+    verification walk, witnesses and export.
 
-    Args:
-        path: The database file; missing parent folders are created ``0700`` and a new
-            file ``0600``.
-        key: HMAC key. Defaults to ``$KILLSWITCH_AUDIT_KEY`` (UTF-8); None or empty means an
-            unkeyed SHA-256 chain. A trail's first event fixes whether it is keyed.
-        busy_timeout: Seconds to wait for another writer before failing. Appends wait for
-            the write lock in short, jittered polls (:meth:`_begin_write`), so that many
-            processes sharing one trail take turns instead of the newest waiter winning.
-        readonly: Open the file read-only (SQLite ``mode=ro``): nothing is created, migrated
-            or repaired, and writing raises. What verifying uses.
+    A store supplies the database half (the abstract methods below, plus ``path``,
+    ``close`` and its own ``__init__`` calling :meth:`_setup`): :class:`AuditLog` keeps the
+    trail in one SQLite file, :class:`console.store.pg_audit.PgAuditLog` in PostgreSQL. Both
+    store the same rows, so one chain hashes identically in either.
 
-    Raises:
-        AuditError: The file cannot be opened (or, read-only, does not exist) or its schema
-            cannot be created.
+    SQL given to :meth:`_sql` and :meth:`_query` uses ``?`` placeholders; a store whose
+    driver wants another style translates them.
     """
 
-    def __init__(
-        self, path: str | Path, key: bytes | None = None, *, busy_timeout: float = 30.0,
-        readonly: bool = False,
-    ) -> None:
+    path: Any
+    """Where the trail is: the SQLite file (a ``Path``), or the store's URL without its
+    password (a ``str``)."""
+    readonly: bool
+    """Opened read-only: nothing is created, migrated or repaired, and writing raises."""
+
+    _TABLE_NAMES: ClassVar[tuple[str, ...]] = tuple(_TABLES)
+    _TRIGGER_NAMES: ClassVar[tuple[str, ...]] = tuple(_TRIGGERS)
+    _KEEP_HINT: ClassVar[str] = "keep the file as evidence; compare with an export or a backup"
+
+    def _setup(self, key: bytes | None, readonly: bool) -> None:
+        """The state every trail keeps (``key`` None: ``$KILLSWITCH_AUDIT_KEY``)."""
         if key is None:
             env = os.environ.get(KEY_ENV, "")
             key = env.encode("utf-8") if env else None
-        self.path = Path(path).expanduser()
         self.readonly = readonly
         self._key = key or None
-        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._host = host_name()
         self._damage: list[str] = []
         self._fp_key: bytes | None = None
-        with self._errors("open the audit trail"):
-            if readonly:
-                if not self.path.is_file():
-                    raise AuditError(f"no audit trail at {self.path}", where=str(self.path),
-                                     hint="check settings.audit_db")
-                target, uri = self.path.resolve().as_uri() + "?mode=ro", True
-            else:
-                self._create_private_file()
-                target, uri = str(self.path), False
-            conn = sqlite3.connect(
-                target,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-                uri=uri,
-            )
-            self._conn = conn
-            try:
-                self.db = sqlite_utils.Database(conn)
-                if not readonly:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                if not readonly:
-                    self._prepare_trail()
-                self._fp_key = self._fingerprint_key(self._meta_or_empty())
-            except BaseException:
-                conn.close()
-                raise
-        if not readonly and self._fp_key is not None:
-            use_fingerprint_key(self._fp_key)
 
-    # -- plumbing ---------------------------------------------------------------------------
+    # -- what the database provides -------------------------------------------------------
 
-    def _errors(self, doing: str) -> _ErrorContext:
-        return _ErrorContext(self, doing)
+    @property
+    def location(self) -> str:
+        """Where the trail is, for messages (``where=``)."""
+        return str(self.path)
 
-    def _create_private_file(self) -> None:
-        """Create the database file ``0600`` (folders ``0700``) before SQLite does (``0644``)."""
-        if self.path.exists():
-            return
-        make_private_dirs(self.path.parent)
-        os.close(open_private(self.path, os.O_RDWR))
+    @abstractmethod
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        """A context that turns the driver's errors into :class:`AuditError` (fail closed)."""
 
-    def _tighten(self) -> None:
-        """A new trail: the file (maybe created by the lock table) and its WAL become 0600."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            p = Path(f"{self.path}{suffix}")
-            try:
-                if p.is_file() and p.stat().st_mode & 0o777 != PRIVATE_FILE:
-                    os.chmod(p, PRIVATE_FILE)
-            except OSError:  # not ours (another user's file): leave it
-                continue
+    @abstractmethod
+    def _sql(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; a cursor (iterable rows as tuples, ``fetchone``)."""
 
+    @abstractmethod
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one query; every row as a dict keyed by column name."""
+
+    @abstractmethod
+    def _insert_meta(self, rows: list[tuple[str, str]]) -> None:
+        """Insert ``meta`` rows whose key is not there yet (never replace one)."""
+
+    @abstractmethod
+    def _insert_events(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert chained event rows (values in :data:`FIELDS` order), in the write
+        transaction of :meth:`_write`."""
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[None]:
+        """One write transaction that holds the trail's write lock from its start (so the
+        head read in it is still the head when it commits): commit on success, roll back
+        on any error."""
+
+    @abstractmethod
     def _names(self) -> set[str]:
-        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        """The trail's objects (tables, triggers, ...) that are there and intact."""
+
+    @abstractmethod
+    def _repair(self) -> None:
+        """Restore what is missing (tables, triggers, meta rows) and record it with a
+        ``trail.damaged`` event, in one write transaction; learn the fingerprint key."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection; further use raises AuditError."""
+
+    def _snapshot(self) -> AbstractContextManager[None]:
+        """A context in which every read sees one state of the trail (for verifying)."""
+        return nullcontext()
+
+    def _high_seq(self, names: set[str]) -> int | None:
+        """The highest ``seq`` the database ever handed out, when it keeps one apart from
+        the rows (a deleted tail then shows)."""
+        return None
+
+    def _event_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every event row (values in :data:`FIELDS` order) by ``seq``."""
+        return iter(self._sql(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq"))
+
+    def _structure_problems(self, names: set[str]) -> list[str]:
+        """What :meth:`verify` reports missing from a trail (nothing for a store where no
+        trail was ever created)."""
+        if not {"events", "meta"} & names:  # an empty file: no trail was ever created
+            return []
+        return ([f"table {t} is missing (dropped?)" for t in self._TABLE_NAMES
+                 if t not in names]
+                + [f"trigger {t} is missing: rows could be edited or deleted"
+                   for t in self._TRIGGER_NAMES if t not in names])
 
     def _meta(self) -> dict[str, str]:
-        return {k: v for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        return {k: v for k, v in self._sql("SELECT key, value FROM meta")}
+
+    def _meta_and_last(self) -> tuple[dict[str, str], tuple[int, str] | None]:
+        """In the write transaction: the ``meta`` rows and ``(seq, hash)`` of the newest
+        event (None: no event yet)."""
+        row = self._sql(_LAST_SQL).fetchone()
+        return self._meta(), (row[0], row[1]) if row else None
+
+    def _damage_event(self, missing: list[str]) -> None:
+        """Append the ``trail.damaged`` event naming what :meth:`_repair` recreated."""
+        raw = {"phase": "audit", "action": "trail.damaged", "outcome": "repaired",
+               "detail": {"missing": missing,
+                          "message": "found missing when writing; recreated: "
+                                     "run `killswitch audit verify`"}}
+        self._insert([raw], [self._prepare(raw)])
+
+    # -- the chain ----------------------------------------------------------------------------
 
     def _meta_or_empty(self) -> dict[str, str]:
         return self._meta() if "meta" in self._names() else {}
 
     def _new_meta_rows(self) -> list[tuple[str, str]]:
         return [("trail_id", str(uuid.uuid4())), ("fp_salt", secrets.token_hex(32))]
-
-    def _prepare_trail(self) -> None:
-        """Create a new trail; note (never silently repair) a damaged one; migrate old ones."""
-        conn = self._conn
-        names = self._names()
-        if not {"events", "meta"} & names:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if not {"events", "meta"} & self._names():  # nobody created it meanwhile
-                    for sql in (*_TABLES.values(), *_INDEXES, *_TRIGGERS.values()):
-                        conn.execute(sql)
-                    conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                                     self._new_meta_rows())
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            self._tighten()
-            names = self._names()
-        self._damage = [name for name in _OBJECTS if name not in names]
-        if not self._damage and not {"trail_id", "fp_salt"} <= set(self._meta()):
-            # A trail written before trail ids and salts: add them (INSERT only).
-            conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                             self._new_meta_rows())
 
     def _fingerprint_key(self, meta: Mapping[str, str]) -> bytes | None:
         if self._key is not None:
@@ -403,22 +418,21 @@ class AuditLog:
             rows = [("schema_version", SCHEMA_VERSION), ("keyed", "1" if self._key else "0")]
             if self._key is not None:
                 rows.append(("key_check", self._key_check()))
-            self._conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                                   rows)
+            self._insert_meta(rows)
         elif keyed == "1" and self._key is None:
             raise AuditError(
                 "this audit trail is keyed (HMAC) and no key is configured",
-                where=str(self.path), hint=f"set {KEY_ENV} to the trail's key",
+                where=self.location, hint=f"set {KEY_ENV} to the trail's key",
             )
         elif keyed == "1" and meta.get("key_check") != self._key_check():
             raise AuditError(
                 "the configured audit key is not the key this trail was written with",
-                where=str(self.path), hint=f"check {KEY_ENV}",
+                where=self.location, hint=f"check {KEY_ENV}",
             )
         elif keyed == "0" and self._key is not None:
             raise AuditError(
                 "this audit trail is not keyed but an audit key is configured",
-                where=str(self.path),
+                where=self.location,
                 hint=f"unset {KEY_ENV} for this trail, or start a new trail file for keyed use",
             )
 
@@ -500,11 +514,9 @@ class AuditLog:
     def _insert(self, events: list[dict[str, Any]],
                 prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Chain and insert ``prepared`` inside the caller's write transaction."""
-        conn = self._conn
-        meta = self._meta()
+        meta, last = self._meta_and_last()
         self._check_key_for_write(meta)
         schema = meta.get("schema_version", SCHEMA_VERSION)
-        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
         stored: list[dict[str, Any]] = []
         rows: list[tuple[Any, ...]] = []
@@ -520,45 +532,8 @@ class AuditLog:
                                     else self._digest(event, schema))
             stored.append({k: event[k] for k in FIELDS})
             rows.append(row[:_HASH] + (prev,) + row[_HASH + 1:])
-        conn.executemany(
-            f"INSERT INTO events ({', '.join(FIELDS)}) "
-            f"VALUES ({', '.join('?' for _ in FIELDS)})", rows)
+        self._insert_events(rows)
         return stored
-
-    def _repair(self) -> None:
-        """Restore what an attacker (or an accident) removed, on the record, in one go.
-
-        Runs before the first write to a damaged trail: recreates the missing tables and
-        triggers and appends a ``trail.damaged`` event naming them, in one transaction.
-        Verifying never gets here.
-        """
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            names = self._names()
-            missing = [name for name in _OBJECTS if name not in names]
-            for name in missing:
-                if name in _TABLES:
-                    conn.execute(_TABLES[name])
-            for sql in (*_INDEXES, *(_TRIGGERS[n] for n in missing if n in _TRIGGERS)):
-                conn.execute(sql)
-            conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                             self._new_meta_rows())
-            self._fp_key = self._fingerprint_key(self._meta())
-            if missing:
-                raw = {"phase": "audit", "action": "trail.damaged", "outcome": "repaired",
-                       "detail": {"missing": missing,
-                                  "message": "found missing when writing; recreated: "
-                                             "run `killswitch audit verify`"}}
-                self._insert([raw], [self._prepare(raw)])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self._damage = []
-        if self._fp_key is not None:
-            use_fingerprint_key(self._fp_key)
 
     def append_many(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append events in one transaction: all of them are stored, or none.
@@ -577,23 +552,15 @@ class AuditLog:
             AuditError: The events could not be written (nothing was written).
         """
         if self.readonly:
-            raise AuditError("this audit trail was opened read-only", where=str(self.path))
+            raise AuditError("this audit trail was opened read-only", where=self.location)
         if not events:
             return []
         with self._lock, self._errors("append to the audit trail"):
             if self._damage or self._fp_key is None:
                 self._repair()
         prepared = [self._prepare(e) for e in events]
-        with self._lock, self._errors("append to the audit trail"):
-            conn = self._conn
-            self._begin_write()
-            try:
-                stored = self._insert(events, prepared)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, self._errors("append to the audit trail"), self._write():
+            stored = self._insert(events, prepared)
         return stored
 
     def append_batch(self, events: Iterable[Mapping[str, Any]]) -> tuple[int, str] | None:
@@ -611,7 +578,7 @@ class AuditLog:
             AuditError: The events could not be written (nothing was written).
         """
         if self.readonly:
-            raise AuditError("this audit trail was opened read-only", where=str(self.path))
+            raise AuditError("this audit trail was opened read-only", where=self.location)
         prepared: list[tuple[Any, ...]] = []
         memo: dict[str, str] = {}
         repaired = False
@@ -624,26 +591,16 @@ class AuditLog:
             prepared.append(self._prepare_row(raw, memo))
         if not prepared:
             return None
-        with self._lock, self._errors("append to the audit trail"):
-            conn = self._conn
-            self._begin_write()
-            try:
-                head = self._insert_rows(prepared)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, self._errors("append to the audit trail"), self._write():
+            head = self._insert_rows(prepared)
         return head
 
     def _insert_rows(self, prepared: list[tuple[Any, ...]]) -> tuple[int, str]:
         """Chain and insert rows from :meth:`_prepare_row` inside the caller's write
-        transaction (rows are hashed as SQLite takes them); the new head."""
-        conn = self._conn
-        meta = self._meta()
+        transaction (rows are hashed as the database takes them); the new head."""
+        meta, last = self._meta_and_last()
         self._check_key_for_write(meta)
         schema = meta.get("schema_version", SCHEMA_VERSION)
-        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         head: list[Any] = [last[0], last[1]] if last else [0, GENESIS_HASH]
         mac = self._mac
 
@@ -664,40 +621,8 @@ class AuditLog:
                 head[0], head[1] = seq, prev
                 yield (*row[:_HASH], prev)
 
-        conn.executemany(
-            f"INSERT INTO events ({', '.join(FIELDS)}) "
-            f"VALUES ({', '.join('?' for _ in FIELDS)})", chained())
+        self._insert_events(chained())
         return head[0], head[1]
-
-    def _begin_write(self) -> None:
-        """``BEGIN IMMEDIATE``: take the trail's write lock, waiting up to ``busy_timeout``.
-
-        SQLite's own busy handler sleeps longer the longer a connection has waited (1 ms up to
-        100 ms a try), so among many writers (several console processes on one trail) the
-        newest waiter tends to win and an old one can starve past the timeout ("database is
-        locked"). Here every waiter polls at the same short, jittered pace (at most
-        :data:`_BUSY_POLL` apart), which keeps the lock busy and the waits even.
-
-        Raises:
-            sqlite3.OperationalError: The lock was not free within ``busy_timeout`` (or
-                another error).
-        """
-        conn = self._conn
-        deadline = time.monotonic() + self._busy_timeout
-        delay = 0.0005
-        conn.execute("PRAGMA busy_timeout = 0")  # fail fast; this loop does the waiting
-        try:
-            while True:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc) or time.monotonic() >= deadline:
-                        raise
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, _BUSY_POLL)
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
 
     def append(self, **fields: Any) -> dict[str, Any]:
         """Append one event; see :meth:`append_many`.
@@ -716,7 +641,7 @@ class AuditLog:
             AuditError: The trail cannot be read.
         """
         with self._lock, self._errors("read the audit trail"):
-            row = self._conn.execute(
+            row = self._sql(
                 "SELECT (SELECT count(*) FROM events), seq, hash FROM events "
                 "ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -754,14 +679,14 @@ class AuditLog:
         """
         if self._fp_key is None:
             raise AuditError("this audit trail has no fingerprint key yet",
-                             where=str(self.path))
+                             where=self.location)
         return fingerprint_secret(value, self._fp_key)
 
     # -- reading ----------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
         with self._lock, self._errors("read the audit trail"):
-            rows = list(self.db.query(sql, params))
+            rows = self._query(sql, params)
         for row in rows:
             row["detail"] = json.loads(row["detail"]) if row["detail"] else {}
             yield row
@@ -791,17 +716,17 @@ class AuditLog:
             ``operator``, ``count`` and ``outcomes`` (outcome -> number of events).
         """
         with self._lock, self._errors("read the audit trail"):
-            summary = list(self.db.query(
+            summary = self._query(
                 "SELECT run_id, min(ts) AS first_ts, max(ts) AS last_ts, "
                 "coalesce(max(CASE WHEN mode != 'plan' THEN mode END), max(mode)) AS mode, "
                 "max(incident) AS incident, max(operator) AS operator, "
                 "count(*) AS count, min(seq) AS first_seq FROM events "
                 "WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY first_seq"
-            ))
-            outcome_rows = list(self.db.query(
+            )
+            outcome_rows = self._query(
                 "SELECT run_id, outcome, count(*) AS n FROM events "
                 "WHERE run_id IS NOT NULL AND outcome IS NOT NULL GROUP BY run_id, outcome"
-            ))
+            )
         outcomes: dict[str, dict[str, int]] = {}
         for r in outcome_rows:
             outcomes.setdefault(r["run_id"], {})[r["outcome"]] = r["n"]
@@ -809,6 +734,32 @@ class AuditLog:
             run.pop("first_seq")
             run["outcomes"] = dict(sorted(outcomes.get(run["run_id"], {}).items()))
         return summary
+
+    def run_modes(self) -> dict[str, str]:
+        """Every mode each run's events were written in: run id -> the modes, sorted and
+        comma-separated (``"live,plan"``; "" when its events name none).
+
+        Raises:
+            AuditError: The trail cannot be read.
+        """
+        modes: dict[str, set[str]] = {}
+        with self._lock, self._errors("read the audit trail"):
+            for run_id, mode in self._sql("SELECT DISTINCT run_id, mode FROM events "
+                                          "WHERE run_id IS NOT NULL"):
+                seen = modes.setdefault(run_id, set())
+                if mode:
+                    seen.add(mode)
+        return {run_id: ",".join(sorted(seen)) for run_id, seen in modes.items()}
+
+    def events_after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """At most ``limit`` events with a ``seq`` above ``seq``, oldest first (what a live
+        view reads after being told the head moved).
+
+        Raises:
+            AuditError: The trail cannot be read.
+        """
+        return list(self._rows(f"SELECT {', '.join(FIELDS)} FROM events WHERE seq > ? "
+                               "ORDER BY seq LIMIT ?", (int(seq), max(0, int(limit)))))
 
     def verify(
         self, *, require_key: bool = False, witnessed: Sequence[WitnessedHead] = ()
@@ -834,7 +785,7 @@ class AuditLog:
         Raises:
             AuditError: The trail cannot be read.
         """
-        with self._lock, self._errors("verify the audit trail"):
+        with self._lock, self._errors("verify the audit trail"), self._snapshot():
             return self._verify(require_key, sorted(witnessed, key=lambda w: w.seq))
 
     def _verify(self, require_key: bool, witnessed: list[WitnessedHead]) -> ChainReport:
@@ -847,14 +798,9 @@ class AuditLog:
                                last_good, n_witnessed)
 
         names = self._names()
-        structure: list[str] = []
-        fresh = not {"events", "meta"} & names  # an empty file: no trail was ever created
-        if not fresh:
-            structure += [f"table {t} is missing (dropped?)" for t in _TABLES if t not in names]
-            structure += [f"trigger {t} is missing: rows could be edited or deleted"
-                          for t in _TRIGGERS if t not in names]
+        structure = self._structure_problems(names)
         meta = self._meta() if "meta" in names else {}
-        count = (self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        count = (self._sql("SELECT count(*) FROM events").fetchone()[0]
                  if "events" in names else 0)
         keyed = meta.get("keyed")
         if keyed == "1" and self._key is None:
@@ -881,8 +827,7 @@ class AuditLog:
         pending = list(witnessed)  # heads not yet reached, by seq
         last_matched = 0  # highest witnessed seq found as witnessed
         rows: Iterator[tuple[Any, ...]] = (
-            self._conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq")
-            if "events" in names else iter(()))
+            self._event_rows() if "events" in names else iter(()))
         current = schema == SCHEMA_VERSION
         mac, same = self._mac, hmac.compare_digest
         for values in rows:
@@ -935,10 +880,9 @@ class AuditLog:
                                 -last_matched - 1)
             prev, expected, checked = row["hash"], expected + 1, checked + 1
         last = expected - 1
-        high = (self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-                .fetchone() if "sqlite_sequence" in names else None)
-        if high is not None and high[0] >= expected:
-            return fail(checked, expected, f"events {expected}..{high[0]} were deleted from "
+        high = self._high_seq(names)
+        if high is not None and high >= expected:
+            return fail(checked, expected, f"events {expected}..{high} were deleted from "
                         "the end", last)
         if pending:
             newest = pending[-1]
@@ -977,8 +921,8 @@ class AuditLog:
             seq = report.first_bad_seq or 0
             raise AuditTampered(
                 f"audit trail does not verify at seq {seq}: {report.reason}",
-                seq=seq, where=str(self.path),
-                hint="keep the file as evidence; compare with an export or a backup",
+                seq=seq, where=self.location,
+                hint=self._KEEP_HINT,
             )
         return report
 
@@ -1008,16 +952,215 @@ class AuditLog:
                 writer.writerow({**row, "detail": canonical_json(row["detail"])})
         return len(rows)
 
-    def close(self) -> None:
-        """Close the connection; further use raises AuditError."""
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> AuditLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AuditLog(TrailBase):
+    """The hash-chained audit trail in one SQLite file; safe to share between threads.
+
+    Args:
+        path: The database file; missing parent folders are created ``0700`` and a new
+            file ``0600``.
+        key: HMAC key. Defaults to ``$KILLSWITCH_AUDIT_KEY`` (UTF-8); None or empty means an
+            unkeyed SHA-256 chain. A trail's first event fixes whether it is keyed.
+        busy_timeout: Seconds to wait for another writer before failing. Appends wait for
+            the write lock in short, jittered polls (:meth:`_begin_write`), so that many
+            processes sharing one trail take turns instead of the newest waiter winning.
+        readonly: Open the file read-only (SQLite ``mode=ro``): nothing is created, migrated
+            or repaired, and writing raises. What verifying uses.
+
+    Raises:
+        AuditError: The file cannot be opened (or, read-only, does not exist) or its schema
+            cannot be created.
+    """
+
+    def __init__(
+        self, path: str | Path, key: bytes | None = None, *, busy_timeout: float = 30.0,
+        readonly: bool = False,
+    ) -> None:
+        self._setup(key, readonly)
+        self.path = Path(path).expanduser()
+        self._busy_timeout = busy_timeout
+        with self._errors("open the audit trail"):
+            if readonly:
+                if not self.path.is_file():
+                    raise AuditError(f"no audit trail at {self.path}", where=str(self.path),
+                                     hint="check settings.audit_db")
+                target, uri = self.path.resolve().as_uri() + "?mode=ro", True
+            else:
+                self._create_private_file()
+                target, uri = str(self.path), False
+            conn = sqlite3.connect(
+                target,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=uri,
+            )
+            self._conn = conn
+            try:
+                self.db = sqlite_utils.Database(conn)
+                if not readonly:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                if not readonly:
+                    self._prepare_trail()
+                self._fp_key = self._fingerprint_key(self._meta_or_empty())
+            except BaseException:
+                conn.close()
+                raise
+        if not readonly and self._fp_key is not None:
+            use_fingerprint_key(self._fp_key)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _sql(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def _insert_meta(self, rows: list[tuple[str, str]]) -> None:
+        self._conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", rows)
+
+    def _insert_events(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self._conn.executemany(
+            f"INSERT INTO events ({', '.join(FIELDS)}) "
+            f"VALUES ({', '.join('?' for _ in FIELDS)})", rows)
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        conn = self._conn
+        self._begin_write()
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _high_seq(self, names: set[str]) -> int | None:
+        if "sqlite_sequence" not in names:
+            return None
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'"
+                                 ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _errors(self, doing: str) -> _ErrorContext:
+        return _ErrorContext(self, doing)
+
+    def _create_private_file(self) -> None:
+        """Create the database file ``0600`` (folders ``0700``) before SQLite does (``0644``)."""
+        if self.path.exists():
+            return
+        make_private_dirs(self.path.parent)
+        os.close(open_private(self.path, os.O_RDWR))
+
+    def _tighten(self) -> None:
+        """A new trail: the file (maybe created by the lock table) and its WAL become 0600."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            p = Path(f"{self.path}{suffix}")
+            try:
+                if p.is_file() and p.stat().st_mode & 0o777 != PRIVATE_FILE:
+                    os.chmod(p, PRIVATE_FILE)
+            except OSError:  # not ours (another user's file): leave it
+                continue
+
+    def _names(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+
+    def _prepare_trail(self) -> None:
+        """Create a new trail; note (never silently repair) a damaged one; migrate old ones."""
+        conn = self._conn
+        names = self._names()
+        if not {"events", "meta"} & names:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not {"events", "meta"} & self._names():  # nobody created it meanwhile
+                    for sql in (*_TABLES.values(), *_INDEXES, *_TRIGGERS.values()):
+                        conn.execute(sql)
+                    self._insert_meta(self._new_meta_rows())
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._tighten()
+            names = self._names()
+        self._damage = [name for name in _OBJECTS if name not in names]
+        if not self._damage and not {"trail_id", "fp_salt"} <= set(self._meta()):
+            # A trail written before trail ids and salts: add them (INSERT only).
+            self._insert_meta(self._new_meta_rows())
+
+    def _repair(self) -> None:
+        """Restore what an attacker (or an accident) removed, on the record, in one go.
+
+        Runs before the first write to a damaged trail: recreates the missing tables and
+        triggers and appends a ``trail.damaged`` event naming them, in one transaction.
+        Verifying never gets here.
+        """
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            names = self._names()
+            missing = [name for name in _OBJECTS if name not in names]
+            for name in missing:
+                if name in _TABLES:
+                    conn.execute(_TABLES[name])
+            for sql in (*_INDEXES, *(_TRIGGERS[n] for n in missing if n in _TRIGGERS)):
+                conn.execute(sql)
+            self._insert_meta(self._new_meta_rows())
+            self._fp_key = self._fingerprint_key(self._meta())
+            if missing:
+                self._damage_event(missing)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._damage = []
+        if self._fp_key is not None:
+            use_fingerprint_key(self._fp_key)
+
+    def _begin_write(self) -> None:
+        """``BEGIN IMMEDIATE``: take the trail's write lock, waiting up to ``busy_timeout``.
+
+        SQLite's own busy handler sleeps longer the longer a connection has waited (1 ms up to
+        100 ms a try), so among many writers (several console processes on one trail) the
+        newest waiter tends to win and an old one can starve past the timeout ("database is
+        locked"). Here every waiter polls at the same short, jittered pace (at most
+        :data:`_BUSY_POLL` apart), which keeps the lock busy and the waits even.
+
+        Raises:
+            sqlite3.OperationalError: The lock was not free within ``busy_timeout`` (or
+                another error).
+        """
+        conn = self._conn
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.0005
+        conn.execute("PRAGMA busy_timeout = 0")  # fail fast; this loop does the waiting
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, _BUSY_POLL)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+
+    def close(self) -> None:
+        """Close the connection; further use raises AuditError."""
+        with self._lock:
+            self._conn.close()
 
 
 _BUSY_POLL = 0.02

@@ -90,6 +90,11 @@ cause_option = click.option(
          "Recorded in the trail, the plan, the report and notifications; after a leak, "
          "restore will not re-enable the leaked key.")
 
+break_glass_option = click.option(
+    "--break-glass", "break_glass", is_flag=True,
+    help="Two-person rule: act alone, now (needs --reason). Recorded loudly in the trail; "
+         "another commander must co-sign afterwards (`killswitch approve ID`).")
+
 new_key_option = click.option(
     "--new-key-from", "new_key_from", type=click.Path(dir_okay=False), metavar="FILE",
     help="rotate: the new key(s) pasted by the operator, for integrations whose provider "
@@ -234,9 +239,17 @@ def _complete_run_id(ctx: click.Context, param: click.Parameter,
     from click.shell_completion import CompletionItem
 
     from console.config import Settings
+    from console.store import store_url
 
     config = _complete_config(ctx)
     try:
+        if config is not None and store_url(config):
+            from console.store import open_audit
+            with open_audit(config, readonly=True) as log:
+                runs = [r for r in reversed(log.runs()) if str(r["run_id"]).startswith(incomplete)]
+            return [CompletionItem(str(r["run_id"]), help=" ".join(
+                str(x) for x in (r.get("mode"), r.get("incident"), r.get("first_ts")) if x)
+                or None) for r in runs[:200]]
         db = (config.resolve(config.settings.audit_db) if config is not None
               else Path(Settings().audit_db).expanduser())
         if not db.is_file():
@@ -423,7 +436,8 @@ def _confirm(plan: Plan, yes: bool, reason: str | None) -> str:
 
 
 def _run_live(session: Session, plan: Plan, reason: str, allow_irreversible: bool,
-              max_targets: int | None, saved: bool) -> RunResult:
+              max_targets: int | None, saved: bool,
+              authorise: Callable[[], object] | None = None) -> RunResult:
     async def go() -> RunResult:
         loop = asyncio.get_running_loop()
 
@@ -440,17 +454,24 @@ def _run_live(session: Session, plan: Plan, reason: str, allow_irreversible: boo
         try:
             return await session.apply(plan, reason=reason,
                                        allow_irreversible=allow_irreversible,
-                                       max_targets=max_targets, saved=saved)
+                                       max_targets=max_targets, saved=saved,
+                                       authorise=authorise)
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 
     return asyncio.run(go())
 
 
-def _finish(result: RunResult) -> None:
+def _finish(result: RunResult, extra: dict[str, Any] | None = None) -> None:
+    """Print the result (``extra``: fields the JSON adds; its ``note`` goes to stderr)."""
     from console.render import render_result, result_json
 
-    _out(result_json(result) if _json() else render_result(result))
+    if extra and _json():
+        _out(json.dumps({**json.loads(result_json(result)), **extra}, indent=2))
+    else:
+        _out(result_json(result) if _json() else render_result(result))
+    if extra and extra.get("note") and not _json():
+        click.echo(str(extra["note"]), err=True)
     if _opts().get("interrupted"):
         click.echo("interrupted: in-flight operations finished and were recorded; "
                    f"`killswitch resume {result.run_id}` finishes the rest", err=True)
@@ -566,20 +587,45 @@ def _rehearse(runbook: str | None, selectors: list[str], plan_file: str | None,
 @click.option("--seed", type=int,
               help="With --rehearse: seed of the fault dice (the output names the seed used; "
                    "give it again to replay).")
+@click.option("--approval", "approval_id", metavar="APPROVAL_ID",
+              help="Two-person rule: apply exactly the plan of this approved request (once; "
+                   "refused and voided if anything drifted). Either operator may run it.")
+@break_glass_option
 @cause_option
 @new_key_option
 def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, dry_run: bool,
         yes: bool, reason: str | None, incident: str | None, allow_irreversible: bool,
         max_targets: int | None, include_unlisted: bool, rehearse: bool,
         faults: tuple[str, ...], scenario: str | None, seed: int | None,
-        cause: str | None, new_key_from: str | None = None) -> None:
+        cause: str | None, new_key_from: str | None = None, approval_id: str | None = None,
+        break_glass: bool = False) -> None:
     """Run RUNBOOK on SELECTORS (or a saved --plan): plan, confirm, apply, verify.
 
     With --rehearse, the run is a rehearsal: the real targets are observed read-only as a
     plan does, then the whole run plays against a simulated copy of what was observed, with
     each backend's latency as measured while planning and any --fault/--scenario faults.
     Output and trail say REHEARSAL; the exit code is the one a live run would have had.
+
+    Under the two-person rule (settings.two_person), a live run is not applied: an approval
+    bound to its plan is requested (exit 3, its id printed); see `killswitch approve`.
     """
+    if approval_id:
+        if runbook or selectors or plan_file or dry_run or rehearse or break_glass or cause:
+            raise UsageError("--approval applies the approved plan: give no RUNBOOK, "
+                             "SELECTOR, --plan, --cause, --dry-run, --rehearse or --break-glass",
+                             hint=f"killswitch run --approval {approval_id} --yes --reason '...'")
+        from console.approvals_cli import apply_approved
+
+        apply_approved(approval_id, yes=yes, reason=reason, incident=incident,
+                       allow_irreversible=allow_irreversible, max_targets=max_targets,
+                       new_key_from=new_key_from)
+        return
+    if break_glass and (dry_run or rehearse):
+        raise UsageError("--break-glass is for live runs only",
+                         hint="a dry-run or a rehearsal never needs an approval")
+    if break_glass and not (reason or "").strip():
+        raise UsageError("--break-glass needs --reason",
+                         hint="add --reason '...': it is recorded and shown to the co-signer")
     if plan_file and (runbook or selectors):
         raise UsageError("give either RUNBOOK SELECTOR... or --plan FILE, not both")
     if not plan_file and (not runbook or not selectors):
@@ -618,10 +664,14 @@ def run(runbook: str | None, selectors: tuple[str, ...], plan_file: str | None, 
         from console.render import render_plan
 
         click.echo(render_plan(the_plan), err=True)
+    from console.approvals_cli import TwoPerson
+
+    two = TwoPerson.check(session, the_plan, reason=reason, break_glass=break_glass)
     _paste_keys(session, the_plan, new_key_from)  # rotate: before any confirmation
     the_reason = _confirm(the_plan, yes, reason)
-    _finish(_run_live(session, the_plan, the_reason, allow_irreversible, max_targets,
-                      saved=bool(plan_file)))
+    result = _run_live(session, the_plan, the_reason, allow_irreversible, max_targets,
+                       saved=bool(plan_file), authorise=two.authorise(the_reason))
+    _finish(result, two.extra())
 
 
 @cli.command()
@@ -646,9 +696,10 @@ def resume(run_id: str) -> None:
                    "(needs --reason; recorded). Without it they stay disabled: rotate instead.")
 @click.option("--reenable-old-key", is_flag=True,
               help="The run rotated keys: bring the old key back anyway (needs --reason).")
+@break_glass_option
 def restore(run_id: str, dry_run: bool, yes: bool, reason: str | None,
             incident: str | None, out: str | None, reenable_leaked: bool,
-            reenable_old_key: bool) -> None:
+            reenable_old_key: bool, break_glass: bool = False) -> None:
     """Undo RUN_ID: plan the recorded inverses, confirm, apply, verify.
 
     After a run whose cause was leak, the credentials are not re-enabled (exit 3, rotate
@@ -661,6 +712,9 @@ def restore(run_id: str, dry_run: bool, yes: bool, reason: str | None,
         flag = "--reenable-leaked" if reenable_leaked else "--reenable-old-key"
         raise UsageError(f"{flag} needs a reason", hint=f"add --reason '...' to {flag}: it is "
                          "recorded in the audit trail")
+    if break_glass and (dry_run or out or not (reason or "").strip()):
+        raise UsageError("--break-glass is for a live restore, and needs --reason",
+                         hint="add --reason '...' (recorded); drop --dry-run and --out")
     if (reenable_leaked or reenable_old_key) and out:
         raise UsageError("a restore that brings a leaked or retired key back cannot be saved "
                          "for later: consent is given when it runs",
@@ -679,14 +733,20 @@ def restore(run_id: str, dry_run: bool, yes: bool, reason: str | None,
         click.echo(render_plan(the_plan), err=True)
     if held and not any(c.actionable for c in the_plan.changes):
         _refuse_held(held)
+    from console.approvals_cli import TwoPerson
+
+    two = TwoPerson.check(session, the_plan, reason=reason, break_glass=break_glass,
+                          consent_now="--reenable-leaked" if reenable_leaked else
+                          "--reenable-old-key" if reenable_old_key else "")
     the_reason = _confirm(the_plan, yes, reason)
-    result = _run_live(session, the_plan, the_reason, False, None, saved=True)
+    result = _run_live(session, the_plan, the_reason, False, None, saved=True,
+                       authorise=two.authorise(the_reason))
     if held and not result.failed and result.exit_code() != EXIT_VERIFY:
         from console.render import render_result, result_json
 
         _out(result_json(result) if _json() else render_result(result))
         _refuse_held(held)
-    _finish(result)
+    _finish(result, two.extra())
 
 
 def _refuse_held(held: list[Any]) -> None:
@@ -757,10 +817,11 @@ def audit_verify(witness_files: tuple[str, ...]) -> None:
     keying (settings.audit_keyed) and every witnessed checkpoint. Exit 0, or exit 4 naming
     the first bad and the last good sequence number."""
     from console.errors import EXIT_VERIFY
+    from console.store import describe, has_trail
     from console.witness import WitnessFile, read_checkpoints, verify_configured, witness_path
 
     config = _config()
-    db = config.resolve(config.settings.audit_db)
+    db = describe(config)
     configured = read_checkpoints(witness_path(config))
     exported: list[WitnessFile] = []
     for name in witness_files:
@@ -775,7 +836,7 @@ def audit_verify(witness_files: tuple[str, ...]) -> None:
         _out(json.dumps({**report.__dict__, "db": str(db), "witness_files": files},
                         indent=2, default=str))
     elif report.ok:
-        if not db.is_file():
+        if not report.count and not has_trail(config):
             _out(f"audit trail OK: no audit trail at {db} yet (0 events)")
         else:
             _out(f"audit chain OK: {report.count} events verified (through sequence "
@@ -804,27 +865,24 @@ def audit_verify(witness_files: tuple[str, ...]) -> None:
 def audit_checkpoint(witness_files: tuple[str, ...]) -> None:
     """Verify the trail, then witness its head (seq, hash, count, time, HMAC when keyed) in
     the witness file (settings.witness). Exit 4, writing nothing, if it does not verify."""
-    from console.audit import AuditLog
     from console.errors import EXIT_VERIFY
+    from console.store import open_audit
     from console.witness import (
         append_checkpoint,
         checkpoint_or_raise,
-        read_checkpoints,
-        verify_trail,
+        verify_configured,
         witness_path,
     )
 
     config = _config()
-    db = config.resolve(config.settings.audit_db)
     path = witness_path(config)
-    report = verify_trail(db, witnesses=[read_checkpoints(path)],
-                          require_key=config.settings.audit_keyed)
+    report = verify_configured(config)
     if not report.ok:
         at = f" at sequence {report.first_bad_seq}" if report.first_bad_seq else ""
         click.echo(f"audit trail BROKEN{at}: {report.reason}; no checkpoint written "
                    "(run `killswitch audit verify`)", err=True)
         sys.exit(EXIT_VERIFY)
-    with AuditLog(db, readonly=True) as log:
+    with open_audit(config, readonly=True) as log:
         cp = checkpoint_or_raise(log, path)
         for extra in witness_files:
             try:
@@ -855,18 +913,24 @@ def audit_show(run_id: str | None, incident: str | None, integration: str | None
         if _json():
             _out(json.dumps(runs, indent=2, default=str))
         else:
-            _out(table(["run", "mode", "incident", "operator", "first", "events"],
+            _out(table(["run", "mode", "incident", "by", "first", "events"],
                        [[r.get("run_id"), r.get("mode"), r.get("incident") or "-",
-                         r.get("operator"), r.get("first_ts"), r.get("count")] for r in runs]))
+                         _by(r), r.get("first_ts"), r.get("count")] for r in runs]))
         return
     events = session.audit.events(run_id=run_id, incident=incident, integration=integration)
     if _json():
         _out(json.dumps(events, indent=2, default=str))
         return
-    _out(table(["seq", "time", "phase", "integration", "action", "target", "outcome"],
-               [[e["seq"], e["ts"], e.get("phase") or "", e.get("integration") or "",
+    _out(table(["seq", "time", "by", "phase", "integration", "action", "target", "outcome"],
+               [[e["seq"], e["ts"], _by(e), e.get("phase") or "", e.get("integration") or "",
                  e.get("action") or "", e.get("target") or "", e.get("outcome") or ""]
                 for e in events]))
+
+
+def _by(row: dict[str, Any]) -> str:
+    """``operator@host`` of an event or run summary (every commander shares one trail)."""
+    who, host = row.get("operator") or "-", row.get("host") or ""
+    return f"{who}@{host}" if host else str(who)
 
 
 @audit.command("export")
@@ -1153,6 +1217,7 @@ def permissions(runbook: str, selectors: tuple[str, ...]) -> None:
 # `killswitch exercise ...` lives in console/exercise/cli.py and `killswitch evidence ...` in
 # console/evidence_cli.py; each adds its group to `cli` when imported (click and this module
 # only: --help stays free of SDKs and Textual).
+import console.approvals_cli  # noqa: E402,F401
 import console.evidence_cli  # noqa: E402,F401
 import console.exercise.cli  # noqa: E402,F401
 

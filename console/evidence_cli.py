@@ -33,7 +33,7 @@ from console.cli import _complete_run_id, _config, _json, _out, cli, common
 from console.errors import EXIT_VERIFY
 
 if TYPE_CHECKING:
-    from console.audit import AuditLog
+    from console.audit import TrailBase
     from console.config import Config
     from console.engine.evidence import BundleCheck
 
@@ -41,7 +41,7 @@ __all__ = ["evidence"]
 
 
 @contextlib.contextmanager
-def _trail(config: Config) -> Iterator[AuditLog | None]:
+def _trail(config: Config) -> Iterator[TrailBase | None]:
     """The audit trail, read-only (None when there is none yet)."""
     from console.store import has_trail, open_audit
 

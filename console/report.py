@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from console.audit import AuditLog
+from console.audit import TrailBase
 from console.errors import AuditError, UsageError
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _is_irreversible(event: dict[str, Any]) -> bool:
     return event.get("action") == "credential.destroy" or detail.get("reversible") is False
 
 
-def _chain_status(audit: AuditLog, config: Config | None) -> tuple[str, bool]:
+def _chain_status(audit: TrailBase, config: Config | None) -> tuple[str, bool]:
     try:
         if config is not None:
             from console.witness import verify_configured
@@ -208,7 +208,7 @@ class Report:
 
 
 def build_report(
-    audit: AuditLog, run_id: str | None = None, incident: str | None = None,
+    audit: TrailBase, run_id: str | None = None, incident: str | None = None,
     config: Config | None = None,
 ) -> Report:
     """Read one run, or every run of an incident, from the trail.
@@ -322,6 +322,7 @@ def build_report(
         ("Not done", [item(e) for e in not_done]),
         ("Started but never ended", [f"- `{_text(op)}`" for op in unfinished]),
     ]
+    sections[:0] = _break_glass(events)
     runs = [e for e in events if e.get("phase") == "run"]
     return Report(
         subject=subject, header=header, outcomes=sorted(outcomes.items()), timeline=timeline,
@@ -331,8 +332,30 @@ def build_report(
         run_outcomes=[str(e.get("outcome") or "") for e in runs])
 
 
+def _break_glass(events: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The two-person rule set aside (``--break-glass``) and whether it was co-signed."""
+    signed = {str((e.get("detail") or {}).get("approval_id")): e for e in events
+              if e.get("action") == "approval.cosigned"}
+    items = []
+    for e in events:
+        if e.get("action") != "approval.break_glass":
+            continue
+        d = e.get("detail") or {}
+        cosign = str(d.get("approval_id") or e.get("target") or "")
+        by = signed.get(cosign)
+        state = (f"co-signed by {_text(by.get('operator'))}@{_text(by.get('host'))} at "
+                 f"{_text(by.get('ts'))}: {_text((by.get('detail') or {}).get('reason'))}"
+                 if by is not None else
+                 f"**co-signature pending** — `killswitch approve {_text(cosign)} --reason "
+                 "'...'`")
+        items.append(f"- seq {e['seq']} applied by {_text(e.get('operator'))}@"
+                     f"{_text(e.get('host'))} alone, without a second operator: "
+                     f"{_text(d.get('reason'))}; {state}")
+    return [("Break-glass (two-person rule set aside)", items)] if items else []
+
+
 def render_report(
-    audit: AuditLog, run_id: str | None = None, incident: str | None = None,
+    audit: TrailBase, run_id: str | None = None, incident: str | None = None,
     config: Config | None = None,
 ) -> str:
     """Render the Markdown postmortem timeline of one run or of every run of an incident.

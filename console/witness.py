@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from console.audit import AuditLog, ChainReport, canonical_json, checkpoint_mac, utc_now
+from console.audit import ChainReport, TrailBase, canonical_json, checkpoint_mac, utc_now
 from console.errors import AuditError, ConsoleError, UsageError
 from console.privfile import make_private_dirs, open_private
 from console.scrub import scrub_text
@@ -164,7 +164,21 @@ def _abs(path: str | Path) -> str:
     return str(Path(path).expanduser().resolve())
 
 
-def make_checkpoint(log: AuditLog) -> Checkpoint:
+def _is_url(db: str | Path) -> bool:
+    """Whether ``db`` names a PostgreSQL store rather than a SQLite file."""
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def _trail_name(db: str | Path) -> str:
+    """A checkpoint's ``db``: the SQLite file's absolute path, or the store's URL without
+    its password (a trail's ``path`` is already that)."""
+    if _is_url(db):
+        from console.store.pg import redact_url
+        return redact_url(str(db))
+    return _abs(db)
+
+
+def make_checkpoint(log: TrailBase) -> Checkpoint:
     """The trail's head now, with its MAC when the trail is keyed.
 
     Raises:
@@ -173,7 +187,7 @@ def make_checkpoint(log: AuditLog) -> Checkpoint:
     head = log.head()
     keyed = log.keyed
     cp = Checkpoint(head.seq, head.hash, head.count, utc_now(), keyed, None, log.trail_id,
-                    _abs(log.path))
+                    _trail_name(log.path))
     if keyed:
         mac = log.checkpoint_mac(cp.body())
         if mac is None:
@@ -207,7 +221,7 @@ def append_checkpoint(path: str | Path, cp: Checkpoint) -> None:
             os.close(dfd)
 
 
-def write_checkpoint(log: AuditLog, path: str | Path) -> Checkpoint:
+def write_checkpoint(log: TrailBase, path: str | Path) -> Checkpoint:
     """Take a checkpoint of ``log`` and append it to the witness file ``path``.
 
     Raises:
@@ -267,7 +281,7 @@ def verify_trail(
     """``audit verify``: the trail (opened read-only) against every witnessed checkpoint.
 
     Args:
-        db: The audit database.
+        db: The audit database, or the URL of a PostgreSQL store (``postgresql://...``).
         key: The audit key (default ``$KILLSWITCH_AUDIT_KEY``).
         witnesses: The configured witness file(s): their checkpoints about this trail (same
             trail id or same database path) are used.
@@ -286,9 +300,16 @@ def verify_trail(
     if key is None:
         env = os.environ.get("KILLSWITCH_AUDIT_KEY", "")
         key = env.encode("utf-8") if env else None
-    db_path = Path(db).expanduser()
-    exists = db_path.is_file()
-    log = AuditLog(db_path, key=key, readonly=True) if exists else None
+    log: TrailBase | None
+    if _is_url(db):
+        from console.store.pg_audit import PgAuditLog, trail_exists
+        shown = where = _trail_name(db)
+        log = PgAuditLog(str(db), key=key, readonly=True) if trail_exists(str(db)) else None
+    else:
+        from console.audit import AuditLog
+        db_path = Path(db).expanduser()
+        shown, where = str(db_path), _abs(db_path)
+        log = AuditLog(db_path, key=key, readonly=True) if db_path.is_file() else None
     try:
         trail_id = log.trail_id if log is not None else ""
         problems: list[str] = []
@@ -296,7 +317,7 @@ def verify_trail(
         for wf, every in [*((w, False) for w in witnesses), *((w, True) for w in exported)]:
             problems += wf.problems
             for cp in wf.checkpoints:
-                if not every and not _applies(cp, trail_id, _abs(db_path)):
+                if not every and not _applies(cp, trail_id, where):
                     continue
                 if cp.keyed and key is not None and not (
                         cp.mac and checkpoint_mac(key, cp.body()) == cp.mac):
@@ -310,7 +331,7 @@ def verify_trail(
             seen = [cp for cp in heads if cp.seq > 0]
             if seen:
                 newest = max(seen, key=lambda cp: cp.seq)
-                problems.insert(0, f"the audit database {db_path} is missing but a witness "
+                problems.insert(0, f"the audit database {shown} is missing but a witness "
                                    f"saw seq {newest.seq} at {newest.time}")
                 report = ChainReport(False, 0, 1, "", 0, len(seen))
             else:
@@ -329,12 +350,13 @@ def verify_trail(
 def verify_configured(config: Config, exported: Sequence[WitnessFile] = ()) -> ChainReport:
     """The config's trail against its configured witness (and ``exported`` ones), keyed as
     ``settings.audit_keyed`` says: what ``audit verify``, the report and the console show."""
-    return verify_trail(config.resolve(config.settings.audit_db),
+    from console.store import store_url
+    return verify_trail(store_url(config) or config.resolve(config.settings.audit_db),
                         witnesses=[read_checkpoints(witness_path(config))], exported=exported,
                         require_key=config.settings.audit_keyed)
 
 
-def checkpoint_run(config: Config, log: AuditLog, run_id: str = "") -> Checkpoint | None:
+def checkpoint_run(config: Config, log: TrailBase, run_id: str = "") -> Checkpoint | None:
     """At the end of a run: witness the chain head in the configured witness file.
 
     Never raises: the run's side effects have happened and its result must be reported. A
@@ -362,7 +384,7 @@ def checkpoint_run(config: Config, log: AuditLog, run_id: str = "") -> Checkpoin
         return None
 
 
-def checkpoint_or_raise(log: AuditLog, path: str | Path) -> Checkpoint:
+def checkpoint_or_raise(log: TrailBase, path: str | Path) -> Checkpoint:
     """:func:`write_checkpoint` for commands: an unwritable witness is a usage error.
 
     Raises:

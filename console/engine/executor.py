@@ -21,11 +21,12 @@ from adapters.base import ERROR, NOOP, OBSERVED, UNSUPPORTED, Change, canonical_
 from adapters.evidence import EVIDENCE_ACTION
 from console.engine import evidence
 from console.engine.journal import Journal
+from console.engine.locks import RunFence
 from console.engine.model import OpResult, Plan, RunResult, StepInfo
 from console.engine.proof import KeyProof, Proof
 from console.engine.rotation import retired_old_key
 from console.engine.runtime import Runtime
-from console.errors import AdapterError, ConsoleError
+from console.errors import AdapterError, ConsoleError, LockHeld
 from console.vocab import FINAL_OUTCOMES, Outcome, Phase
 
 __all__ = ["Executor", "FINAL_OUTCOMES", "drift_summary", "on_the_way"]
@@ -67,12 +68,19 @@ class Executor:
             own observation of the target stands in for the read before the change's first
             attempt (a plan observed moments ago in this process); op ids not in it are
             always read first.
+        fence: The run's locks, checked before every side effect (in the worker thread,
+            right before the adapter's call): when they were taken over the change is refused,
+            recorded, and the run stops with LockHeld (exit 3). None: no locks (a rehearsal).
     """
 
     def __init__(self, rt: Runtime, journal: Journal, cancel: asyncio.Event | None = None,
                  progress: ProgressHook | None = None, proof: KeyProof | None = None, *,
-                 fresh_until: Mapping[str, float] | None = None) -> None:
+                 fresh_until: Mapping[str, float] | None = None,
+                 fence: RunFence | None = None) -> None:
         self.rt = rt
+        self.fence = fence
+        self.lost: LockHeld | None = None
+        """Set when the fence refused: no operation starts after it."""
         self.fresh_until = dict(fresh_until or {})
         self.journal = journal
         self.cancel = cancel or asyncio.Event()
@@ -113,6 +121,7 @@ class Executor:
         backend, timeout = change.backend, self.rt.timeout(change.backend,
                                                           step.timeout if step else None)
         if change.action == EVIDENCE_ACTION:  # copies into the bundle: no read, no apply
+            await self._fenced(change)
             res.undo = await evidence.preserve_op(self, change, timeout)
             res.outcome = Outcome.APPLIED
             return True
@@ -173,14 +182,48 @@ class Executor:
 
     async def _apply_call(self, change: Change, state: dict[str, Any],
                           timeout: float) -> dict[str, Any]:
-        """The adapter's apply of ``change`` from ``state``; returns its undo data."""
+        """The adapter's apply of ``change`` from ``state``; returns its undo data. Every
+        adapter side effect (apply, undo, issue, write, retire) goes through here, and the
+        fence is checked in the same worker call, just before it."""
         from adapters.notify_common import call_with_chain_head  # (httpx: import lazily)
 
         head = getattr(self.journal, "head", None)  # notifications quote the chain head
-        return dict(await self.rt.call(
-            change.backend,
-            lambda a: call_with_chain_head(head, lambda: a.apply(change, state)), timeout)
-            or {})
+        fence = self.fence
+        refused: list[ConsoleError] = []
+
+        def fenced(a: Any) -> Any:
+            if fence is not None:
+                try:
+                    fence.check_sync()
+                except ConsoleError as exc:  # not the adapter's error: no retry
+                    refused.append(exc)
+                    return None
+            return call_with_chain_head(head, lambda: a.apply(change, state))
+
+        undo = await self.rt.call(change.backend, fenced, timeout)
+        if refused:
+            await self._refuse(change, refused[0])
+        return dict(undo or {})
+
+    async def _fenced(self, change: Change) -> None:
+        """The fence's check from the event loop (before a side effect that is not an
+        adapter apply: preserving evidence)."""
+        if self.fence is not None:
+            try:
+                await self.fence.check()
+            except ConsoleError as exc:
+                await self._refuse(change, exc)
+
+    async def _refuse(self, change: Change, exc: ConsoleError) -> None:
+        """The fence refused ``change``: record it and stop the run (re-raises ``exc``)."""
+        if isinstance(exc, LockHeld):
+            self.lost = exc
+            await self.journal.record(
+                integration=change.integration, phase=Phase.RUN, action="lock",
+                target=change.target, outcome=Outcome.REFUSED,
+                detail={"op_id": change.op_id, "change": change.action,
+                        "message": f"not applied: {exc.msg}"})
+        raise exc
 
     async def run_op(self, change: Change, step: StepInfo | None,
                      started_before: bool = False) -> OpResult:
@@ -205,6 +248,8 @@ class Executor:
             await self._record(change, Phase.APPLY, Outcome.NOOP, message=res.message)
             self._emit(Phase.APPLY, res)
             return res
+        if self.lost is not None:  # the run lost its locks: start nothing more
+            raise self.lost
         started = time.monotonic()
         await self._record(change, Phase.APPLY, Outcome.STARTED)
         self._emit(Phase.APPLY, res, running=True)

@@ -7,6 +7,7 @@ rules in one place: blast radius, irreversible consent, per-integration locks, s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from adapters.base import UNSUPPORTED, Change, canonical_json, fingerprint
 from console.engine.executor import Executor, ProgressHook, drift_summary, on_the_way
 from console.engine.journal import Journal
-from console.engine.locks import LockTable
+from console.engine.locks import LockStore, RunFence, takeover_detail
 from console.engine.model import OpResult, Plan, RunResult, StepInfo, new_run_id, utcnow
 from console.engine.planner import PlanProgress, make_plan
 from console.engine.proof import KeyProof
@@ -29,16 +30,18 @@ from console.errors import (
     BlastRadiusExceeded,
     ConsoleError,
     IrreversibleNotAllowed,
+    LockHeld,
     PlanStaleError,
     PlanUntrusted,
     UndoUnsupported,
     UsageError,
 )
 from console.identity import operator_name
+from console.store import has_trail
 from console.vocab import DEFAULT_CAUSE, Mode, Outcome, Phase
 
 if TYPE_CHECKING:
-    from console.audit import AuditLog
+    from console.audit import TrailBase
     from console.config import Config
     from console.engine.rehearsal import RehearsalResult
     from console.inventory import Integration
@@ -116,7 +119,7 @@ class Session:
         self.incident = incident or config.settings.incident or ""
         self.cause = cause or DEFAULT_CAUSE
         self.mode = mode
-        self._audit: AuditLog | None = None
+        self._audit: TrailBase | None = None
         self._runtime: Runtime | None = runtime
         self._shared = runtime is not None
         self.cancel: asyncio.Event | None = None
@@ -134,17 +137,18 @@ class Session:
 
     # -- plumbing -----------------------------------------------------------------------
     @property
-    def audit(self) -> AuditLog:
+    def audit(self) -> TrailBase:
         """The audit trail (opened on first use)."""
         if self._audit is None:
-            from console.audit import KEY_ENV, AuditLog
+            from console.audit import KEY_ENV
+            from console.store import open_audit
 
             if self.config.settings.audit_keyed and not os.environ.get(KEY_ENV):
                 raise AuditError(
                     "this config requires a keyed audit trail (settings.audit_keyed) and "
                     f"{KEY_ENV} is not set; nothing was recorded or changed",
                     where=str(self.config.path), hint=f"set {KEY_ENV} to the trail's key")
-            self._audit = AuditLog(self.config.resolve(self.config.settings.audit_db))
+            self._audit = open_audit(self.config)
         return self._audit
 
     @property
@@ -165,9 +169,12 @@ class Session:
             self._runtime = None
 
     @property
-    def locks(self) -> LockTable:
-        """The per-integration lock table."""
-        return LockTable(self.config.resolve(self.config.settings.audit_db))
+    def locks(self) -> LockStore:
+        """The per-integration lock table of the configured store (leases of
+        ``settings.lock_lease``)."""
+        from console.store import open_locks
+
+        return open_locks(self.config)
 
     def _journal(self, run_id: str, mode: str) -> Journal:
         return Journal(self.audit, {"run_id": run_id, "incident": self.incident,
@@ -416,7 +423,8 @@ class Session:
     # -- runs ---------------------------------------------------------------------------
     async def apply(self, plan: Plan, *, reason: str = "", allow_irreversible: bool = False,
                     max_targets: int | None = None, saved: bool = False,
-                    progress: ProgressHook | None = None) -> RunResult:
+                    progress: ProgressHook | None = None,
+                    authorise: Callable[[], object] | None = None) -> RunResult:
         """Apply ``plan`` live: guards, locks, journal, apply, verify.
 
         Args:
@@ -426,9 +434,18 @@ class Session:
             max_targets: Override of the configured blast-radius limit.
             saved: The plan was loaded from a file: check for drift first.
             progress: Progress hook for the TUI.
+            authorise: The two-person rule's pass (:mod:`console.engine.twoperson`): called
+                under the locks, after the drift check, just before the run is recorded as
+                started (it spends an approval, or records a break-glass); if it raises, the
+                run is refused and nothing is applied. Without it, a run the rule covers is
+                refused (:class:`~console.engine.twoperson.ApprovalRequired`) with an
+                approval requested for the plan.
         """
         self.check_guards(plan, allow_irreversible=allow_irreversible, max_targets=max_targets)
         require_pasted_keys(plan)  # rotation: a key the operator must paste is in memory
+        if authorise is None and self.config.settings.two_person != "off":
+            from console.engine.twoperson import gate
+            await asyncio.to_thread(gate, self, plan, reason)
         locks = self.locks
         stale = locks.acquire(plan.integrations, plan.run_id, self.operator, utcnow())
         journal = self._journal(plan.run_id, self.mode)
@@ -436,7 +453,8 @@ class Session:
             for lock in stale:
                 await journal.record(integration=lock.integration, phase=Phase.RUN, action="lock",
                                      outcome=Outcome.LOCK_TAKEN_OVER,
-                                     detail={"previous": lock.describe()})
+                                     detail=takeover_detail(
+                                         lock, locks.mine(plan.run_id).get(lock.integration)))
             if saved:
                 try:
                     await self.check_drift(plan)
@@ -445,6 +463,8 @@ class Session:
                                          outcome=Outcome.REFUSED,
                                          detail={"message": exc.msg})
                     raise
+            if authorise is not None:
+                await asyncio.to_thread(authorise)
             body = plan.body()
             await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.STARTED,
                                  detail={"plan": body, "plan_hash": plan.hash_of(body),
@@ -559,7 +579,7 @@ class Session:
 
     async def _execute(self, plan: Plan, journal: Journal,
                        previous: dict[str, OpResult] | None,
-                       progress: ProgressHook | None, locks: LockTable | None,
+                       progress: ProgressHook | None, locks: LockStore | None,
                        fresh_until: Mapping[str, float] | None = None, *,
                        runtime: Runtime | None = None,
                        prover: Callable[[Runtime], KeyProof] | None = None) -> RunResult:
@@ -569,8 +589,8 @@ class Session:
         one); ``prover`` builds its proof of death; ``locks`` None: no leases to renew.
         """
         rt = (runtime or self.runtime).view(run_id=plan.run_id)
-        renewer = (asyncio.create_task(self._renew(locks, plan.run_id))
-                   if locks is not None else None)
+        fence = RunFence(locks, plan.run_id) if locks is not None else None
+        renewer = asyncio.create_task(fence.keep()) if fence is not None else None
         self.cancel = asyncio.Event()
         if self.cancel_requested:  # cancelled before the executor existed: start nothing
             self.cancel.set()
@@ -581,10 +601,18 @@ class Session:
                               self.config.settings.proof_interval))
         try:
             result = await Executor(rt, journal, self.cancel, progress, proof,
-                                    fresh_until=fresh_until).apply(plan, previous)
+                                    fresh_until=fresh_until,
+                                    fence=fence).apply(plan, previous)
+            if fence is not None:  # still ours at the end? (a renewal may have found it lost)
+                with contextlib.suppress(LockHeld):
+                    await fence.check()
         finally:
             if renewer is not None:
                 renewer.cancel()
+        if fence is not None and fence.lost is not None:
+            await journal.record(phase=Phase.RUN, action="lock", outcome=Outcome.REFUSED,
+                                 detail={"message": fence.lost.msg})
+            raise fence.lost
         summary: dict[str, int] = {str(o): result.count(o) for o in
                    (Outcome.APPLIED, Outcome.NOOP, Outcome.FAILED, Outcome.REFUSED,
                     Outcome.SKIPPED, Outcome.UNSUPPORTED)}
@@ -605,16 +633,6 @@ class Session:
         self.cancel_requested = True
         if self.cancel is not None:
             self.cancel.set()
-
-    @staticmethod
-    async def _renew(locks: LockTable, run_id: str) -> None:
-        """Renew the run's lock leases every third of a lease until cancelled."""
-        while True:
-            await asyncio.sleep(locks.lease / 3)
-            try:
-                await asyncio.to_thread(locks.renew, run_id)
-            except ConsoleError:
-                continue  # a missed renewal only shortens the lease; the next one retries
 
     @staticmethod
     def _probe_backends(rt: Runtime, plan: Plan) -> bool:
@@ -680,6 +698,11 @@ class Session:
             events = self.audit.events(run_id=run_id)
             self._refuse_finished(run_id, events)
             previous = self.op_results(events)
+            for lock in stale:
+                await journal.record(integration=lock.integration, phase=Phase.RUN, action="lock",
+                                     outcome=Outcome.LOCK_TAKEN_OVER,
+                                     detail=takeover_detail(
+                                         lock, locks.mine(plan.run_id).get(lock.integration)))
             await journal.record(phase=Phase.RUN, action=plan.runbook, outcome=Outcome.RESUMED,
                                  detail={"taken_over": [s.describe() for s in stale],
                                          "already_final": sum(
@@ -695,13 +718,13 @@ class Session:
 
         A run counts when its last run event is ``started`` or ``resumed`` (no ``finished``
         or ``cancelled`` after it) and no live holder has its locks: every lock it still
-        holds belongs to a provably dead holder (:meth:`LockTable.holder_gone`), or the
+        holds belongs to a provably dead holder (:meth:`LockStore.holder_gone`), or the
         locks are gone. These are what ``resume`` finishes.
 
         Returns:
             Run ids, oldest first.
         """
-        if not self.config.resolve(self.config.settings.audit_db).exists():
+        if not has_trail(self.config):
             return []  # no trail yet: nothing ran (and looking must not create one)
         ends = {Outcome.FINISHED, Outcome.CANCELLED}
         candidates = [r["run_id"] for r in self.audit.runs()
@@ -710,7 +733,8 @@ class Session:
         if not candidates:
             return []
         held: dict[str, list[Any]] = {}
-        for lock in self.locks.held():
+        locks = self.locks
+        for lock in locks.held():
             held.setdefault(lock.run_id, []).append(lock)
         found = []
         for run_id in candidates:
@@ -719,7 +743,7 @@ class Session:
                     and e.get("outcome") in (Outcome.STARTED, Outcome.RESUMED, *ends)]
             if not life or life[-1] in ends:
                 continue
-            if all(LockTable.holder_gone(lock) for lock in held.get(run_id, [])):
+            if all(locks.holder_gone(lock) for lock in held.get(run_id, [])):
                 found.append(run_id)
         return found
 

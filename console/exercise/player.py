@@ -465,7 +465,6 @@ class Exercise:
     async def _wait_for_locks(self, step: ResponseStep) -> None:
         """Wait until no live holder keeps a lock of the step's integrations (released, or
         its lease over), at most :data:`LOCK_WAIT_MAX` real seconds."""
-        from console.engine.locks import LockTable
         from console.inventory import select
 
         try:
@@ -477,8 +476,7 @@ class Exercise:
         while time.monotonic() < deadline and not self.finished:
             held = [lock for lock in await asyncio.to_thread(table.held)
                     if lock.integration in ids]
-            if not held or all(LockTable.holder_gone(lock) or time.time() > lock.lease_until
-                               for lock in held):
+            if not held or all(table.holder_gone(lock) for lock in held):
                 return
             await asyncio.sleep(_POLL)
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import socket
-import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -356,7 +354,9 @@ def _integration(config: Any, integration: str) -> Any:
 
 def _other_host(holder: str) -> str:
     """A host name for the holder that is not this host (so it cannot be proven dead)."""
-    here = socket.gethostname()
+    from console.identity import host_name
+
+    here = host_name()
     base = holder.rpartition("@")[2] if "@" in holder else "bridge"
     host = f"{base}.exercise" if base else "bridge.exercise"
     return host if host != here else f"{host}-elsewhere"
@@ -365,10 +365,11 @@ def _other_host(holder: str) -> str:
 def hold_lock(config: Any, integration: str, holder: str, seconds: float) -> str:
     """Lock ``integration`` as held by another commander for ``seconds`` (an exercise inject).
 
-    Writes a row in the audit database's lock table (:class:`~console.engine.locks.LockTable`)
-    held by ``holder`` on another host with a lease of ``seconds`` and no renewal: a live
-    run on the integration is refused with ``LockHeld`` naming the holder until the lease
-    expires, and is then allowed to take the lock over (a dead holder on another host).
+    Writes a row in the store's lock table (:func:`console.store.open_locks`: the SQLite
+    audit database or the shared PostgreSQL store), under a new fencing token, held by
+    ``holder`` on another host with a lease of ``seconds`` and no renewal: a live run on the
+    integration is refused with ``LockHeld`` naming the holder until the lease expires, and is
+    then allowed to take the lock over (a dead holder on another host).
 
     Returns:
         One line describing the lock.
@@ -377,8 +378,9 @@ def hold_lock(config: Any, integration: str, holder: str, seconds: float) -> str
         UsageError: Not a sandbox config, unknown integration, ``seconds`` not positive, or
             a real run holds the lock now (exit 2).
     """
-    from console.engine.locks import Lock, LockTable
+    from console.engine.locks import Lock
     from console.engine.model import utcnow
+    from console.store import open_locks
 
     _sandbox_only(config, "a held-lock fault")
     _integration(config, integration)
@@ -386,30 +388,16 @@ def hold_lock(config: Any, integration: str, holder: str, seconds: float) -> str
         raise UsageError(f"the lock must be held for a positive time, not {seconds!r}",
                          where=integration)
     who = holder.strip() or "another-commander"
-    table = LockTable(config.resolve(config.settings.audit_db))
-    table.held()  # creates the table (and its newer columns) if needed
+    table = open_locks(config)
     run_id = f"{LOCK_RUN_PREFIX}{secrets.token_hex(4)}"
     host = _other_host(who)
     lease_until = time.time() + float(seconds)
-    conn = sqlite3.connect(table.path, timeout=10, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute("SELECT integration, run_id, operator, host, pid, since, pid_start, "
-                           "lease_until FROM locks WHERE integration = ?",
-                           (integration,)).fetchone()
-        if row is not None:
-            lock = Lock(*row)
-            if not lock.run_id.startswith(LOCK_RUN_PREFIX) and not table.holder_gone(lock):
-                conn.execute("ROLLBACK")
-                raise UsageError(f"a run holds the lock already: {lock.describe()}",
-                                 where=integration, hint="let it finish first")
-        conn.execute(
-            "INSERT OR REPLACE INTO locks (integration, run_id, operator, host, pid, since, "
-            "pid_start, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (integration, run_id, who, host, 1, utcnow(), "", lease_until))
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    busy = table.plant(Lock(integration, run_id, who, host, 1, utcnow(), "", lease_until),
+                       lambda lock: lock.run_id.startswith(LOCK_RUN_PREFIX)
+                       or table.holder_gone(lock))
+    if busy is not None:
+        raise UsageError(f"a run holds the lock already: {busy.describe()}",
+                         where=integration, hint="let it finish first")
     return (f"{integration} locked by {who} on {host} (run {run_id}) for {seconds:g} s, "
             "lease not renewed")
 
@@ -420,18 +408,11 @@ def release_lock(config: Any, integration: str) -> str:
     Raises:
         UsageError: Not a sandbox config, or unknown integration (exit 2).
     """
-    from console.engine.locks import LockTable
+    from console.store import open_locks
 
     _sandbox_only(config, "releasing a held-lock fault")
     _integration(config, integration)
-    table = LockTable(config.resolve(config.settings.audit_db))
-    table.held()
-    conn = sqlite3.connect(table.path, timeout=10, isolation_level=None)
-    try:
-        gone = conn.execute("DELETE FROM locks WHERE integration = ? AND run_id LIKE ?",
-                            (integration, f"{LOCK_RUN_PREFIX}%")).rowcount
-    finally:
-        conn.close()
+    gone = open_locks(config).drop(integration, LOCK_RUN_PREFIX)
     return f"{integration}: exercise lock released" if gone else \
         f"{integration}: no exercise lock was held"
 

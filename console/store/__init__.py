@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from console.errors import ConfigError
 
 if TYPE_CHECKING:
+    from console.audit import TrailBase
     from console.config import Config
+    from console.engine.locks import LockStore
+    from console.store.approvals import Approvals
 
 __all__ = ["STORE_ENV", "describe", "has_trail", "is_postgres", "open_approvals",
            "open_audit", "open_locks", "redact_url", "store_url"]
@@ -77,6 +81,26 @@ def redact_url(url: str) -> str:
                        parts.fragment))
 
 
+def _sqlite_has_events(path: Path) -> bool:
+    """True when the SQLite file exists and has an ``events`` table (a file holding only the
+    lock table, made by a lock check, is not a trail). Opened read-only: looking creates
+    nothing."""
+    import sqlite3
+
+    if not path.is_file():
+        return False
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                               "AND name = 'events'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True  # unreadable here: let the opener say what is wrong with it
+    return row is not None
+
+
 def has_trail(config: Config) -> bool:
     """True when the store holds a trail already (looking creates nothing).
 
@@ -85,16 +109,17 @@ def has_trail(config: Config) -> bool:
     """
     url = store_url(config)
     if not url:
-        return config.resolve(config.settings.audit_db).exists()
+        return _sqlite_has_events(config.resolve(config.settings.audit_db))
     from console.store.pg import connect
     with connect(url) as conn:
         row = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
     return bool(row and row[0])
 
 
-def open_audit(config: Config, *, readonly: bool = False, key: bytes | None = None) -> Any:
-    """The audit trail of the configured store (an :class:`~console.audit.AuditLog` or its
-    PostgreSQL twin, with the same methods)."""
+def open_audit(config: Config, *, readonly: bool = False,
+               key: bytes | None = None) -> TrailBase:
+    """The audit trail of the configured store: an :class:`~console.audit.AuditLog` (SQLite)
+    or a :class:`~console.store.pg_audit.PgAuditLog`, both a :class:`~console.audit.TrailBase`."""
     url = store_url(config)
     if url:
         from console.store.pg_audit import PgAuditLog
@@ -103,17 +128,17 @@ def open_audit(config: Config, *, readonly: bool = False, key: bytes | None = No
     return AuditLog(config.resolve(config.settings.audit_db), key=key, readonly=readonly)
 
 
-def open_locks(config: Config) -> Any:
+def open_locks(config: Config) -> LockStore:
     """The per-integration lock table of the configured store."""
     url = store_url(config)
     if url:
         from console.store.pg_locks import PgLockTable
-        return PgLockTable(url)
+        return PgLockTable(url, lease=config.settings.lock_lease)
     from console.engine.locks import LockTable
-    return LockTable(config.resolve(config.settings.audit_db))
+    return LockTable(config.resolve(config.settings.audit_db), lease=config.settings.lock_lease)
 
 
-def open_approvals(config: Config) -> Any:
+def open_approvals(config: Config) -> Approvals:
     """The two-person-rule approvals of the configured store."""
     url = store_url(config)
     if url:

@@ -12,12 +12,12 @@ Keys (app-wide):
 | f2       | facilitator's view (sandbox configs)    |
 | q        | quit (asks first while a run is going)  |
 
-The top-level sections (inventory, audit, help) are Textual modes (:attr:`KillswitchApp.MODES`),
-each with its own screen stack: ``A`` shows the audit trail where it was left, Escape on a
-section's first screen goes back to the section the operator came from, ``i`` closes every
-screen above the inventory. Leaving a section while a run is in progress is refused (the
-run would be left unwatched). Screens say what the operator asked for with the messages of
-:mod:`console.tui.messages`; the app routes them.
+The top-level sections (inventory, audit, team, help) are Textual modes
+(:attr:`KillswitchApp.MODES`), each with its own screen stack: ``A`` shows the audit trail
+where it was left, Escape on a section's first screen goes back to the section the operator
+came from, ``i`` closes every screen above the inventory. Leaving a section while a run is
+in progress is refused (the run would be left unwatched). Screens say what the operator
+asked for with the messages of :mod:`console.tui.messages`; the app routes them.
 
 Screens live in ``screens/`` and are imported when first opened, so start-up loads only the
 inventory. Engine calls run in workers; nothing here talks to a backend directly.
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from console.exercise.scenario import Scenario
     from console.tui.exercise import ExercisePlay
     from console.tui.guard import RunGuard
+    from console.tui.live import LiveView
     from console.tui.observed import ObservedStates
 
 __all__ = ["KillswitchApp", "OPERATING_MODES", "SECTIONS", "make_app", "run_tui"]
@@ -77,6 +78,7 @@ def _section(module: str, name: str) -> Callable[[], Screen[Any]]:
 SECTIONS: dict[str, str | Callable[[], Screen[Any]]] = {
     "inventory": _section("inventory", "InventoryScreen"),
     "audit": _section("audit", "AuditScreen"),
+    "team": _section("team", "TeamScreen"),
     "help": _section("help", "HelpScreen"),
 }
 """The top-level sections, as Textual modes: name -> their first screen."""
@@ -145,6 +147,8 @@ class KillswitchApp(App[int]):
     """Ids of the integrations marked on the inventory screen."""
     drill_banner: reactive[str] = reactive("")
     """The banner's exercise / rehearsal segment (``leaked-key T+01:05``); "" when none."""
+    approvals_pending: reactive[int] = reactive(0)
+    """Pending approvals and co-signatures in the store (the banner shows the count)."""
 
     def __init__(self, config: Config, *, mode: str = "dry-run", exercise: bool = False,
                  incident: str = "", operator: str | None = None,
@@ -225,6 +229,14 @@ class KillswitchApp(App[int]):
 
         return ObservedStates(self)
 
+    @cached_property
+    def live_view(self) -> LiveView:
+        """Other commanders' runs, locks and pending approvals, kept current from the store
+        (see :mod:`console.tui.live`); started after the first paint."""
+        from console.tui.live import LiveView
+
+        return LiveView(self)
+
     @property
     def applying_mode(self) -> str:
         """The one mode that applies on this config: ``exercise`` (all sandbox) or ``live``."""
@@ -259,6 +271,8 @@ class KillswitchApp(App[int]):
     def on_unmount(self) -> None:
         """Give the hang-up signals back and close the clients."""
         self.guard.remove()
+        if "live_view" in self.__dict__:
+            self.live_view.stop()
         if "runtime" in self.__dict__:
             self.runtime.close()
 
@@ -271,6 +285,7 @@ class KillswitchApp(App[int]):
         gc.freeze()
         gc.enable()
         self.run_worker(self.runtime.warm, thread=True, group="warm", exit_on_error=False)
+        self.live_view.start()
 
     def run_in_progress(self) -> bool:
         """True while a live run's worker (group ``run``) has not finished."""
@@ -334,7 +349,7 @@ class KillswitchApp(App[int]):
         """Show a top-level section where it was left; refused while a run is in progress.
 
         Args:
-            section: ``inventory``, ``audit`` or ``help``.
+            section: ``inventory``, ``audit``, ``team`` or ``help``.
             what: What the operator is doing, for the refusal ("opening the audit trail").
 
         Returns:
@@ -394,6 +409,17 @@ class KillswitchApp(App[int]):
     def action_audit(self) -> None:
         """Show the audit trail (where it was left; it reads the trail again)."""
         self.show_section("audit", "opening the audit trail")
+
+    def action_team(self) -> None:
+        """Show the other commanders' runs, live (the team section)."""
+        self.show_section("team", "opening the team view")
+
+    def open_approvals(self) -> None:
+        """The pending approvals (in the team section)."""
+        screen = self._screen("approvals", "ApprovalsScreen")
+        if screen is not None and self.show_section("team", "opening the approvals"):
+            if not isinstance(self.screen, screen):
+                self.push_screen(screen())
 
     def open_detail(self, integration_id: str) -> None:
         """Open one integration's detail (in the inventory section)."""

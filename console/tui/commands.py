@@ -11,6 +11,8 @@
 | exercise: facilitator view, end  | an exercise is playing (f2; the scorecard)            |
 | plan: rehearse this plan         | the plan review is open (nothing is applied)          |
 | inventory: ..., runbook: pick    | the inventory is open                                 |
+| team: runs of every commander   | always (the team view, live)                          |
+| approvals: review N pending      | approvals or co-signatures wait in the store          |
 | audit: open, help: keys, app: quit | always                                              |
 
 Runbooks and recent runs are read in a thread when the palette opens (:class:`PaletteData`),
@@ -286,6 +288,14 @@ def commands(app: KillswitchApp, data: PaletteData | None = None) -> Iterator[Co
         yield ("sandbox: reset", "Every sandbox backend back to its seeded state: services "
                "restarted and seeded again, the inventory's flags on (between exercise rounds)",
                _guarded(app, "resetting the sandbox", partial(_sandbox_reset, app)))
+    yield ("team: runs of every commander", "Who runs what on which integration, progress "
+           "and results, live; your runs marked", _guarded(app, "opening the team view",
+                                                           app.action_team))
+    pending = int(getattr(app, "approvals_pending", 0) or 0)
+    if pending:
+        yield (f"approvals: review {pending} pending", "The plan each one is bound to, a "
+               "reason, and approve (never your own)",
+               _guarded(app, "opening the approvals", app.open_approvals))
     yield ("audit: open", "The audit trail, its chain status and reports", app.action_audit)
     yield ("help: keys", "Every key of every screen", app.action_help)
     yield ("app: quit", "Leave the console (asks first while a run is in progress)",

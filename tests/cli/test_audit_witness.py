@@ -9,6 +9,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from console.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_VERIFY
 from tests.cli.conftest import Cli
 from tests.unit.test_witness import rechain_unkeyed
@@ -63,6 +65,7 @@ def test_every_run_ends_with_a_witnessed_head(cli: Cli) -> None:
     assert ok.returncode == EXIT_OK and "2 checkpoint(s)" in ok.stdout, ok.stdout
 
 
+@pytest.mark.sqlite_only
 def test_tail_deleted_with_sequence_reset_fails_and_names_the_last_good_seq(cli: Cli) -> None:
     live_run(cli)
     seq, _ = head(cli)
@@ -76,6 +79,7 @@ def test_tail_deleted_with_sequence_reset_fails_and_names_the_last_good_seq(cli:
                                                                           seq - 2)
 
 
+@pytest.mark.sqlite_only
 def test_every_row_deleted_is_not_ok_0_events(cli: Cli) -> None:
     live_run(cli)
     sqlite(cli, "DROP TRIGGER events_no_delete; DELETE FROM events; "
@@ -86,6 +90,7 @@ def test_every_row_deleted_is_not_ok_0_events(cli: Cli) -> None:
     assert "last good sequence: 0" in r.stdout
 
 
+@pytest.mark.sqlite_only
 def test_a_witness_kept_elsewhere_catches_what_the_local_one_lost(cli: Cli,
                                                                    tmp_path: Path) -> None:
     live_run(cli)
@@ -104,6 +109,7 @@ def test_a_witness_kept_elsewhere_catches_what_the_local_one_lost(cli: Cli,
     assert missing.returncode == EXIT_USAGE
 
 
+@pytest.mark.sqlite_only
 def test_checkpoint_refuses_a_broken_trail(cli: Cli) -> None:
     live_run(cli)
     before = witness(cli).read_text()
@@ -124,6 +130,7 @@ def test_keyed_trail_verified_without_its_key_exits_4(cli: Cli) -> None:
     assert cp["keyed"] is True and isinstance(cp["mac"], str)
 
 
+@pytest.mark.sqlite_only
 def test_keyed_trail_rewritten_unkeyed_fails_by_config_alone(cli: Cli) -> None:
     cli.config.write_text(cli.config.read_text().replace("[settings]",
                                                          "[settings]\naudit_keyed = true"))
@@ -136,6 +143,7 @@ def test_keyed_trail_rewritten_unkeyed_fails_by_config_alone(cli: Cli) -> None:
     assert keyed.returncode == EXIT_VERIFY and "not keyed" in keyed.stdout
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_a_dropped_trigger_and_leaves_the_database_as_found(cli: Cli) -> None:
     live_run(cli)
     sqlite(cli, "DROP TRIGGER events_no_update;")
@@ -156,6 +164,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.sqlite_only
 def test_trail_witness_plans_exports_and_reports_are_private_under_umask_000(
         cli: Cli) -> None:
     out = cli.root / "out"

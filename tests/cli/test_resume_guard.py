@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
 
-from console.engine.locks import LockTable, process_start
+from console.config import load_config
+from console.engine.locks import Lock, process_start
+from console.store import open_locks
 from tests.cli.conftest import Cli, slow
 from tests.cli.test_cli import ALL, run_id, wait_for
 
@@ -33,13 +34,10 @@ def test_resume_while_the_run_is_alive_is_refused_naming_the_holder(cli: Cli) ->
 
 
 def _lock(cli: Cli, rid: str, host: str, pid: int, start: str, lease_until: float) -> None:
-    LockTable(cli.db).held()  # creates the table
-    conn = sqlite3.connect(cli.db)
-    conn.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?,?,?,?,?)",
-                 ("app-0", rid, "alice", host, pid, "2026-11-27T03:00:00Z", start,
-                  lease_until))
-    conn.commit()
-    conn.close()
+    """Put a lock row on app-0 as that holder left it (in the store under test)."""
+    table = open_locks(load_config(cli.config))
+    table.plant(Lock("app-0", rid, "alice", host, pid, "2026-11-27T03:00:00Z", start,
+                     lease_until), lambda _row: True)
 
 
 def _crashed_run(cli: Cli) -> str:

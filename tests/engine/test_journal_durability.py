@@ -150,7 +150,7 @@ _CHILD = textwrap.dedent("""
     import console.audit as audit
 
     marker = Path(os.environ["TEST_MARKER"])
-    original = audit.AuditLog.append_many
+    original = audit.TrailBase.append_many  # either store's trail
 
     def append_many(self, events):
         if any(e.get("phase") == "apply" and e.get("outcome") == "applied" for e in events):
@@ -159,7 +159,7 @@ _CHILD = textwrap.dedent("""
             time.sleep(600)
         return original(self, events)
 
-    audit.AuditLog.append_many = append_many
+    audit.TrailBase.append_many = append_many
     sys.argv = ["killswitch", *sys.argv[1:]]
     runpy.run_module("console", run_name="__main__")
 """)

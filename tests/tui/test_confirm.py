@@ -103,7 +103,7 @@ async def test_opening_the_dialog_reads_no_trail_and_calls_no_backend(
     """What makes a dialog slow to open is I/O: opening this one does none (the plan is in
     memory; the blast-radius guard is arithmetic). Counted while ``a`` is handled."""
     from adapters.fake import FakeAdapter
-    from console.audit import AuditLog
+    from console.audit import TrailBase
 
     app = make_app(write_fake_config(tmp_path, 2), mode="live")
     async with app.run_test(size=SIZE) as pilot:
@@ -113,13 +113,13 @@ async def test_opening_the_dialog_reads_no_trail_and_calls_no_backend(
         await wait_screen(pilot, "PlanScreen")
         await app.workers.wait_for_complete()
         opened: list[object] = []
-        real_init = AuditLog.__init__
+        real_setup = TrailBase._setup  # what opening either store's trail starts with
 
-        def counting_init(self: AuditLog, *args: Any, **kw: Any) -> None:
+        def counting_setup(self: TrailBase, *args: Any, **kw: Any) -> None:
             opened.append(args)
-            real_init(self, *args, **kw)
+            real_setup(self, *args, **kw)
 
-        monkeypatch.setattr(AuditLog, "__init__", counting_init)
+        monkeypatch.setattr(TrailBase, "_setup", counting_setup)
         calls = FakeAdapter.total_calls
         await pilot.press("a")
         await wait_screen(pilot, "ConfirmRunModal")

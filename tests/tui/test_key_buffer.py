@@ -98,16 +98,16 @@ async def test_keys_typed_while_the_audit_trail_loads_filter_it(
     """``/`` then text, typed before the trail was read, ends up in the filter, in order."""
     from textual.widgets import Input
 
-    from console.audit import AuditLog
+    from console.audit import TrailBase  # either store's trail
 
     gate = threading.Event()
-    real = AuditLog.runs
+    real = TrailBase.runs
 
-    def gated(self: AuditLog, *args: Any, **kw: Any) -> Any:
+    def gated(self: TrailBase, *args: Any, **kw: Any) -> Any:
         assert gate.wait(30), "the test never opened the gate"
         return real(self, *args, **kw)
 
-    monkeypatch.setattr(AuditLog, "runs", gated)
+    monkeypatch.setattr(TrailBase, "runs", gated)
     app = make_app(write_fake_config(tmp_path, 1))
     async with app.run_test(size=SIZE) as pilot:
         await wait_screen(pilot, "InventoryScreen")

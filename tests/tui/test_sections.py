@@ -27,7 +27,7 @@ SIZE = (120, 40)
 def test_operating_modes_are_not_textual_modes(tmp_path: Path) -> None:
     app = make_app(write_fake_config(tmp_path, 1))
     assert OPERATING_MODES == ("dry-run", "live", "exercise")
-    assert set(app.MODES) == {"inventory", "audit", "help"}
+    assert set(app.MODES) == {"inventory", "audit", "team", "help"}
     assert app.DEFAULT_MODE == "inventory"
 
 

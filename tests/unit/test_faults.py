@@ -17,12 +17,12 @@ import pytest
 
 from adapters.fake import FakeAdapter
 from console.config import load_config
-from console.engine.locks import LockTable
 from console.engine.service import Session
 from console.errors import LockHeld, UsageError
 from console.sandbox import faults
 from console.sandbox.faultproxy import FaultProxy
 from console.sandbox.standin import StandIn, serve
+from console.store import open_locks
 from tests.engine.conftest import write_config
 
 
@@ -206,7 +206,7 @@ async def test_held_lock_refuses_a_run_until_its_lease_expires(tmp_path: Path) -
     config = load_config(write_config(tmp_path, n=1, backend="sandbox = true"))
     line = faults.hold_lock(config, "app-0", "alice@bridge", 1.5)
     assert "alice@bridge" in line
-    table = LockTable(config.resolve(config.settings.audit_db))
+    table = open_locks(config)
     [lock] = table.held()
     assert lock.host != socket.gethostname() and lock.operator == "alice@bridge"
 
@@ -216,7 +216,7 @@ async def test_held_lock_refuses_a_run_until_its_lease_expires(tmp_path: Path) -
         await s.apply(plan, reason="drill")
     assert "alice@bridge" in str(err.value)
 
-    _wait(lambda: LockTable.holder_gone(lock))  # the lease ends on its own
+    _wait(lambda: table.holder_gone(lock))  # the lease ends on its own
     result = await s.apply(await s.plan("contain", ["app-0"]), reason="drill")
     assert result.exit_code() == 0
     events = s.audit.events(run_id=result.run_id)
@@ -225,7 +225,7 @@ async def test_held_lock_refuses_a_run_until_its_lease_expires(tmp_path: Path) -
 
 def test_release_lock_drops_only_the_exercise_lock(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, n=2, backend="sandbox = true"))
-    table = LockTable(config.resolve(config.settings.audit_db))
+    table = open_locks(config)
     table.acquire(["app-1"], "r-real", "carol", "2026-11-27T00:00:00Z")
     faults.hold_lock(config, "app-0", "alice@bridge", 60)
     with pytest.raises(UsageError, match="a run holds the lock"):

@@ -205,9 +205,7 @@ class AuditScreen(KeyBufferScreen):
             db = {k: v for k, v in fields.items() if k in _DB_FIELDS}
             events = [e for e in audit.events(**db) if _matches(e, fields, words)]
             runs = audit.runs()
-            modes = {r["run_id"]: str(r["modes"] or "") for r in audit.db.query(
-                "SELECT run_id, group_concat(DISTINCT mode) AS modes FROM events "
-                "WHERE run_id IS NOT NULL GROUP BY run_id")}
+            modes = audit.run_modes()
             for r in runs:  # a live run's plan events say "plan": show what the run was
                 seen = [m for m in modes.get(r["run_id"], "").split(",") if m]
                 r["mode"] = "/".join(sorted(m for m in seen if m != "plan")) or "plan"

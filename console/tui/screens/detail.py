@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from console.errors import ConsoleError
 from console.tui import messages
 from console.tui.widgets.banner import ModeBanner
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from console.engine.observe import PointState
     from console.inventory import Contact, Integration
     from console.tui.app import KillswitchApp
+    from console.tui.live import LiveChanged
     from console.tui.observed import StatesChanged
 
 __all__ = ["DetailScreen"]
@@ -127,6 +129,9 @@ class DetailScreen(Screen[None]):
                 f"No integration {escape(self.integration_id)!r} in the inventory")
             return
         self._show_about(integ)
+        live = getattr(self.app, "live_view", None)
+        if live is not None:  # another commander's lock: named in the title, kept current
+            live.changed.subscribe(self, self._live_changed)
         store = self.app.observed
         store.changed.subscribe(self, self._states_changed)
         observed = store.get(integ.id)
@@ -146,10 +151,22 @@ class DetailScreen(Screen[None]):
         if integ is not None and self.is_mounted:
             self._show_points(integ)
 
+    def _live_changed(self, change: LiveChanged) -> None:
+        """A lock was taken or released: the title names the holder."""
+        integ = self.integration
+        if integ is not None and self.is_mounted and change.locks:
+            self._show_about(integ)
+
     # -- sections ------------------------------------------------------------------------
     def _show_about(self, i: Integration) -> None:
-        self.query_one("#detail-title", Static).update(
-            f"[b]{escape(i.id)}[/b]  {escape(i.name)}")
+        title = f"[b]{escape(i.id)}[/b]  {escape(i.name)}"
+        live = self.app.__dict__.get("live_view")
+        lock = live.foreign_lock(i.id) if live is not None else None
+        if lock is not None:
+            from console.tui.live import lock_text
+
+            title += f"\n[b reverse]LOCKED[/] by {escape(lock_text(lock))}"
+        self.query_one("#detail-title", Static).update(title)
         env = f"[reverse b] {i.environment.upper()} [/]" if i.environment == "prod" \
             else i.environment
         lines = [
@@ -245,13 +262,17 @@ class DetailScreen(Screen[None]):
           description="read audit events")
     def _load_events(self) -> None:
         config = self.app.config
-        path = config.resolve(config.settings.audit_db)
-        if not path.exists():
+        from console.store import has_trail, open_audit
+
+        try:
+            present = has_trail(config)
+        except ConsoleError as exc:
+            self.post_message(self.EventsLoaded([], f"no events: {exc.msg}"))
+            return
+        if not present:
             self.post_message(self.EventsLoaded([], "no events (no audit trail yet)"))
             return
-        from console.audit import AuditLog
-
-        log = AuditLog(path)
+        log = open_audit(config)
         try:
             events = log.events(integration=self.integration_id)[-AUDIT_EVENTS:]
         finally:

@@ -30,6 +30,9 @@ SCREENS: tuple[tuple[str, str], ...] = (
     ("console.tui.screens.run", "RunScreen"),
     ("console.tui.screens.audit", "AuditScreen"),
     ("console.tui.screens.report", "ReportScreen"),
+    ("console.tui.screens.team", "TeamScreen"),
+    ("console.tui.screens.approvals", "ApprovalsScreen"),
+    ("console.tui.screens.approvals", "ApprovalReviewScreen"),
     ("console.tui.widgets.confirm_mode", "ConfirmModeModal"),
     ("console.tui.screens.help", "HelpScreen"),
 )

@@ -40,6 +40,7 @@ from console.tui.widgets.inventory_table import (
 if TYPE_CHECKING:
     from console.inventory import Integration
     from console.tui.app import KillswitchApp
+    from console.tui.live import LiveChanged
     from console.tui.observed import StatesChanged
 
 __all__ = ["MARK", "STATE_COLUMNS", "Column", "InventoryScreen", "InventoryTable",
@@ -102,6 +103,10 @@ class InventoryScreen(Screen[None]):
     | enter  | open the detail of the row                                  |
     | r      | runbooks for the marked rows (or the row under the cursor)  |
     | R      | observe every kill point again                              |
+    | t      | the team: every commander's runs, live; pending approvals   |
+
+    An integration another commander's run holds the lock of shows ``LOCKED`` in its status
+    column, and the line under the table names the holder (operator@host, run, since).
     """
 
     BINDING_GROUP_TITLE = "Inventory"
@@ -124,6 +129,8 @@ class InventoryScreen(Screen[None]):
                 tooltip="Reverse the sort order"),
         Binding("R", "refresh_states", "Refresh states", id="inventory.refresh", show=False,
                 tooltip="Observe every kill point again (read-only)"),
+        Binding("t", "team", "Team", id="inventory.team", show=False,
+                tooltip="Every commander's runs on this store, live; pending approvals"),
         Binding("escape", "escape", "Leave filter / cancel", id="inventory.escape",
                 show=False, tooltip="Leave the filter; cancel a refresh; clear the filter"),
     ]
@@ -174,6 +181,9 @@ class InventoryScreen(Screen[None]):
         observed.changed.subscribe(self, self._states_changed)
         observed.first = self._rows_on_screen
         self.watch(self.app, "marked", self._marks_changed, init=False)
+        live = getattr(self.app, "live_view", None)
+        if live is not None:
+            live.changed.subscribe(self, self._live_changed)
         self._status()
         self._update_bindings()
         self.set_interval(AGE_EVERY, self.table.refresh_detail, name="observed-age")
@@ -190,6 +200,10 @@ class InventoryScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         """Back on the inventory: show what the store holds now."""
         if self.is_mounted and self._layout:
+            live = getattr(self.app, "live_view", None)
+            if live is not None:  # a screen of another section may have been dropped
+                live.changed.unsubscribe(self)
+                live.changed.subscribe(self, self._live_changed)
             self.table.refresh_rows()
             self._status()
 
@@ -256,6 +270,9 @@ class InventoryScreen(Screen[None]):
                 value = {"id": integ.id, "name": integ.name, "provider": integ.provider,
                          "env": integ.environment, "data": ",".join(integ.data_classes),
                          "owner": integ.owner, "status": integ.status}[key]
+                if key == "status" and self._locked(row_id) is not None:
+                    out.append(("LOCKED", "locked"))
+                    continue
                 out.append((value, ""))
         return out
 
@@ -265,9 +282,15 @@ class InventoryScreen(Screen[None]):
 
         store = self.app.observed
         observed = store.get(row_id)
+        head = f"{row_id}: "
+        lock = self._locked(row_id)
+        if lock is not None:
+            from console.tui.live import lock_text
+
+            head += f"LOCKED by {lock_text(lock)} \u00b7 "
         if observed is None:
-            return f"{row_id}: " + ("observing..." if store.pending(row_id)
-                                    else "not observed yet (R observes)")
+            return head + ("observing..." if store.pending(row_id)
+                           else "not observed yet (R observes)")
         parts: list[tuple[int, str]] = []
         for column in STATE_COLUMNS:
             st = observed.states.get(column)
@@ -285,7 +308,7 @@ class InventoryScreen(Screen[None]):
             words.append("observing...")
         elif observed.at and not observed.cancelled:
             words.append(f"observed {age_text(observed.at)}")
-        return f"{row_id}: " + " \u00b7 ".join(words)
+        return head + " \u00b7 ".join(words)
 
     def on_resize(self) -> None:
         """Switch layout (``-narrow`` below about 100 columns)."""
@@ -296,6 +319,10 @@ class InventoryScreen(Screen[None]):
     def _status(self) -> None:
         total = len(self._by_id)
         parts = [f"{len(self._visible)} of {total}", f"{len(self.app.marked)} marked"]
+        live = getattr(self.app, "live_view", None)
+        locked = len({lk.integration for lk in live.foreign_locks()}) if live else 0
+        if locked:
+            parts.append(f"{locked} locked elsewhere")
         if self._sort:
             parts.append(f"sort {self._sort}{' desc' if self._reverse else ''}")
         head = " | ".join(parts) + " | "
@@ -512,6 +539,24 @@ class InventoryScreen(Screen[None]):
         if action == "runbooks":
             return True if self.runbook_targets() else None
         return True
+
+    # -- other commanders ----------------------------------------------------------------
+    def _locked(self, row_id: str) -> Any | None:
+        """The lock another commander's run holds on ``row_id`` (None: free, or ours)."""
+        live = self.app.__dict__.get("live_view")
+        return live.foreign_lock(row_id) if live is not None else None
+
+    def _live_changed(self, change: LiveChanged) -> None:
+        """Locks changed: redraw those rows and the lines that count them."""
+        if not self.is_mounted or not change.locks:
+            return
+        self.table.refresh_rows(change.locks if "" not in change.locks else None)
+        self.table.refresh_detail()
+        self._status()
+
+    def action_team(self) -> None:
+        """Every commander's runs on this store, live."""
+        self.app.action_team()
 
     # -- observed states -----------------------------------------------------------------
     def action_refresh_states(self) -> None:

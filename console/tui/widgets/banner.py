@@ -15,6 +15,9 @@ prod target gets its own highlighted segment.
 While a tabletop exercise or a rehearsal plays, a segment after the mode says which and its
 clock (the app's ``drill_banner``: ``leaked-key T+01:05``, ``REHEARSAL revoke-credentials``);
 otherwise that segment is hidden and the banner is exactly as before.
+
+While approvals (two-person rule) or co-signatures wait in the store, a segment says how many
+(``2 to approve``: the team view's ``p`` reviews them); hidden when there are none.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class ModeBanner(Horizontal):
         text-style: bold reverse;
         margin-left: 1;
     }
+    ModeBanner #banner-approvals {
+        text-style: bold reverse;
+    }
     """
 
     def compose(self) -> ComposeResult:
@@ -56,6 +62,9 @@ class ModeBanner(Horizontal):
         yield Label(id="banner-prod")
         yield Label(id="banner-targets")
         yield Label(id="banner-incident")
+        approvals = Label(id="banner-approvals")
+        approvals.display = False  # shown only while approvals wait in the store
+        yield approvals
         yield Label(id="banner-operator")
 
     def on_mount(self) -> None:
@@ -67,6 +76,8 @@ class ModeBanner(Horizontal):
             self.watch(self.app, "cause", self._refresh_text)
         if hasattr(self.app, "drill_banner"):
             self.watch(self.app, "drill_banner", self._refresh_text)
+        if hasattr(self.app, "approvals_pending"):
+            self.watch(self.app, "approvals_pending", self._refresh_text)
 
     @property
     def text(self) -> str:
@@ -98,6 +109,10 @@ class ModeBanner(Horizontal):
         because = f" {cause}" if cause != "other" else ""  # other: said by saying nothing
         self.query_one("#banner-incident", Label).update(
             f" {incident}{because} " if incident else f" no incident{because} ")
+        pending = int(getattr(app, "approvals_pending", 0) or 0)
+        approvals = self.query_one("#banner-approvals", Label)
+        approvals.update(f" {pending} to approve " if pending else "")
+        approvals.display = bool(pending)
         self.query_one("#banner-operator", Label).update(
             f" op {getattr(app, 'operator', '') or '?'} ")
         for m in ("live", "dry-run", "exercise"):

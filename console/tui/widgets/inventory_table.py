@@ -64,8 +64,8 @@ class Column:
 
 
 Cell = tuple[str, str]
-"""A cell: its text and a style name (``live``, ``off``, ``partial``, ``unknown``, ``pending``
-or ``""``): ``inventory-table--<name>``."""
+"""A cell: its text and a style name (``live``, ``off``, ``partial``, ``unknown``, ``pending``,
+``locked`` or ``""``): ``inventory-table--<name>``."""
 
 
 class InventoryTable(ScrollView, can_focus=True):
@@ -126,12 +126,14 @@ class InventoryTable(ScrollView, can_focus=True):
         & > .inventory-table--partial { color: $text-warning; text-style: bold; }
         & > .inventory-table--unknown { color: $text-error; text-style: bold; }
         & > .inventory-table--pending { color: $text-muted; }
+        & > .inventory-table--locked { color: $text-warning; text-style: bold reverse; }
     }
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "inventory-table--header", "inventory-table--even-row", "inventory-table--cursor",
         "inventory-table--detail", "inventory-table--live", "inventory-table--off",
         "inventory-table--partial", "inventory-table--unknown", "inventory-table--pending",
+        "inventory-table--locked",
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor(-1)", "Up", show=False, id="inventory.cursor-up",
