@@ -67,6 +67,15 @@ class Cli:
         finally:
             conn.close()
 
+    def tables(self) -> set[str]:
+        """Tables of the store under test (SQLite file, or the PostgreSQL schema)."""
+        if os.environ.get("KILLSWITCH_STORE"):
+            sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = " \
+                  "current_schema()"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        return {str(t) for (t,) in self.rows(sql)}
+
     @property
     def state(self) -> dict[str, object]:
         path = self.root / "fake-state.json"

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.cli.conftest import Cli, slow
 
 ALL = ["app-0", "app-1", "app-2", "app-3"]
@@ -142,6 +144,7 @@ def test_ctrl_c_cancels_cleanly_and_resume_finishes(cli: Cli) -> None:
     assert len(ops) == 8 == len(set(ops))
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself (PostgreSQL: tests/store)
 def test_tampered_row_is_caught_at_its_sequence(cli: Cli) -> None:
     assert cli("run", "contain", "app-0", "--yes", "--reason", "x").returncode == 0
     seq = cli.rows("SELECT seq FROM events WHERE outcome='applied' ORDER BY seq LIMIT 1")[0][0]

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Cli
 
 HEAVY = ("textual", "boto3", "botocore", "hvac", "google", "openai", "anthropic", "httpx")
@@ -90,6 +92,7 @@ def test_selectors_and_integration_ids(cli: Cli) -> None:
     assert complete(cli, f"killswitch --config {cli.config} plan contain nosuch=") == []
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself (PostgreSQL: tests/store)
 def test_run_ids_read_only(cli: Cli) -> None:
     before = files(cli.root)
     for words in ("restore ", "resume ", "report ", "audit show --run "):

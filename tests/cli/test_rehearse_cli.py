@@ -24,7 +24,7 @@ def test_rehearse_changes_nothing_and_says_so(cli: Cli) -> None:
     (run_id,) = run_ids(cli, "rehearsal")
     modes = {m for (m,) in cli.rows("SELECT DISTINCT mode FROM events WHERE run_id = ?", run_id)}
     assert modes == {"rehearsal"}
-    tables = {t for (t,) in cli.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = cli.tables()
     assert "locks" not in tables or cli.rows("SELECT * FROM locks") == []
     assert run_ids(cli, "live") == []
     # nothing to resume or restore: it changed nothing

@@ -61,7 +61,7 @@ def test_retargeted_change_is_refused_and_nothing_is_locked_or_applied(cli: Cli)
     assert "app-0/revoke/0" in r.stderr and "app-2/flags-off/0" in r.stderr
     assert r.stderr.count("the saved plan lacks it") == 2
     assert cli.state["applied"] == []
-    tables = {t for (t,) in cli.rows("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = cli.tables()
     assert "locks" not in tables or cli.rows("SELECT * FROM locks") == []
 
 
