@@ -64,6 +64,13 @@ def _config() -> Config:
     from console.config import load_config
 
     config = load_config(_opts().get("config"))
+    from console.store import local_override
+
+    if local_override(config):
+        click.echo("WARNING: KILLSWITCH_STORE=sqlite: using the local SQLite file "
+                   f"{config.resolve(config.settings.audit_db)}, not the shared store: other "
+                   "commanders' locks, runs and approvals are not seen, and they do not see "
+                   "yours", err=True)
     import gc
 
     gc.freeze()  # the config lives as long as the command: keep full collections off it

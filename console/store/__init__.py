@@ -27,13 +27,25 @@ if TYPE_CHECKING:
     from console.engine.locks import LockStore
     from console.store.approvals import Approvals
 
-__all__ = ["STORE_ENV", "describe", "has_trail", "is_postgres", "open_approvals",
-           "open_audit", "open_locks", "redact_url", "store_url"]
+__all__ = ["LOCAL", "STORE_ENV", "describe", "has_trail", "is_postgres", "local_override",
+           "open_approvals", "open_audit", "open_locks", "redact_url", "store_url"]
 
 STORE_ENV = "KILLSWITCH_STORE"
 """Environment variable naming the shared store (overrides ``settings.store``)."""
 
 _PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+LOCAL = "sqlite"
+"""``KILLSWITCH_STORE=sqlite``: use the embedded SQLite file even when ``settings.store``
+names a shared store (the way out when the shared store is down: see :func:`local_override`)."""
+
+
+def local_override(config: Config) -> bool:
+    """True when ``$KILLSWITCH_STORE=sqlite`` sets aside a shared store the config names:
+    this console then neither sees nor is seen by the other commanders."""
+    return (os.environ.get(STORE_ENV, "").strip() == LOCAL
+            and bool(config.settings.store.strip()))
 
 
 def store_url(config: Config) -> str:
@@ -42,13 +54,17 @@ def store_url(config: Config) -> str:
     Raises:
         ConfigError: The setting names something that is not a PostgreSQL URL.
     """
-    url = (os.environ.get(STORE_ENV) or config.settings.store or "").strip()
+    env = os.environ.get(STORE_ENV, "").strip()
+    if env == LOCAL:
+        return ""
+    url = (env or config.settings.store or "").strip()
     if url and not url.startswith(_PG_SCHEMES):
         where = STORE_ENV if os.environ.get(STORE_ENV) else "settings.store"
         raise ConfigError(f"the store {url.split(':', 1)[0]!r} is not supported",
                           where=where,
                           hint='use a "postgresql://user@host:port/db" URL, or leave it '
-                               "empty for the embedded SQLite file (settings.audit_db)")
+                               "empty (or KILLSWITCH_STORE=sqlite) for the embedded SQLite "
+                               "file (settings.audit_db)")
     return url
 
 
