@@ -1,0 +1,44 @@
+"""The two-person rule in the console: a live run it covers is refused on screen with the
+approval id, nothing changes, and the request shows up as pending for the other commanders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.config import load_config
+from console.store import open_approvals
+from console.tui.app import make_app
+from tests.tui.flow_helpers import (
+    pick_runbook,
+    switches,
+    text,
+    wait_for,
+    wait_screen,
+    write_fake_config,
+)
+from tests.tui.test_flows import confirm
+
+SIZE = (80, 24)
+
+
+async def test_a_live_run_under_the_rule_asks_for_approval_and_changes_nothing(
+        tmp_path: Path) -> None:
+    config = write_fake_config(tmp_path, 1)
+    config.write_text(config.read_text().replace("[settings]", '[settings]\ntwo_person = "all"', 1))
+    app = make_app(config, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, "InventoryScreen")
+        app.open_runbooks(["app-0"])
+        await pick_runbook(pilot, "flags-off")
+        await wait_screen(pilot, "PlanScreen")
+        await pilot.press("a")
+        await confirm(pilot, "app-0", "key leaked")
+        await wait_screen(pilot, "RunScreen")
+        await wait_for(pilot, lambda: app.screen.failed_error is not None, what="refusal")
+        verdict = text(app, "#run-verdict")
+        assert verdict.startswith("REFUSED — nothing was changed"), verdict
+        assert "second operator's approval" in verdict and "apr-" in verdict, verdict
+        (pending,) = open_approvals(load_config(config)).pending()
+        assert pending.id in verdict and pending.requester.operator == "ic-on-call"
+        await wait_for(pilot, lambda: app.approvals_pending == 1, what="the banner's count")
+    assert switches() == {}
