@@ -38,7 +38,8 @@ async def test_a_live_run_under_the_rule_asks_for_approval_and_changes_nothing(
         verdict = text(app, "#run-verdict")
         assert verdict.startswith("REFUSED — nothing was changed"), verdict
         assert "second operator's approval" in verdict and "apr-" in verdict, verdict
-        (pending,) = open_approvals(load_config(config)).pending()
+        with open_approvals(load_config(config)) as store:
+            (pending,) = store.pending()
         assert pending.id in verdict and pending.requester.operator == "ic-on-call"
         await wait_for(pilot, lambda: app.approvals_pending == 1, what="the banner's count")
     assert switches() == {}
