@@ -286,6 +286,13 @@ class KillswitchApp(App[int]):
         gc.enable()
         self.run_worker(self.runtime.warm, thread=True, group="warm", exit_on_error=False)
         self.live_view.start()
+        from console.store import local_override
+
+        if local_override(self.config):
+            self.notify("KILLSWITCH_STORE=sqlite: this console uses the local SQLite file, not "
+                        "the shared store. Other commanders' locks, runs and approvals are not "
+                        "seen, and they do not see yours.", title="Not the shared store",
+                        severity="warning", timeout=60)
 
     def run_in_progress(self) -> bool:
         """True while a live run's worker (group ``run``) has not finished."""

@@ -1,9 +1,12 @@
-"""The two-person rule in the console: a live run it covers is refused on screen with the
-approval id, nothing changes, and the request shows up as pending for the other commanders."""
+"""The shared store in the console: a live run the two-person rule covers is refused on screen
+with the approval id, nothing changes, and the request shows up as pending for the other
+commanders; the local way out of a dead shared store is said on screen."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from console.config import load_config
 from console.store import open_approvals
@@ -43,3 +46,19 @@ async def test_a_live_run_under_the_rule_asks_for_approval_and_changes_nothing(
         assert pending.id in verdict and pending.requester.operator == "ic-on-call"
         await wait_for(pilot, lambda: app.approvals_pending == 1, what="the banner's count")
     assert switches() == {}
+
+
+@pytest.mark.sqlite_only  # sets its own store
+async def test_the_local_way_out_of_a_shared_store_is_said_on_screen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_fake_config(tmp_path, 1)
+    config.write_text(config.read_text().replace(
+        "[settings]", '[settings]\nstore = "postgresql://alice@127.0.0.1:1/killswitch"', 1))
+    monkeypatch.setenv("KILLSWITCH_STORE", "sqlite")
+    app = make_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, "InventoryScreen")
+        await wait_for(pilot, lambda: any(n.title == "Not the shared store"
+                                          for n in app._notifications), what="the warning")
+        warning = next(n for n in app._notifications if n.title == "Not the shared store")
+        assert "not seen" in warning.message and warning.severity == "warning"
