@@ -44,7 +44,8 @@ def store_error(url: str, doing: str, exc: BaseException) -> AuditError:
         text = text.replace(parts.password, "***")
     return AuditError(f"cannot {doing}: {text}", where=redact_url(url),
                       hint="check that PostgreSQL runs and accepts this user "
-                           "(settings.store or $KILLSWITCH_STORE)")
+                           "(settings.store or $KILLSWITCH_STORE); while it is down, "
+                           "KILLSWITCH_STORE=sqlite works on the local file alone")
 
 
 def connect(url: str, *, autocommit: bool = True, check: bool = True,
