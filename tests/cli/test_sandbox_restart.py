@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +67,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _get_until_server_closes(port: int, path: str) -> bytes:
+    """GET with ``Connection: close`` and read until the server's FIN before closing our end:
+    the server closes first, so the TIME-WAIT socket is on its port (with urllib, whose read
+    stops at Content-Length, which side closed first was a race)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
 def _time_wait(port: int) -> bool:
     """True when a TCP socket bound to 127.0.0.1:``port`` is in TIME-WAIT."""
     local = f"0100007F:{port:04X}"
@@ -116,11 +128,8 @@ def test_a_stopped_sandbox_starts_again_at_once(world: tuple[Path, int, int]) ->
     ks("sandbox", "start")
     # clients that send `Connection: close`: each server closes first, so each port is
     # left with a TIME-WAIT socket once the client has closed too
-    for url in (f"http://127.0.0.1:{bao}/v1/sys/health",
-                f"http://127.0.0.1:{anthropic}/_sandbox/health"):
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            assert resp.status == 200
-            resp.read()
+    for port, path in ((bao, "/v1/sys/health"), (anthropic, "/_sandbox/health")):
+        assert _get_until_server_closes(port, path).startswith(b"HTTP/1.1 200")
     ks("sandbox", "stop")
 
     # nothing listens any more, but the old check (a bind without SO_REUSEADDR) refused it.
