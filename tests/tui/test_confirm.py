@@ -6,6 +6,7 @@ Built through the production factory on the fake backend; waits on states, never
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,9 @@ async def test_a_plan_that_can_be_undone_needs_no_consent_and_says_so(tmp_path: 
 async def test_opening_the_dialog_reads_no_trail_and_calls_no_backend(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What makes a dialog slow to open is I/O: opening this one does none (the plan is in
-    memory; the blast-radius guard is arithmetic). Counted while ``a`` is handled."""
+    memory; the blast-radius guard is arithmetic). Counted while ``a`` is handled, on the
+    thread that draws the screen: the team view's watcher may open the trail in its own
+    thread at any moment (the first time it sees one), which blocks nothing."""
     from adapters.fake import FakeAdapter
     from console.audit import TrailBase
 
@@ -115,8 +118,11 @@ async def test_opening_the_dialog_reads_no_trail_and_calls_no_backend(
         opened: list[object] = []
         real_setup = TrailBase._setup  # what opening either store's trail starts with
 
+        ui_thread = threading.get_ident()
+
         def counting_setup(self: TrailBase, *args: Any, **kw: Any) -> None:
-            opened.append(args)
+            if threading.get_ident() == ui_thread:
+                opened.append(args)
             real_setup(self, *args, **kw)
 
         monkeypatch.setattr(TrailBase, "_setup", counting_setup)
