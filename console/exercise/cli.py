@@ -291,7 +291,8 @@ def render_scorecard(card: Scorecard, scenario: Scenario) -> str:
                         for iid, s in card.integrations.items()]))
     lines.append("")
     lines.append(table(["at", "inject", "response"],
-                       [[format_clock(i.at_s), " ".join((i.message or str(i.fault)).split())[:60],
+                       [[format_clock(i.at_s), " ".join((i.message or str(i.fault)).split())[:60]
+                         + (" [FAULT NOT APPLIED]" if i.fault_outcome == "failed" else ""),
                          i.response or "-"] for i in card.injects]))
     lines.append("")
     lines.append(table(["objective", "kind", "result", "detail"],

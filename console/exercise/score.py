@@ -122,6 +122,9 @@ class InjectScore:
         fault: The fault applied, if any.
         shown_s: Real seconds from T+0 at which the inject was recorded.
         response_s: Real seconds from the inject to the first containment action after it.
+        fault_outcome: ``applied`` or ``failed`` (the fault did not take effect: the sandbox
+            refused it or did not answer); None without a fault, or before it was applied.
+        fault_error: Why the fault failed.
     """
 
     at_s: float
@@ -129,6 +132,8 @@ class InjectScore:
     fault: dict[str, Any] | None
     shown_s: float = 0.0
     response_s: float | None = None
+    fault_outcome: str | None = None
+    fault_error: str = ""
 
     @property
     def response(self) -> str | None:
@@ -181,6 +186,8 @@ class Scorecard:
             "objectives": [{"id": o.id, "kind": o.kind, "met": o.met, "detail": o.detail}
                            for o in self.objectives],
             "injects": [{"at_s": i.at_s, "message": i.message, "fault": i.fault,
+                         "fault_outcome": i.fault_outcome,
+                         **({"fault_error": i.fault_error} if i.fault_error else {}),
                          "response": i.response} for i in self.injects],
             "all_objectives_met": self.all_objectives_met,
         }
@@ -401,6 +408,11 @@ def _exercise_event(e: Mapping[str, Any], t: float, timeline: list[tuple[float, 
     elif action == "fault":
         text = _fault_text(fault or detail)
         note = f" ({detail['message']})" if outcome == "failed" and detail.get("message") else ""
+        for inj in reversed(card.injects):  # the inject that set it: the last one with it
+            if inj.fault is not None and inj.fault == fault and inj.fault_outcome is None:
+                inj.fault_outcome = str(outcome or "applied")
+                inj.fault_error = str(detail.get("message") or "") if outcome == "failed" else ""
+                break
         timeline.append((t, f"fault {outcome or 'applied'}: {text}{note}"))
     elif action == "fault.clear":
         name = e.get("target") or e.get("integration") or "?"

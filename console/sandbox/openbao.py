@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,14 +107,39 @@ def vault_refs(config: Any, url: str) -> list[dict[str, Any]]:
     return out
 
 
+UPGRADING = "Upgrading from non-versioned to versioned data"
+"""What a KV v2 mount answers while it upgrades itself, for a moment after the server (or the
+mount) starts: the KV v2 plugin (``versionedKVBackend``, whose ``upgrading`` flag is set
+until its asynchronous upgrade is done; the plugin's own upgrade test checks this exact
+message) answers every request with it as a 400. The sandbox waits it out instead of
+failing its start."""
+KV_READY_TIMEOUT = 30.0
+"""How long seeding waits for a KV mount to finish upgrading."""
+
+
 def seed(config: Any, url: str, token: str) -> list[str]:
     """Create every missing KV v2 secret the inventory references; returns what was created.
 
     Values are fake (``sk-sandbox-<hex>``) and exist only in the sandbox. Token and lease
-    references cannot be seeded (Vault generates accessors) and are skipped.
+    references cannot be seeded (Vault generates accessors) and are skipped. A mount that
+    is still upgrading (:data:`UPGRADING`) is waited for, up to :data:`KV_READY_TIMEOUT`:
+    seeding reads before it writes, so trying again creates nothing twice.
     """
-    import hvac
     import hvac.exceptions
+
+    deadline = time.monotonic() + KV_READY_TIMEOUT
+    while True:
+        try:
+            return _seed_once(config, url, token)
+        except hvac.exceptions.VaultError as exc:
+            if UPGRADING not in str(exc.errors or exc.args) or time.monotonic() > deadline:
+                raise ConsoleError("seeding the OpenBao sandbox failed: "
+                                   f"{exc.errors or exc.args[0]}", where=url) from exc
+            time.sleep(0.1)
+
+
+def _seed_once(config: Any, url: str, token: str) -> list[str]:
+    import hvac
 
     client = hvac.Client(url=url, token=token)
     try:
@@ -138,9 +164,6 @@ def seed(config: Any, url: str, token: str) -> list[str]:
                 secret=json.loads(store_value(config, str(ref["_integration"]))))
             created.append(f"{mount}/{path}")
         return created
-    except hvac.exceptions.VaultError as exc:
-        raise ConsoleError(f"seeding the OpenBao sandbox failed: {exc.errors or exc.args[0]}",
-                           where=url) from exc
     finally:
         client.adapter.close()
 

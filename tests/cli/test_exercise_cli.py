@@ -203,7 +203,10 @@ def test_shipped_scenario_plays_headless_with_every_objective_met(
     assert {e["outcome"] for e in own if e["action"] == "objective"} == {"met"}
     runs = {e["run_id"] for e in events if e["phase"] == "run" and e["outcome"] == "started"}
     assert len(runs) >= len({s.runbook for s in scenario.response})
-    assert {e["outcome"] for e in own if e["action"] == "fault"} <= {"applied"}
+    faults = [e for e in own if e["action"] == "fault"]
+    assert {e["outcome"] for e in faults} <= {"applied"}, [e["detail"] for e in faults]
+    assert [i["fault_outcome"] for i in card["injects"] if i["fault"]] == \
+        ["applied"] * sum(1 for i in scenario.injects if i.fault is not None)
     assert not current_faults(load_config(world.config))  # every fault cleared at the end
 
     # the after-action report
@@ -252,7 +255,8 @@ def test_a_fault_that_breaks_containment_is_reported_missed(world: World,
     r = ks(world.config, "exercise", "run", str(scenario_file), "--auto", "--speed", "4",
            "--json")
     no_traceback(r)
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 1, r.stdout + r.stderr + json.dumps(
+        [e["detail"] for e in world.events("WHERE action = 'fault'")])
     card = json.loads(r.stdout)
     result = {o["id"]: o for o in card["objectives"]}
     assert card["all_objectives_met"] is False
@@ -266,6 +270,11 @@ def test_a_fault_that_breaks_containment_is_reported_missed(world: World,
     assert ("fault", "applied", "vault-sandbox") in outcomes
     assert ("fault", "failed", "vault-sandbox") in outcomes  # the planted copy
     assert ("objective", "missed", "no-copy-left-alive") in outcomes
+    # the scorecard says which inject's fault did not take effect, and why
+    said = [(i["fault"]["kind"], i["fault"]["backend"], i["fault_outcome"],
+             bool(i.get("fault_error"))) for i in card["injects"] if i["fault"]]
+    assert ("backend", "vault-sandbox", "applied", False) in said  # Vault down
+    assert ("unlisted-copy", "vault-sandbox", "failed", True) in said  # could not be planted
     assert own[-1]["action"] == "exercise.end"
     assert not current_faults(load_config(world.config))  # Vault is back up
 

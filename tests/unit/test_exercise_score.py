@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adapters.fake import FakeAdapter
 from console.audit import AuditLog
 from console.config import load_config
@@ -120,9 +122,36 @@ def test_a_well_run_exercise_meets_every_objective():
         ("off", True), ("flags", True), ("dead", True), ("consent", True), ("copies", True)]
     assert data["all_objectives_met"] is True
     assert data["injects"] == [
-        {"at_s": 0.0, "message": "alert", "fault": None, "response": "first action 2.5 s later"},
+        {"at_s": 0.0, "message": "alert", "fault": None, "fault_outcome": None,
+         "response": "first action 2.5 s later"},
         {"at_s": 8.0, "message": "", "fault": {"kind": "backend", "backend": "provider",
-                                              "settings": {"latency": 1.0}}, "response": None}]
+                                              "settings": {"latency": 1.0}},
+         "fault_outcome": None, "response": None}]
+
+
+@pytest.mark.parametrize("outcome", ["applied", "failed"])
+def test_an_inject_says_whether_its_fault_took_effect(outcome: str) -> None:
+    """A fault the sandbox refused did not happen: the scorecard says so on its inject,
+    with why, and the text scorecard marks it (a facilitator must not believe the team
+    played through an outage that never came)."""
+    from console.exercise.cli import render_scorecard
+
+    fault = {"kind": "backend", "backend": "provider", "settings": {"latency": 1.0}}
+    events = trail()
+    at = next(i for i, e in enumerate(events) if (e.get("detail") or {}).get("fault"))
+    events.insert(at + 1, ev(8.1, "exercise", "fault", outcome, run=EX, target="provider",
+                             detail={"fault": fault, "message": "nothing that takes faults "
+                                     "answers at http://127.0.0.1:9" if outcome == "failed"
+                                     else "provider: latency 1 s"}))
+    card = score(events, scenario(*ALL), EX)
+    text = render_scorecard(card, scenario(*ALL))
+    (said,) = [i for i in card.to_json()["injects"] if i["fault"]]
+    assert said["fault_outcome"] == outcome
+    if outcome == "failed":
+        assert said["fault_error"].startswith("nothing that takes faults answers")
+        assert "[FAULT NOT APPLIED]" in text
+    else:
+        assert "fault_error" not in said and "NOT APPLIED" not in text
 
 
 def test_deadlines_are_judged_in_exercise_time():

@@ -241,3 +241,37 @@ def test_reset_brings_back_what_a_run_turned_off(tmp_path: Path) -> None:
         assert json.loads(flags.read_text())["flags"]["coder-enabled"]["state"] == "ENABLED"
     finally:
         sandbox.stop(cfg)
+
+
+def test_seeding_waits_for_a_kv_mount_that_is_still_upgrading(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KV v2 mount answers every request with a 400 "Upgrading from non-versioned to
+    versioned data" for a moment after it is enabled (the `ir-kv` mount above is enabled by
+    the seeding itself; a CI run lost that race once). Seeding tries again until the mount
+    answers; any other refusal is said at once, naming the server."""
+    import hvac.exceptions
+
+    from console.errors import ConsoleError
+    from console.sandbox import openbao
+
+    answers: list[Exception | list[str]] = [
+        hvac.exceptions.InvalidRequest(errors=[openbao.UPGRADING + ". This backend will be "
+                                               "unavailable for a brief period."]),
+        hvac.exceptions.InvalidRequest(errors=[openbao.UPGRADING + "."]),
+        ["ir-kv/ai/support-bot/copy"],
+    ]
+
+    def seed_once(*_args: object) -> list[str]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(openbao, "_seed_once", seed_once)
+    assert openbao.seed(config, "http://127.0.0.1:1", "t") == ["ir-kv/ai/support-bot/copy"]
+    assert answers == []
+
+    answers[:] = [hvac.exceptions.Forbidden(errors=["permission denied"])]
+    with pytest.raises(ConsoleError) as err:
+        openbao.seed(config, "http://127.0.0.1:1", "t")
+    assert "permission denied" in err.value.msg and answers == []
