@@ -190,6 +190,9 @@ class Report:
         run_ids: The runs reported on.
         runbooks: The runbooks those runs ran (``restore`` for an undo).
         run_outcomes: Outcomes of the runs' own events (started, finished, cancelled...).
+        banner: What the runs were when none (or not all) of them touched real systems:
+            ``REHEARSAL: simulated; nothing real was changed`` and the like; empty for
+            live runs only.
     """
 
     subject: str
@@ -201,6 +204,7 @@ class Report:
     run_ids: list[str]
     runbooks: list[str]
     run_outcomes: list[str]
+    banner: str = ""
 
     def count(self, title: str) -> int:
         """Items of the attention section ``title`` (``Failures``, ``Not done``...)."""
@@ -329,7 +333,55 @@ def build_report(
         sections=sections, chain_ok=chain_ok,
         run_ids=list(dict.fromkeys(str(e["run_id"]) for e in events if e.get("run_id"))),
         runbooks=list(dict.fromkeys(str(e["action"]) for e in runs if e.get("action"))),
-        run_outcomes=[str(e.get("outcome") or "") for e in runs])
+        run_outcomes=[str(e.get("outcome") or "") for e in runs],
+        banner=_banner(events))
+
+
+_NOT_REAL = {
+    "rehearsal": "REHEARSAL: simulated; nothing real was changed",
+    "exercise": "EXERCISE: applied only to sandbox backends; nothing real was changed",
+    "dry-run": "DRY-RUN: nothing was changed anywhere",
+}
+"""What a report of a run that touched no real system says first, by the run's mode."""
+
+
+def _run_mode(modes: set[str]) -> str:
+    """One run's mode from the modes its events were recorded in.
+
+    A run planned with ``killswitch plan`` and run later has ``plan`` and the run's mode; a
+    plan made while the console was in dry-run and then applied live has ``dry-run`` and
+    ``live``: anything not known to have changed nothing counts as live (a report must never
+    say "nothing was changed" of a run that may have changed something).
+    """
+    acting = modes - {"plan"}
+    if not acting:
+        return "plan"
+    if acting <= set(_NOT_REAL):
+        return min(acting)
+    return "live"
+
+
+def _banner(events: list[dict[str, Any]]) -> str:
+    """The report's first words when its runs did not (all) touch real systems.
+
+    A report is read later, by people who were not there: a rehearsal's timeline reads
+    exactly like a live one's (``applied``, ``verified``), so it says so above everything.
+    An incident with live and other runs names the runs that were not live.
+    """
+    seen: dict[str, set[str]] = {}
+    for e in events:
+        if e.get("run_id") and e.get("mode"):
+            seen.setdefault(str(e["run_id"]), set()).add(str(e["mode"]))
+    modes = {run: _run_mode(m) for run, m in seen.items()}
+    kinds = set(modes.values())
+    unreal = sorted(kinds & set(_NOT_REAL))
+    if not unreal:
+        return ""
+    if not kinds - set(_NOT_REAL) - {"plan"}:
+        return "; ".join(_NOT_REAL[k] for k in unreal) + "."
+    named = ", ".join(f"{run} ({mode.upper()})" for run, mode in modes.items()
+                      if mode in _NOT_REAL)
+    return f"MIXED: only some runs touched real systems; not real: {named}."
 
 
 def _break_glass(events: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
@@ -395,6 +447,8 @@ def render_report(
 
 def _head(report: Report) -> list[str]:
     lines = [f"# Postmortem timeline: {_text(report.subject)}", ""]
+    if report.banner:
+        lines += [f"> **{_text(report.banner)}**", ""]
     return lines + [f"- **{name}:** {_text(value)}" for name, value in report.header]
 
 

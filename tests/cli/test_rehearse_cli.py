@@ -96,3 +96,24 @@ def test_irreversible_changes_are_noted_not_refused(cli: Cli) -> None:
 def test_help_names_the_flag(cli: Cli) -> None:
     r = cli("run", "--help")
     assert r.returncode == 0 and "--rehearse" in r.stdout and "--fault" in r.stdout
+
+
+def test_a_rehearsals_report_says_so_before_anything_else(cli: Cli) -> None:
+    """A report is read later by people who were not there, and a rehearsal's timeline
+    reads like a live one's (applied, verified): it says REHEARSAL first. A live run's
+    report says nothing of the kind; an incident with both names the run that was not live."""
+    assert cli("run", "contain", "app-0", "--rehearse", "--incident", "INC-7").returncode == 0
+    (rehearsal,) = run_ids(cli, "rehearsal")
+    r = cli("report", rehearsal)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:3] == [
+        f"# Postmortem timeline: run {rehearsal}", "",
+        "> **REHEARSAL: simulated; nothing real was changed.**"]
+
+    live = cli("run", "contain", "app-1", "--yes", "--reason", "r", "--incident", "INC-7")
+    assert live.returncode == 0, live.stderr
+    (live_id,) = run_ids(cli, "live")
+    assert "REHEARSAL" not in cli("report", live_id).stdout
+    both = cli("report", "--incident", "INC-7").stdout.splitlines()[2]
+    assert both == (f"> **MIXED: only some runs touched real systems; not real: {rehearsal} "
+                    "(REHEARSAL).**")

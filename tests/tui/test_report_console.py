@@ -110,3 +110,27 @@ async def test_the_console_report_names_keys_and_the_cli_report_is_unchanged(
         await pilot.press("f")
         await pilot.pause()
         assert not CLI.search(screen_text(app))
+
+
+async def test_an_exercise_runs_report_says_so_on_screen(tmp_path: Path) -> None:
+    """Opened from the audit trail, the report of a run that touched only the sandbox says
+    EXERCISE above its summary (the console's own banner says the console's mode, which may
+    be live by the time the report is read)."""
+    app = make_app(write_fake_config(tmp_path, 1), mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, "InventoryScreen")
+        log = AuditLog(tmp_path / "audit.db")
+        for outcome in ("started", "finished"):
+            log.append(run_id="r-ex", incident="EX-drill", mode="exercise", phase="run",
+                       action="kill-switch", outcome=outcome)
+        log.close()
+        app.action_audit()
+        await wait_screen(pilot, "AuditScreen")
+        await wait_for(pilot, lambda: app.screen.ready and bool(app.screen.runs),
+                       what="trail listed")
+        await pilot.press("o")
+        await wait_screen(pilot, "ReportScreen")
+        summary = text(app, "#report-summary")
+        assert summary.startswith(" EXERCISE: applied only to sandbox backends; nothing real "
+                                  "was changed. \nrun r-ex"), summary
+        assert "EXERCISE: applied only to sandbox backends" in screen_text(app)

@@ -188,3 +188,24 @@ def test_an_applied_change_its_plan_called_irreversible_is_listed(tmp_path: Path
         assert [t.seq for t in applied] == [4]
     finally:
         log.close()
+
+
+@pytest.mark.parametrize(("modes", "banner"), [
+    (("plan", "live"), None),  # planned with `killswitch plan`, run live later
+    (("live",), None),
+    (("dry-run", "live"), None),  # planned in a dry-run console, then applied live
+    (("plan", "dry-run"), "> **DRY-RUN: nothing was changed anywhere.**"),
+    (("rehearsal",), "> **REHEARSAL: simulated; nothing real was changed.**"),
+])
+def test_a_run_that_touched_nothing_real_says_so_first(
+        tmp_path: Path, modes: tuple[str, ...], banner: str | None) -> None:
+    log = AuditLog(tmp_path / "audit.db")
+    for i, mode in enumerate(modes):
+        log.append(**ev(f"0{i}:00.000000", mode=mode, phase="plan" if mode == "plan" else "run",
+                        action="kill-switch", outcome="planned" if mode == "plan" else "started"))
+    lines = render_report(log, run_id="run-42").splitlines()
+    log.close()
+    if banner is None:
+        assert not lines[2].startswith(">"), lines[:4]
+    else:
+        assert lines[2] == banner

@@ -83,10 +83,14 @@ class ReportScreen(Screen[None]):
         self._build(event.size.width)
 
     def summary(self) -> Text:
-        """Run, status, mode, who, how long, chain; then what needs attention."""
+        """Run, status, mode, who, how long, chain; then what needs attention. Above them,
+        for runs that did not (all) touch real systems, what they were (REHEARSAL...)."""
         report = self.report
         head = dict(report.header)
         out = Text()
+        if report.banner:  # a rehearsal's or an exercise's report must not read as live
+            out.append(f" {report.banner} ", style="bold reverse")
+            out.append("\n")
         out.append(f"{report.subject} — {_run_word(report)}", style="bold")
         out.append(f" · {head.get('Mode', '-')} · {head.get('Incident', '-')} · "
                    f"{head.get('Operator', '-')} · {head.get('Duration', '-')}")
