@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,16 @@ def test_console_words_keep_what_is_not_a_command() -> None:
 RUN_ID = "r-20250101-000000-snap"
 
 
+async def open_report(app: Any, pilot: Any) -> None:
+    """The audit trail (A), then ``o`` on the highlighted run: its report."""
+    app.action_audit()
+    await wait_screen(pilot, "AuditScreen")
+    await wait_for(pilot, lambda: app.screen.ready and bool(app.screen.runs),
+                   what="trail listed")
+    await pilot.press("o")
+    await wait_screen(pilot, "ReportScreen")
+
+
 async def test_the_console_report_names_keys_and_the_cli_report_is_unchanged(
         tmp_path: Path) -> None:
     """A run on the fake backend whose trail also holds what real adapters write: a plan
@@ -91,12 +102,7 @@ async def test_the_console_report_names_keys_and_the_cli_report_is_unchanged(
         assert ("- Restore (undo this run): the audit trail (A), highlight the run, press u."
                 in console)
 
-        app.action_audit()
-        await wait_screen(pilot, "AuditScreen")
-        await wait_for(pilot, lambda: app.screen.ready and bool(app.screen.runs),
-                       what="trail listed")
-        await pilot.press("o")
-        await wait_screen(pilot, "ReportScreen")
+        await open_report(app, pilot)
         report = app.screen
         assert not CLI.search(report.markdown)
         timeline = report.query_one("#report-timeline")
@@ -124,12 +130,7 @@ async def test_an_exercise_runs_report_says_so_on_screen(tmp_path: Path) -> None
             log.append(run_id="r-ex", incident="EX-drill", mode="exercise", phase="run",
                        action="kill-switch", outcome=outcome)
         log.close()
-        app.action_audit()
-        await wait_screen(pilot, "AuditScreen")
-        await wait_for(pilot, lambda: app.screen.ready and bool(app.screen.runs),
-                       what="trail listed")
-        await pilot.press("o")
-        await wait_screen(pilot, "ReportScreen")
+        await open_report(app, pilot)
         summary = text(app, "#report-summary")
         assert summary.startswith(" EXERCISE: applied only to sandbox backends; nothing real "
                                   "was changed. \nrun r-ex"), summary
