@@ -243,7 +243,22 @@ def _clock(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-class LockTable:
+class TakenLocks:
+    """What both lock tables keep of the locks they took: run id -> integration -> lock."""
+
+    _mine: dict[str, dict[str, Lock]]
+
+    def mine(self, run_id: str) -> dict[str, Lock]:
+        """The locks this table took for ``run_id`` (integration -> lock)."""
+        return dict(self._mine.get(run_id, {}))
+
+    def _wanted(self, run_id: str, tokens: dict[str, int] | None) -> dict[str, int]:
+        """The tokens a fence checks: those given, else the ones this table got."""
+        return tokens if tokens is not None else {
+            i: lk.token for i, lk in self._mine.get(run_id, {}).items()}
+
+
+class LockTable(TakenLocks):
     """The ``locks`` table of an audit database file (one host's commanders).
 
     Args:
@@ -370,10 +385,6 @@ class LockTable:
         self._mine[run_id] = new
         return stale
 
-    def mine(self, run_id: str) -> dict[str, Lock]:
-        """The locks this table took for ``run_id`` (integration -> lock)."""
-        return dict(self._mine.get(run_id, {}))
-
     def renew(self, run_id: str) -> None:
         """Extend the lease of every lock this table holds for ``run_id``.
 
@@ -410,8 +421,7 @@ class LockTable:
         Raises:
             LockHeld: A lock was taken over or is gone (names the holder now).
         """
-        want = tokens if tokens is not None else {
-            i: lk.token for i, lk in self._mine.get(run_id, {}).items()}
+        want = self._wanted(run_id, tokens)
         if not want:
             return
         conn = self._connect()

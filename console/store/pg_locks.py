@@ -31,6 +31,7 @@ import psycopg
 from console.engine.locks import (
     LEASE_SECONDS,
     Lock,
+    TakenLocks,
     holder_gone,
     lock_lost,
     process_start,
@@ -77,7 +78,7 @@ def _lock(row: Any) -> Lock:
                 str(row[6]), float(row[7]), int(row[8]))
 
 
-class PgLockTable:
+class PgLockTable(TakenLocks):
     """The ``locks`` table of a PostgreSQL store.
 
     Args:
@@ -223,10 +224,6 @@ class PgLockTable:
         self._mine[run_id] = new
         return stale
 
-    def mine(self, run_id: str) -> dict[str, Lock]:
-        """The locks this table took for ``run_id`` (integration -> lock)."""
-        return dict(self._mine.get(run_id, {}))
-
     def renew(self, run_id: str) -> None:
         """Extend the lease of every lock this table holds for ``run_id``.
 
@@ -264,8 +261,7 @@ class PgLockTable:
         Raises:
             LockHeld: A lock was taken over or is gone (names the holder now).
         """
-        want = tokens if tokens is not None else {
-            i: lk.token for i, lk in self._mine.get(run_id, {}).items()}
+        want = self._wanted(run_id, tokens)
         if not want:
             return
 
