@@ -145,6 +145,13 @@ async def pick_runbook(pilot: Pilot[Any], name: str) -> None:
     await pilot.press("enter")
 
 
+async def open_plan(pilot: Pilot[Any], runbook: str, ids: list[str]) -> None:
+    """From the inventory: the runbook picker on ``ids``, ``runbook`` picked, its plan shown."""
+    pilot.app.open_runbooks(ids)
+    await pick_runbook(pilot, runbook)
+    await wait_screen(pilot, "PlanScreen")
+
+
 async def type_text(pilot: Pilot[Any], value: str) -> None:
     """Type ``value`` key by key into the focused widget."""
     for ch in value:

@@ -18,7 +18,7 @@ from console.engine.model import plan_counts
 from console.tui.app import make_app
 from console.tui.widgets.confirm_run import consent_text
 from tests.tui.flow_helpers import (
-    pick_runbook,
+    open_plan,
     switches,
     text,
     type_text,
@@ -40,9 +40,7 @@ async def open_confirm(pilot: Any, runbook: str, ids: list[str]) -> Any:
     """From the inventory: plan ``runbook`` on ``ids``, Apply, and return the dialog."""
     app = pilot.app
     await wait_screen(pilot, "InventoryScreen")
-    app.open_runbooks(ids)
-    await pick_runbook(pilot, runbook)
-    await wait_screen(pilot, "PlanScreen")
+    await open_plan(pilot, runbook, ids)
     await pilot.press("a")
     await wait_screen(pilot, "ConfirmRunModal")
     await wait_for(pilot, lambda: bool(app.screen.query(FooterKey)), what="footer keys")
@@ -111,9 +109,7 @@ async def test_opening_the_dialog_reads_no_trail_and_calls_no_backend(
     app = make_app(write_fake_config(tmp_path, 2), mode="live")
     async with app.run_test(size=SIZE) as pilot:
         await wait_screen(pilot, "InventoryScreen")
-        app.open_runbooks(["app-0", "app-1"])
-        await pick_runbook(pilot, "kill-switch")
-        await wait_screen(pilot, "PlanScreen")
+        await open_plan(pilot, "kill-switch", ["app-0", "app-1"])
         await app.workers.wait_for_complete()
         opened: list[object] = []
         real_setup = TrailBase._setup  # what opening either store's trail starts with

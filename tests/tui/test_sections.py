@@ -14,7 +14,7 @@ from console.tui.app import OPERATING_MODES, make_app
 from console.tui.messages import DetailRequested, PlanReviewRequested, RunConfirmed
 from console.tui.widgets.banner import ModeBanner
 from tests.tui.flow_helpers import (
-    pick_runbook,
+    open_plan,
     switches,
     wait_for,
     wait_screen,
@@ -69,9 +69,7 @@ async def test_i_closes_every_screen_above_the_inventory(tmp_path: Path) -> None
     app = make_app(write_fake_config(tmp_path, 1), mode="live")
     async with app.run_test(size=SIZE) as pilot:
         await wait_screen(pilot, "InventoryScreen")
-        app.open_runbooks(["app-0"])
-        await pick_runbook(pilot, "kill-switch")
-        await wait_screen(pilot, "PlanScreen")
+        await open_plan(pilot, "kill-switch", ["app-0"])
         assert [type(s).__name__ for s in app.screen_stack] == [
             "InventoryScreen", "RunbookScreen", "PlanScreen"]
         await pilot.press("i")

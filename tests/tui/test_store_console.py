@@ -12,7 +12,7 @@ from console.config import load_config
 from console.store import open_approvals
 from console.tui.app import make_app
 from tests.tui.flow_helpers import (
-    pick_runbook,
+    open_plan,
     switches,
     text,
     wait_for,
@@ -31,9 +31,7 @@ async def test_a_live_run_under_the_rule_asks_for_approval_and_changes_nothing(
     app = make_app(config, mode="live")
     async with app.run_test(size=SIZE) as pilot:
         await wait_screen(pilot, "InventoryScreen")
-        app.open_runbooks(["app-0"])
-        await pick_runbook(pilot, "flags-off")
-        await wait_screen(pilot, "PlanScreen")
+        await open_plan(pilot, "flags-off", ["app-0"])
         await pilot.press("a")
         await confirm(pilot, "app-0", "key leaked")
         await wait_screen(pilot, "RunScreen")
