@@ -43,6 +43,18 @@ def is_narrow(width: int) -> bool:
     return width < NARROW_BELOW
 
 
+def laid_out_for(screen: Any, width: int) -> bool:
+    """True when ``screen`` is already laid out for a screen ``width`` columns wide (nothing
+    to do); else remember ``width`` in ``screen._built``, set or clear its ``-narrow`` class,
+    and return False (the caller builds its columns)."""
+    narrow = is_narrow(width)
+    if screen._built == (narrow, width):
+        return True
+    screen._built = (narrow, width)
+    screen.set_class(narrow, "-narrow")
+    return False
+
+
 def table_width(screen_width: int) -> int:
     """Columns the cells of a full-width table may use on a screen this wide."""
     return max(screen_width - TABLE_GUTTER, 20)

@@ -30,7 +30,7 @@ from console.tui.layout import (
     explain_disabled,
     fit_widths,
     highlighted_key,
-    is_narrow,
+    laid_out_for,
     shorten,
     table_width,
 )
@@ -145,11 +145,8 @@ class ApprovalsScreen(Screen[None]):
             self._fill()
 
     def _build(self, width: int) -> None:
-        narrow = is_narrow(width)
-        if self._built == (narrow, width):
+        if laid_out_for(self, width):
             return
-        self._built = (narrow, width)
-        self.set_class(narrow, "-narrow")
         self._fill()
 
     def rows(self) -> list[dict[str, str]]:

@@ -24,7 +24,7 @@ from console.tui.layout import (
     explain_disabled,
     fit_widths,
     highlighted_key,
-    is_narrow,
+    laid_out_for,
     shorten,
     squeeze,
     table_width,
@@ -228,11 +228,8 @@ class AuditScreen(KeyBufferScreen):
     # -- layout --------------------------------------------------------------------------
     def _build(self, width: int) -> None:
         """Columns for a screen ``width`` columns wide, then the rows."""
-        narrow = is_narrow(width)
-        if self._built == (narrow, width):
+        if laid_out_for(self, width):
             return
-        self._built = (narrow, width)
-        self.set_class(narrow, "-narrow")
         self._fill()
 
     def _fill(self) -> None:

@@ -31,6 +31,7 @@ from console.tui.layout import (
     fit_widths,
     highlighted_key,
     is_narrow,
+    laid_out_for,
     shorten,
     table_width,
 )
@@ -132,11 +133,9 @@ class PlanScreen(Screen[None]):
 
     def _build(self, width: int) -> None:
         """(Re)build the columns and rows for a screen ``width`` columns wide."""
-        narrow = is_narrow(width)
-        if self._built == (narrow, width):
+        if laid_out_for(self, width):
             return
-        self._built = (narrow, width)
-        self.set_class(narrow, "-narrow")
+        narrow = is_narrow(width)
         from console.render import state_diff
 
         plan = self.plan

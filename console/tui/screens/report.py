@@ -19,7 +19,15 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Markdown, Static
 
-from console.tui.layout import clip, fit_widths, highlighted_key, is_narrow, squeeze, table_width
+from console.tui.layout import (
+    clip,
+    fit_widths,
+    highlighted_key,
+    is_narrow,
+    laid_out_for,
+    squeeze,
+    table_width,
+)
 from console.tui.widgets.banner import ModeBanner
 from console.vocab import Outcome
 
@@ -111,11 +119,9 @@ class ReportScreen(Screen[None]):
         return out
 
     def _build(self, width: int) -> None:
-        narrow = is_narrow(width)
-        if self._built == (narrow, width):
+        if laid_out_for(self, width):
             return
-        self._built = (narrow, width)
-        self.set_class(narrow, "-narrow")
+        narrow = is_narrow(width)
         timeline = self.report.timeline
         words = [t.word or "-" for t in timeline]
         whats = [" ".join(t.parts) for t in timeline]

@@ -37,6 +37,7 @@ from console.tui.layout import (
     fit_widths,
     highlighted_key,
     is_narrow,
+    laid_out_for,
     shorten,
     table_width,
 )
@@ -181,11 +182,9 @@ class RunScreen(Screen[None]):
     # -- layout --------------------------------------------------------------------------
     def _build(self, width: int) -> None:
         """(Re)build the columns for a screen ``width`` columns wide, then the rows."""
-        narrow = is_narrow(width)
-        if self._built == (narrow, width):
+        if laid_out_for(self, width):
             return
-        self._built = (narrow, width)
-        self.set_class(narrow, "-narrow")
+        narrow = is_narrow(width)
         rows = self.rows.values()
         target_w = max([6, *(len(r["target"]) for r in rows)])
         state_w, verify_w = (16, 12) if narrow else (22, 12)
