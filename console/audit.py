@@ -959,6 +959,26 @@ class TrailBase(ABC):
         self.close()
 
 
+def _wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode, waiting up to ``timeout`` s for other openers.
+
+    Switching a file to WAL needs an exclusive lock, and SQLite answers "database is locked"
+    at once, without its busy handler, when the switch could deadlock with another
+    connection that is writing (two processes opening a brand-new trail at the same moment:
+    a commander's CLI and their console, two commanders on one machine). Once the file is
+    in WAL mode the statement changes nothing and never waits.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.03))
+
+
 class AuditLog(TrailBase):
     """The hash-chained audit trail in one SQLite file; safe to share between threads.
 
@@ -1005,7 +1025,7 @@ class AuditLog(TrailBase):
             try:
                 self.db = sqlite_utils.Database(conn)
                 if not readonly:
-                    conn.execute("PRAGMA journal_mode=WAL")
+                    _wal(conn, busy_timeout)
                 conn.execute("PRAGMA synchronous=FULL")
                 if not readonly:
                     self._prepare_trail()

@@ -378,3 +378,33 @@ def test_verify_hashes_the_stored_bytes_exactly_as_the_writer_did(tmp_path: Path
         assert again.verify().ok
     finally:
         again.close()
+
+
+def test_several_openers_of_a_brand_new_trail_all_get_it(tmp_path: Path) -> None:
+    """A commander's CLI and console (or two commanders on one machine) opening a trail that
+    does not exist yet, at the same moment: SQLite refuses the switch to WAL with "database
+    is locked" without waiting when it could deadlock with the one creating the tables. Each
+    opener waits its turn; every event lands, one chain."""
+    failures: list[str] = []
+    for round_ in range(60):
+        path = tmp_path / f"t{round_}" / "audit.db"
+        start = threading.Barrier(6)
+
+        def open_and_append(who: int, path: Path = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                log = AuditLog(path)
+                log.append(run_id=f"r-{who}", phase="run", action="kill-switch",
+                           outcome="started")
+                log.close()
+            except AuditError as exc:
+                failures.append(exc.msg)
+
+        threads = [threading.Thread(target=open_and_append, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with AuditLog(path, readonly=True) as log:
+            assert log.verify().ok and len(log.events()) == 6 - len(failures)
+    assert failures == []
